@@ -1,0 +1,105 @@
+// Package agent speaks the runtime protocol between the daemon and the
+// long-lived Node runtime agent (rootfs/agent/agent.js) inside a sandbox.
+//
+// # Wire protocol
+//
+// The channel is one bidirectional byte stream (a unix socketpair handed to
+// the agent as file descriptor 3). Every message is one JSON object on one
+// line (newline-delimited JSON, "\n" terminated; JSON string escaping
+// guarantees no raw newline inside a message). Messages carry an "op":
+//
+// Agent -> daemon:
+//
+//	{"op":"ready","pid":1,"node":"v20.20.2"}          once, after boot
+//	{"op":"log","id":7,"stream":"stdout","msg":"..."}  user output of invocation 7 (id 0: not attributable)
+//	{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"<base64>"}
+//	{"op":"need_code","id":7}                          the agent has no compiled function for code_hash
+//
+// Daemon -> agent:
+//
+//	{"op":"invoke","id":7,"req":{...Request...}}
+//
+// Invocation ids are chosen by the daemon, unique per channel, and never 0.
+// The agent answers each invoke with exactly one "result" or "need_code".
+// After "need_code" the daemon resends the same invoke with Code set.
+// The agent caches compiled functions by CodeHash for its lifetime (bounded).
+// A "result" always describes a complete HTTP response: programming-model
+// failures (compile errors, thrown exceptions, cb(err)) are rendered by the
+// agent as the JSON error bodies of the API reference §3.4.
+//
+// Per-invocation user output (console.*, process.stdout/stderr writes) is
+// capped by the agent at Request.LogLimitBytes; past the cap the agent sends
+// one final log line "[webtaskd: log output truncated]" and drops the rest.
+//
+// When the channel closes (the daemon went away) the agent exits at once.
+package agent
+
+import "encoding/json"
+
+// Request is one invocation of a webtask, as sent to the agent.
+type Request struct {
+	// ReqID is the request id (ctx.id, x-wt-params.req_id, log records).
+	ReqID string `json:"req_id"`
+	// Container and Name identify the webtask (Name is empty for unnamed code).
+	Container string `json:"container"`
+	Name      string `json:"jtn,omitempty"`
+	// URLFormat is req.x_wt.url_format: 1 = /api/run/{container}/{jtn}.
+	URLFormat int `json:"url_format"`
+	// CodeHash is the hex sha256 of Code; the agent's compile-cache key.
+	CodeHash string `json:"code_hash"`
+	// Code is the webtask source. Omitted (empty) when the daemon believes
+	// the agent already compiled CodeHash; see "need_code".
+	Code string `json:"code,omitempty"`
+
+	Method string `json:"method"`
+	// URL is the full original request path and raw query, for example
+	// "/api/run/c/n/sub/path?x=1".
+	URL string `json:"url"`
+	// Headers are the request headers with lower-case names.
+	Headers map[string][]string `json:"headers"`
+	// Body is the raw request body (base64 on the wire).
+	Body []byte `json:"body,omitempty"`
+
+	// Secrets (ectx, decrypted), Params (pctx) and Meta of the webtask.
+	Secrets map[string]any    `json:"secrets,omitempty"`
+	Params  map[string]any    `json:"params,omitempty"`
+	Meta    map[string]string `json:"meta,omitempty"`
+	// PB is the parse-body mode (0 never, 1 always, 2 by arity); MB merges
+	// the parsed body into ctx.data when 1.
+	PB int `json:"pb"`
+	MB int `json:"mb"`
+	// Token is exposed as ctx.token (the webtask's own token), may be empty.
+	Token string `json:"token,omitempty"`
+	// LogLimitBytes caps this invocation's captured user output.
+	LogLimitBytes int `json:"log_limit"`
+}
+
+// Response is the HTTP response the webtask produced.
+type Response struct {
+	Status  int                 `json:"status"`
+	Headers map[string][]string `json:"headers,omitempty"`
+	Body    []byte              `json:"body,omitempty"`
+}
+
+// LogLine is one piece of user output captured by the agent.
+type LogLine struct {
+	// ID is the invocation the output belongs to, 0 when unknown.
+	ID uint64 `json:"id"`
+	// Stream is "stdout" or "stderr".
+	Stream string `json:"stream"`
+	Msg    string `json:"msg"`
+}
+
+// message is the envelope of every line on the wire.
+type message struct {
+	Op     string          `json:"op"`
+	ID     uint64          `json:"id,omitempty"`
+	Req    *Request        `json:"req,omitempty"`
+	Pid    int             `json:"pid,omitempty"`
+	Node   string          `json:"node,omitempty"`
+	Stream string          `json:"stream,omitempty"`
+	Msg    string          `json:"msg,omitempty"`
+	Status int             `json:"status,omitempty"`
+	Header json.RawMessage `json:"headers,omitempty"`
+	Body   []byte          `json:"body,omitempty"`
+}

@@ -1,0 +1,48 @@
+// Package store persists webtasks in SQLite (mattn/go-sqlite3): WAL, foreign
+// keys, embedded numbered migrations, an injectable clock. Secrets are sealed
+// with the keyring's current sealing key before they reach the database.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// ErrNotFound: no webtask (or other record) has that key.
+var ErrNotFound = errors.New("not found")
+
+// Webtask is one named webtask. A *Webtask returned by the store is shared
+// with its read cache: callers must treat it as read-only.
+type Webtask struct {
+	Container string
+	Name      string
+	// Code is the stored source; empty when CodeURL names remote code.
+	Code string
+	// CodeHash is the hex sha256 of Code (set by the store).
+	CodeHash string
+	// CodeURL is the "url" claim: webtask://{container}/{name} for stored
+	// code, or an http(s) URL fetched at run time.
+	CodeURL string
+	Meta    map[string]string
+	// Params is pctx; Secrets is ectx, plain in memory, sealed at rest.
+	Params  map[string]any
+	Secrets map[string]any
+	// PB and MB are the parse-body and merge-body claims.
+	PB, MB int
+	// Token is the JWT issued for this webtask (its claims carry ectx
+	// sealed, never in plain text).
+	Token     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// ListOptions filters ListWebtasks.
+type ListOptions struct {
+	// Container limits the list to one container; empty lists all.
+	Container string
+	// Meta keeps webtasks holding every given key:value pair.
+	Meta   map[string]string
+	Offset int
+	// Limit caps the page; 0 means 100.
+	Limit int
+}
