@@ -1,0 +1,241 @@
+package sandbox_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+)
+
+// crashChildEnv makes the re-executed test binary act as a daemon that
+// starts one sandbox, prints its pid and waits to be SIGKILLed.
+const crashChildEnv = "WEBTASKD_SANDBOX_TEST_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	sandbox.ReexecInit()
+	if os.Getenv(crashChildEnv) != "" {
+		crashChild()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashChild starts a Manager + one sandbox from env settings, prints
+// "PID <pid>" and blocks until killed.
+func crashChild() {
+	cfg := sandbox.Config{
+		StateDir:     os.Getenv("WT_STATE_DIR"),
+		CgroupParent: os.Getenv("WT_CGROUP_PARENT"),
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
+	}
+	m, err := sandbox.NewManager(cfg)
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	if _, err := m.Invoke(context.Background(), "crash", req(helloCode)); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("PID %d\n", m.List()[0].Pid)
+	select {}
+}
+
+const helloCode = `module.exports = function (cb) { cb(null, 'hello'); };`
+
+func req(code string) *agent.Request {
+	sum := sha256.Sum256([]byte(code))
+	return &agent.Request{
+		ReqID:     "req-" + rand.Text()[:8],
+		Container: "c",
+		CodeHash:  hex.EncodeToString(sum[:]),
+		Code:      code,
+		Method:    "GET",
+		URL:       "/api/run/c",
+		Headers:   map[string][]string{},
+		PB:        2,
+	}
+}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPING: sandbox tests need root (libcontainer namespaces and cgroups)")
+	}
+}
+
+// testEnv is a unique state dir and cgroup parent.
+type testEnv struct {
+	StateDir, CgroupParent string
+}
+
+func newEnv(t testing.TB) testEnv {
+	t.Helper()
+	requireRoot(t)
+	dir, err := os.MkdirTemp("/run", "webtaskd-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv{StateDir: dir, CgroupParent: "/webtaskd-test-" + strings.ToLower(rand.Text()[:10])}
+	t.Cleanup(func() {
+		_ = sandbox.Sweep(dir, env.CgroupParent, nil)
+		for _, mp := range cgroupMountpoints(t) {
+			_ = os.Remove(filepath.Join(mp, env.CgroupParent))
+		}
+		_ = os.RemoveAll(dir)
+	})
+	return env
+}
+
+func newManager(t testing.TB, env testEnv, mutate func(*sandbox.Config)) *sandbox.Manager {
+	t.Helper()
+	cfg := sandbox.Config{
+		StateDir:     env.StateDir,
+		CgroupParent: env.CgroupParent,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	m, err := sandbox.NewManager(cfg)
+	if err != nil {
+		t.Fatalf("NewManager: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := m.Close(ctx); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return m
+}
+
+// run invokes code in container and decodes the JSON body into out.
+func run(t testing.TB, m *sandbox.Manager, container, code string, out any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r := req(code)
+	r.Container = container
+	resp, err := m.Invoke(ctx, container, r)
+	if err != nil {
+		return err
+	}
+	if resp.Status != 200 {
+		return fmt.Errorf("status %d: %s", resp.Status, resp.Body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return fmt.Errorf("decoding %q: %w", resp.Body, err)
+		}
+	}
+	return nil
+}
+
+func mustRun(t testing.TB, m *sandbox.Manager, container, code string, out any) {
+	t.Helper()
+	if err := run(t, m, container, code, out); err != nil {
+		t.Fatalf("invoke %s: %v", container, err)
+	}
+}
+
+func cgroupMountpoints(t testing.TB) []string {
+	t.Helper()
+	ms, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
+	}
+	return out
+}
+
+// cgroupChildren lists the child cgroups under parent in every hierarchy.
+func cgroupChildren(t testing.TB, parent string) []string {
+	t.Helper()
+	var out []string
+	for _, mp := range cgroupMountpoints(t) {
+		des, err := os.ReadDir(filepath.Join(mp, parent))
+		if err != nil {
+			continue
+		}
+		for _, de := range des {
+			if de.IsDir() {
+				out = append(out, filepath.Join(mp, parent, de.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// stateDirs lists libcontainer state dirs.
+func stateDirs(t testing.TB, env testEnv) []string {
+	t.Helper()
+	des, err := os.ReadDir(filepath.Join(env.StateDir, "containers"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, de := range des {
+		out = append(out, de.Name())
+	}
+	return out
+}
+
+// cgroupProcs counts the processes of a sandbox's pids cgroup.
+func cgroupProcs(t testing.TB, env testEnv, id string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", env.CgroupParent, id, "cgroup.procs"))
+	if err != nil {
+		b, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", env.CgroupParent, id, "cgroup.procs"))
+	}
+	if err != nil {
+		t.Fatalf("reading cgroup.procs: %v", err)
+	}
+	return strings.Fields(string(b))
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func pidAlive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// A zombie is dead for our purposes.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
