@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// client calls the daemon's HTTP API with a bearer token.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// connOptions are the persistent flags every command shares.
+type connOptions struct {
+	URL     string
+	Token   string
+	DataDir string
+	Timeout time.Duration
+}
+
+func (o *connOptions) client() (*client, error) {
+	tok := o.Token
+	if tok == "" {
+		path := filepath.Join(o.DataDir, "master.token")
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("no token: pass --token, set WEBTASKD_TOKEN, or make %s readable (%v)", path, err)
+		}
+		tok = strings.TrimSpace(string(raw))
+	}
+	return &client{base: strings.TrimRight(o.URL, "/"), token: tok, http: &http.Client{Timeout: o.Timeout}}, nil
+}
+
+// apiError is the daemon's JSON error body.
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	ReqID   string `json:"req_id"`
+}
+
+func (e *apiError) Error() string {
+	return fmt.Sprintf("%s (HTTP %d, req_id %s)", e.Message, e.Code, e.ReqID)
+}
+
+// do sends a request and decodes a JSON answer into out (when non-nil).
+func (c *client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach webtaskd at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return &e
+		}
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("unexpected answer from %s%s: %w", c.base, path, err)
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+// Package daemon wires webtaskd together: configuration, key material, the
+// store, the sandbox manager and the HTTP API, with one context-driven,
+// time-bounded lifecycle.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/rootfs"
+	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/keyring"
+)
+
+// MasterTokenFile is the name, inside the data directory, of the file that
+// holds the master token (mode 0600).
+const MasterTokenFile = "master.token"
+
+// Daemon is one running webtaskd. Open starts it; Close stops it. A Daemon
+// is not reusable after Close.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	ring  *keyring.Ring
+	store *store.Store
+	mgr   *sandbox.Manager
+	srv   *http.Server
+	ln    net.Listener
+
+	masterToken string
+	serveErr    chan error
+}
+
+// New returns a daemon for a validated configuration.
+func New(cfg Config, log *slog.Logger) *Daemon {
+	return &Daemon{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+}
+
+// Open creates what is missing in the data directory (key sets, database,
+// master token), removes sandboxes left by a previous crash, and starts
+// serving HTTP. When it returns nil, /healthz answers 200. On error,
+// everything opened so far is closed again.
+func (d *Daemon) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			d.closeResources(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if d.ring, err = keyring.Open(filepath.Join(d.cfg.DataDir, "keys")); err != nil {
+		return fmt.Errorf("key sets: %w", err)
+	}
+	if d.store, err = store.Open(ctx, store.Options{
+		Path: filepath.Join(d.cfg.DataDir, "webtaskd.db"),
+		Ring: d.ring,
+	}); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if err := d.ensureMasterToken(); err != nil {
+		return fmt.Errorf("master token: %w", err)
+	}
+	if d.mgr, err = sandbox.NewManager(sandbox.Config{
+		StateDir:      d.cfg.StateDir,
+		CgroupParent:  d.cfg.CgroupParent,
+		Limits:        d.cfg.Limits,
+		IdleTimeout:   d.cfg.IdleTimeout,
+		ExecTimeout:   d.cfg.ExecTimeout,
+		LogLimitBytes: d.cfg.LogLimitBytes,
+		Rootfs:        rootfs.Options{NodePath: d.cfg.NodePath, ModulesDir: d.cfg.ModulesDir},
+		Logger:        d.log.With("component", "sandbox"),
+		OnLog:         d.onUserLog,
+	}); err != nil {
+		return fmt.Errorf("sandbox manager: %w", err)
+	}
+	handler, err := api.New(api.Config{
+		PublicURL:    d.cfg.PublicURL,
+		MaxBodyBytes: d.cfg.MaxBodyBytes,
+	}, api.Deps{
+		Store:     d.store,
+		Keys:      d.ring,
+		Runner:    d.mgr,
+		Sandboxes: d.mgr,
+		Logger:    d.log.With("component", "api"),
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	if d.ln, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	d.srv = &http.Server{
+		Handler:           handler.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	go func() {
+		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.serveErr <- err
+		}
+		close(d.serveErr)
+	}()
+	d.log.Info("webtaskd ready", "listen", d.ln.Addr().String(), "data_dir", d.cfg.DataDir,
+		"state_dir", d.cfg.StateDir, "master_token_file", filepath.Join(d.cfg.DataDir, MasterTokenFile))
+	return nil
+}
+
+// Addr is the address the API listens on (useful with port 0).
+func (d *Daemon) Addr() string { return d.ln.Addr().String() }
+
+// MasterToken returns the master token.
+func (d *Daemon) MasterToken() string { return d.masterToken }
+
+// Err delivers a fatal serving error; it is closed when serving stops.
+func (d *Daemon) Err() <-chan error { return d.serveErr }
+
+// Close shuts down in bounded steps: stop accepting and let in-flight calls
+// finish for ShutdownGrace, then destroy every sandbox and close the
+// database. ctx bounds the whole (the hard timeout).
+func (d *Daemon) Close(ctx context.Context) error {
+	var errs []error
+	if d.srv != nil {
+		grace, cancel := context.WithTimeout(ctx, d.cfg.ShutdownGrace)
+		if err := d.srv.Shutdown(grace); err != nil {
+			d.log.Warn("in-flight calls did not finish within the grace period; closing connections", "err", err)
+			_ = d.srv.Close()
+		}
+		cancel()
+	}
+	errs = append(errs, d.closeResources(ctx))
+	return errors.Join(errs...)
+}
+
+func (d *Daemon) closeResources(ctx context.Context) error {
+	var errs []error
+	if d.mgr != nil {
+		if err := d.mgr.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sandboxes: %w", err))
+		}
+		d.mgr = nil
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("database: %w", err))
+		}
+		d.store = nil
+	}
+	if d.ln != nil && d.srv == nil {
+		_ = d.ln.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// ensureMasterToken loads <data-dir>/master.token, or mints and writes a new
+// one when it is missing or no longer verifies (for example after its key
+// set was retired).
+func (d *Daemon) ensureMasterToken() error {
+	path := filepath.Join(d.cfg.DataDir, MasterTokenFile)
+	if raw, err := os.ReadFile(path); err == nil {
+		tok := strings.TrimSpace(string(raw))
+		if _, err := token.Verify(d.ring, tok, time.Now()); err == nil {
+			d.masterToken = tok
+			return nil
+		}
+		d.log.Warn("master token no longer verifies; minting a new one", "file", path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	tok, err := token.Sign(d.ring.Current(), &token.Claims{Dd: token.Int(token.MasterDelegationDepth)})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
+		return err
+	}
+	d.masterToken = tok
+	d.log.Info("master token created", "file", path)
+	return nil
+}
+
+// onUserLog receives webtask output. It is data, not daemon log: it is never
+// written to the daemon's log stream.
+func (d *Daemon) onUserLog(container string, line agent.LogLine) {}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
