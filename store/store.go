@@ -11,8 +11,17 @@ import (
 // ErrNotFound: no webtask (or other record) has that key.
 var ErrNotFound = errors.New("not found")
 
+// ErrMigration: the schema could not be brought up to date (or the database
+// is newer than this binary).
+var ErrMigration = errors.New("schema migration failed")
+
+// ErrClosed: the store has been closed.
+var ErrClosed = errors.New("store closed")
+
 // Webtask is one named webtask. A *Webtask returned by the store is shared
-// with its read cache: callers must treat it as read-only.
+// with its read cache: callers must treat it (including its maps) as
+// read-only; copy it (Clone) before changing anything. In a stored copy
+// Meta, Params and Secrets are never nil.
 type Webtask struct {
 	Container string
 	Name      string

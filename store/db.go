@@ -1,0 +1,197 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+
+	"github.com/webtaskd/webtaskd/store/keyring"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// busyTimeoutMS is how long SQLite waits on a locked database before
+// returning SQLITE_BUSY.
+const busyTimeoutMS = 5000
+
+// Options configures Open.
+type Options struct {
+	// Path is the SQLite file, e.g. <data-dir>/webtaskd.db (its -wal and
+	// -shm companions live next to it).
+	Path string
+	// Ring seals and unseals webtask secrets. Required.
+	Ring *keyring.Ring
+	// Now is the clock for created_at/updated_at; nil means time.Now.
+	Now func() time.Time
+}
+
+// Store is the SQLite-backed webtask store. It is safe for concurrent use.
+// Writes are serialised in-process; GetWebtask is served from an in-memory
+// cache when warm.
+type Store struct {
+	db   *sql.DB
+	ring *keyring.Ring
+	now  func() time.Time
+
+	// writeMu serialises writes (DB transaction + cache update) so the
+	// cache always reflects the last committed write.
+	writeMu sync.Mutex
+
+	cacheMu sync.RWMutex
+	cache   map[cacheKey]*Webtask
+	// gen is bumped by every write; a cache fill from a read that started
+	// before a write is dropped.
+	gen    uint64
+	closed bool
+}
+
+type cacheKey struct{ container, name string }
+
+// Open opens (creating if needed) the database at opt.Path with WAL,
+// foreign keys and a busy timeout, and applies pending migrations.
+func Open(ctx context.Context, opt Options) (*Store, error) {
+	if opt.Path == "" {
+		return nil, fmt.Errorf("store: empty path")
+	}
+	if opt.Ring == nil {
+		return nil, fmt.Errorf("store: nil key ring")
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_foreign_keys", "on")
+	q.Set("_busy_timeout", strconv.Itoa(busyTimeoutMS))
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + opt.Path + "?" + q.Encode()
+	db, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opt.Path, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", opt.Path, err)
+	}
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		db.Close()
+		return nil, fmt.Errorf("store: journal_mode is %q, want wal (err %v)", mode, err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{}}, nil
+}
+
+// Close closes the database and drops the cache.
+func (s *Store) Close() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.cacheMu.Lock()
+	s.closed = true
+	s.cache = map[cacheKey]*Webtask{}
+	s.gen++
+	s.cacheMu.Unlock()
+	return s.db.Close()
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func loadMigrations() ([]migration, error) {
+	des, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("store: %w: %w", ErrMigration, err)
+	}
+	var ms []migration
+	seen := map[int]string{}
+	for _, de := range des {
+		name := de.Name()
+		num, _, ok := strings.Cut(name, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 || !strings.HasSuffix(name, ".sql") {
+			return nil, fmt.Errorf("store: bad migration file name %q: %w", name, ErrMigration)
+		}
+		if prev, dup := seen[v]; dup {
+			return nil, fmt.Errorf("store: migrations %q and %q share version %d: %w", prev, name, v, ErrMigration)
+		}
+		seen[v] = name
+		b, err := migrationFS.ReadFile("migrations/" + name)
+		if err != nil {
+			return nil, fmt.Errorf("store: %w: %w", ErrMigration, err)
+		}
+		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	return ms, nil
+}
+
+// migrate applies every embedded migration newer than the recorded
+// version, each in its own transaction together with its
+// schema_migrations row.
+func migrate(ctx context.Context, db *sql.DB) error {
+	ms, err := loadMigrations()
+	if err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("store: %w: %w", ErrMigration, err)
+	}
+	var cur int
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
+		return fmt.Errorf("store: %w: %w", ErrMigration, err)
+	}
+	if n := len(ms); n > 0 && cur > ms[n-1].version {
+		return fmt.Errorf("store: database schema version %d is newer than this binary (%d): %w", cur, ms[n-1].version, ErrMigration)
+	}
+	for _, m := range ms {
+		if m.version <= cur {
+			continue
+		}
+		if err := applyMigration(ctx, db, m); err != nil {
+			return err
+		}
+		slog.Info("store: applied migration", "version", m.version, "name", m.name)
+	}
+	return nil
+}
+
+func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+		m.version, m.name, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
+	}
+	return nil
+}
