@@ -1,0 +1,41 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/sandbox"
+)
+
+// listSandboxes is GET /api/admin/sandboxes (master only).
+func (s *Server) listSandboxes(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	if err := requireMaster(caller); err != nil {
+		return err
+	}
+	infos := s.sandboxes.List()
+	if infos == nil {
+		infos = []sandbox.Info{}
+	}
+	return c.JSON(http.StatusOK, infos)
+}
+
+// killSandbox is DELETE /api/admin/sandboxes/{id} (master only): 204, or
+// 404 for an unknown id.
+func (s *Server) killSandbox(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	if err := requireMaster(caller); err != nil {
+		return err
+	}
+	if err := s.sandboxes.Kill(c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

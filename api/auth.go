@@ -1,0 +1,145 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/token"
+)
+
+// credential extracts the caller's token: "Authorization: Bearer x", else
+// the key query parameter (§1.0).
+func credential(c echo.Context) (string, error) {
+	if h := c.Request().Header.Get(echo.HeaderAuthorization); h != "" {
+		scheme, raw, ok := strings.Cut(h, " ")
+		raw = strings.TrimSpace(raw)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+			return "", apiErr(ErrForbidden, msgUnexpectedAuth)
+		}
+		return raw, nil
+	}
+	if k := c.QueryParam("key"); k != "" {
+		return k, nil
+	}
+	return "", apiErr(ErrForbidden, msgNoAuth)
+}
+
+// caller authenticates the request and returns the caller's claims.
+func (s *Server) caller(c echo.Context) (*token.Claims, string, error) {
+	raw, err := credential(c)
+	if err != nil {
+		return nil, "", err
+	}
+	claims, err := s.verifier.Verify(raw, s.now())
+	if err != nil {
+		return nil, "", err
+	}
+	return claims, raw, nil
+}
+
+// authorize checks that claims may act on container.
+func authorize(claims *token.Claims, container string) error {
+	if !claims.AllowsContainer(container) {
+		return errForeignTenant(container)
+	}
+	return nil
+}
+
+func requireMaster(claims *token.Claims) error {
+	if !claims.IsMaster() {
+		return apiErr(ErrForbidden, msgAdminOnly)
+	}
+	return nil
+}
+
+// pathName returns the validated, unescaped path parameter p.
+func pathName(c echo.Context, p, what string) (string, error) {
+	v := c.Param(p)
+	if strings.IndexByte(v, '%') >= 0 {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			return "", apiErr(ErrBadRequest, "invalid %s name", what)
+		}
+		v = u
+	}
+	if !token.ValidName(v) {
+		return "", apiErr(ErrBadRequest, "invalid %s name", what)
+	}
+	return v, nil
+}
+
+// containerParam authenticates the caller and checks access to the
+// :container path parameter.
+func (s *Server) containerParam(c echo.Context) (*token.Claims, string, error) {
+	claims, _, err := s.caller(c)
+	if err != nil {
+		return nil, "", err
+	}
+	container, err := pathName(c, "container", "container")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := authorize(claims, container); err != nil {
+		return nil, "", err
+	}
+	return claims, container, nil
+}
+
+// readBody reads the request body up to Config.MaxBodyBytes; more is
+// ErrTooLarge. An absent body is nil.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	max := s.cfg.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, apiErr(ErrTooLarge, "request body exceeds %d bytes", max)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading request body: %w", err)
+	}
+	if n > max {
+		return nil, apiErr(ErrTooLarge, "request body exceeds %d bytes", max)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeJSON strictly decodes a JSON object body into v: unknown fields,
+// wrong types and trailing data are ErrBadRequest. Messages never quote
+// values (encoding/json errors name types and fields only).
+func decodeJSON(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return apiErr(ErrBadRequest, "the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apiErr(ErrBadRequest, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return apiErr(ErrBadRequest, "invalid JSON body: trailing data")
+	}
+	return nil
+}
+
+// queryBool accepts the booleans clients send: 1 and true.
+func queryBool(c echo.Context, name string) bool {
+	v := c.QueryParam(name)
+	return v == "1" || strings.EqualFold(v, "true")
+}

@@ -1,0 +1,348 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// Remote code (http/https url claims) is fetched with this timeout and
+// cached by URL for remoteCodeTTL.
+const (
+	remoteFetchTimeout = 5 * time.Second
+	remoteCodeTTL      = 60 * time.Second
+	remoteCacheMax     = 1024
+)
+
+// runNamed is ANY /api/run/{c}/{n}[/sub/path]: the stored webtask's own
+// token authorizes the call, no caller credential is needed.
+func (s *Server) runNamed(c echo.Context) error {
+	container, err := pathName(c, "container", "container")
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	w, err := s.store.GetWebtask(ctx, container, name)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return apiErr(ErrNotFound, msgNoWebtask)
+		}
+		return err
+	}
+	code, hash, err := s.codeOf(c, w)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	req := s.newRequest(c, container, code, hash, body)
+	req.Name = name
+	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
+	req.PB, req.MB, req.Token = w.PB, w.MB, w.Token
+	return s.invoke(c, container, req)
+}
+
+// runUnnamed is ANY /api/run/{c}: the caller's token authorizes; the code
+// is its url claim, else the webtask_url query parameter, else the body
+// of a POST/PUT/PATCH (wt create --bundle's version probe). The body is
+// never form-parsed.
+func (s *Server) runUnnamed(c echo.Context) error {
+	caller, raw, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	container, err := pathName(c, "container", "container")
+	if err != nil {
+		return err
+	}
+	if err := authorize(caller, container); err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var code, hash string
+	r := c.Request()
+	switch {
+	case caller.URL != "":
+		code, hash, err = s.codeAt(c, caller.URL)
+	case c.QueryParam("webtask_url") != "":
+		u := c.QueryParam("webtask_url")
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return apiErr(ErrBadRequest, "webtask_url must be an http or https URL")
+		}
+		code, hash, err = s.codeAt(c, u)
+	case (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && len(body) > 0:
+		code, hash, body = string(body), hashCode(body), nil
+	default:
+		return apiErr(ErrBadRequest, "no code to run: the token has no url and the request body holds no code")
+	}
+	if err != nil {
+		return err
+	}
+	secrets, err := s.secretsOf(caller)
+	if err != nil {
+		return err
+	}
+	req := s.newRequest(c, container, code, hash, body)
+	req.Name = caller.Jtn
+	req.Secrets, req.Params, req.Meta = secrets, caller.Pctx, caller.Meta
+	req.PB, req.MB = caller.Pb, caller.Mb
+	if caller.URL != "" {
+		// ctx.token is exposed only when the token fixes the code.
+		req.Token = raw
+	}
+	return s.invoke(c, container, req)
+}
+
+func hashCode(code []byte) string {
+	sum := sha256.Sum256(code)
+	return hex.EncodeToString(sum[:])
+}
+
+// codeOf returns the code of a stored webtask and its hash: stored code
+// (hash computed once by the store), another stored webtask, or remote.
+func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, err error) {
+	if w.Code != "" {
+		hash = w.CodeHash
+		if hash == "" {
+			hash = hashCode([]byte(w.Code))
+		}
+		return w.Code, hash, nil
+	}
+	if w.CodeURL == "" {
+		return "", "", fmt.Errorf("webtask %s/%s has neither code nor url", w.Container, w.Name)
+	}
+	return s.codeAt(c, w.CodeURL)
+}
+
+// codeAt resolves a url claim: webtask://{c}/{n} from the store (one
+// level), http(s) through the remote cache.
+func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error) {
+	if cn, n, ok := parseWebtaskURL(u); ok {
+		w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return "", "", apiErr(ErrNotFound, msgNoWebtask)
+			}
+			return "", "", err
+		}
+		if w.Code == "" {
+			return "", "", apiErr(ErrBadRequest, "the webtask named by the url claim has no stored code")
+		}
+		return w.Code, w.CodeHash, nil
+	}
+	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		return "", "", apiErr(ErrBadRequest, "unsupported code url")
+	}
+	code, hash, err = s.remote.get(u)
+	if err != nil {
+		s.log.Warn("fetching remote webtask code failed", "req_id", reqID(c), "err", err)
+		return "", "", apiErr(ErrBadGateway, "unable to fetch the webtask code from its url")
+	}
+	return code, hash, nil
+}
+
+// newRequest builds the agent request common to all runs.
+func (s *Server) newRequest(c echo.Context, container, code, hash string, body []byte) *agent.Request {
+	r := c.Request()
+	return &agent.Request{
+		ReqID:     reqID(c),
+		Container: container,
+		URLFormat: 1,
+		CodeHash:  hash,
+		Code:      code,
+		Method:    r.Method,
+		URL:       r.RequestURI,
+		Headers:   lowerHeaders(r),
+		Body:      body,
+	}
+}
+
+// commonLower avoids allocating for the usual header names.
+var commonLower = map[string]string{
+	"Accept": "accept", "Accept-Encoding": "accept-encoding", "Accept-Language": "accept-language",
+	"Authorization": "authorization", "Cache-Control": "cache-control", "Connection": "connection",
+	"Content-Length": "content-length", "Content-Type": "content-type", "Cookie": "cookie",
+	"Origin": "origin", "Referer": "referer", "User-Agent": "user-agent",
+	"X-Forwarded-For": "x-forwarded-for", "X-Forwarded-Proto": "x-forwarded-proto",
+	"X-Forwarded-Host": "x-forwarded-host", "X-Request-Id": "x-request-id",
+}
+
+// lowerHeaders returns the request headers with lower-case names, plus
+// host (Go moves it out of Header). Value slices are shared, not copied.
+func lowerHeaders(r *http.Request) map[string][]string {
+	h := make(map[string][]string, len(r.Header)+1)
+	for k, v := range r.Header {
+		lk, ok := commonLower[k]
+		if !ok {
+			lk = strings.ToLower(k)
+		}
+		h[lk] = v
+	}
+	if r.Host != "" {
+		h["host"] = []string{r.Host}
+	}
+	return h
+}
+
+// invoke runs req and writes the webtask's response back verbatim.
+func (s *Server) invoke(c echo.Context, container string, req *agent.Request) error {
+	resp, err := s.runner.Invoke(c.Request().Context(), container, req)
+	if err != nil {
+		return err
+	}
+	if resp == nil || resp.Status < 100 || resp.Status > 999 {
+		return fmt.Errorf("runner returned an invalid response for %s", container)
+	}
+	h := c.Response().Header()
+	for k, v := range resp.Headers {
+		ck := http.CanonicalHeaderKey(k)
+		switch ck {
+		case "Content-Length", "Transfer-Encoding", "Connection", HeaderRequestID:
+			continue
+		}
+		h[ck] = v
+	}
+	c.Response().WriteHeader(resp.Status)
+	if len(resp.Body) > 0 {
+		if _, err := c.Response().Write(resp.Body); err != nil {
+			s.log.Debug("writing webtask response", "req_id", req.ReqID, "err", err)
+		}
+	}
+	return nil
+}
+
+// remoteCache fetches and caches remote code by URL; concurrent misses
+// for one URL share a single fetch. Failures are not cached.
+type remoteCache struct {
+	client   *http.Client
+	maxBytes int64
+	now      func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*remoteEntry
+}
+
+type remoteEntry struct {
+	done      chan struct{} // closed when the fields below are set
+	code      string
+	hash      string
+	err       error
+	fetchedAt time.Time
+}
+
+func newRemoteCache(maxBytes int64, now func() time.Time) *remoteCache {
+	return &remoteCache{
+		client:   &http.Client{Timeout: remoteFetchTimeout},
+		maxBytes: maxBytes,
+		now:      now,
+		m:        make(map[string]*remoteEntry),
+	}
+}
+
+func (r *remoteCache) get(u string) (code, hash string, err error) {
+	r.mu.Lock()
+	if e := r.m[u]; e != nil {
+		select {
+		case <-e.done:
+			if e.err == nil && r.now().Sub(e.fetchedAt) < remoteCodeTTL {
+				r.mu.Unlock()
+				return e.code, e.hash, nil
+			}
+		default:
+			r.mu.Unlock()
+			<-e.done // bounded by the fetch timeout
+			return e.code, e.hash, e.err
+		}
+	}
+	if len(r.m) >= remoteCacheMax {
+		r.sweepLocked()
+	}
+	e := &remoteEntry{done: make(chan struct{})}
+	r.m[u] = e
+	r.mu.Unlock()
+
+	e.code, e.hash, e.err = r.fetch(u)
+	e.fetchedAt = r.now()
+	close(e.done)
+	if e.err != nil {
+		r.mu.Lock()
+		if r.m[u] == e {
+			delete(r.m, u)
+		}
+		r.mu.Unlock()
+	}
+	return e.code, e.hash, e.err
+}
+
+// sweepLocked drops expired entries, or everything finished when the
+// cache is still full.
+func (r *remoteCache) sweepLocked() {
+	now := r.now()
+	for u, e := range r.m {
+		select {
+		case <-e.done:
+			if now.Sub(e.fetchedAt) >= remoteCodeTTL {
+				delete(r.m, u)
+			}
+		default:
+		}
+	}
+	if len(r.m) >= remoteCacheMax {
+		for u, e := range r.m {
+			select {
+			case <-e.done:
+				delete(r.m, u)
+			default:
+			}
+		}
+	}
+}
+
+func (r *remoteCache) fetch(u string) (string, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), remoteFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", "", fmt.Errorf("remote code: %w", err)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return "", "", fmt.Errorf("remote code: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", "", fmt.Errorf("remote code: status %d", resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, r.maxBytes+1))
+	if err != nil {
+		return "", "", fmt.Errorf("remote code: %w", err)
+	}
+	if int64(len(b)) > r.maxBytes {
+		return "", "", fmt.Errorf("remote code: larger than %d bytes", r.maxBytes)
+	}
+	if len(b) == 0 {
+		return "", "", errors.New("remote code: empty")
+	}
+	return string(b), hashCode(b), nil
+}

@@ -1,0 +1,221 @@
+// Package api serves the Auth0-Webtask-compatible HTTP API (reference §1):
+// token issue and inspect, webtask management, webtask runs and the admin
+// endpoints, on echo/v4. Errors are always JSON {"code","message","req_id"}
+// and every response carries the x-wt-request-id header.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/keyring"
+)
+
+// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 5 << 20
+
+// HeaderRequestID carries the request id on every response.
+const HeaderRequestID = "X-Wt-Request-Id"
+
+// Config configures the API server.
+type Config struct {
+	// PublicURL is the base URL for webtask_url and Location headers; ""
+	// derives it from the request (scheme + Host).
+	PublicURL string
+	// MaxBodyBytes caps request bodies (default 5 MiB); larger ones get 413.
+	MaxBodyBytes int64
+}
+
+// Store is the webtask persistence the API needs (*store.Store).
+type Store interface {
+	PutWebtask(ctx context.Context, w *store.Webtask) (*store.Webtask, error)
+	// GetWebtask returns a shared read-only copy (served from a cache).
+	GetWebtask(ctx context.Context, container, name string) (*store.Webtask, error)
+	DeleteWebtask(ctx context.Context, container, name string) error
+	ListWebtasks(ctx context.Context, o store.ListOptions) ([]*store.Webtask, error)
+}
+
+// Keys signs tokens and seals secrets (*keyring.Ring).
+type Keys interface {
+	Current() *keyring.KeySet
+	Get(kid string) (*keyring.KeySet, error)
+	Seal(plain, ad []byte) (sealed, kid string, err error)
+	Unseal(sealed, kid string, ad []byte) ([]byte, error)
+}
+
+// Runner invokes webtasks (*sandbox.Manager).
+type Runner interface {
+	Invoke(ctx context.Context, container string, req *agent.Request) (*agent.Response, error)
+}
+
+// Sandboxes is the admin view of the sandboxes (*sandbox.Manager).
+type Sandboxes interface {
+	List() []sandbox.Info
+	Kill(id string) error
+}
+
+// Deps are the collaborators of the API server.
+type Deps struct {
+	Store     Store
+	Keys      Keys
+	Runner    Runner
+	Sandboxes Sandboxes
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+	// Revoked is the token revocation check (ca plus jti); nil disables it.
+	Revoked token.RevokedFunc
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg       Config
+	store     Store
+	keys      Keys
+	runner    Runner
+	sandboxes Sandboxes
+	log       *slog.Logger
+	now       func() time.Time
+	verifier  token.Verifier
+	remote    *remoteCache
+	e         *echo.Echo
+
+	idPrefix string
+	idSeq    atomic.Uint64
+}
+
+// New builds the API server.
+func New(cfg Config, d Deps) (*Server, error) {
+	if d.Store == nil || d.Keys == nil || d.Runner == nil || d.Sandboxes == nil {
+		return nil, errors.New("api: Store, Keys, Runner and Sandboxes are required")
+	}
+	if cfg.MaxBodyBytes < 0 {
+		return nil, errors.New("api: MaxBodyBytes must not be negative")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("api: request id prefix: %w", err)
+	}
+	s := &Server{
+		cfg: cfg, store: d.Store, keys: d.Keys, runner: d.Runner, sandboxes: d.Sandboxes,
+		log: d.Logger, now: d.Now,
+		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
+		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
+		idPrefix: hex.EncodeToString(b[:]),
+	}
+	s.e = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler of the API.
+func (s *Server) Handler() http.Handler { return s.e }
+
+func (s *Server) routes() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID, s.recoverPanic)
+
+	e.GET("/healthz", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+	})
+
+	e.POST("/api/tokens/issue", s.issueToken)
+	e.GET("/api/tokens/inspect", s.inspectToken)
+
+	e.GET("/api/webtask", s.listAllWebtasks)
+	e.GET("/api/webtask/:container", s.listWebtasks)
+	e.PUT("/api/webtask/:container/:name", s.putWebtask)
+	e.GET("/api/webtask/:container/:name", s.getWebtask)
+	e.DELETE("/api/webtask/:container/:name", s.deleteWebtask)
+
+	e.Any("/api/run/:container", s.runUnnamed)
+	e.Any("/api/run/:container/:name", s.runNamed)
+	e.Any("/api/run/:container/:name/*", s.runNamed)
+
+	e.GET("/api/admin/sandboxes", s.listSandboxes)
+	e.DELETE("/api/admin/sandboxes/:id", s.killSandbox)
+	return e
+}
+
+// requestID gives every request an id (x-wt-request-id response header):
+// a per-process random prefix and a counter, one allocation.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var buf [40]byte
+		b := append(buf[:0], s.idPrefix...)
+		b = append(b, '-')
+		b = strconv.AppendUint(b, s.idSeq.Add(1), 36)
+		c.Response().Header()[HeaderRequestID] = []string{string(b)}
+		return next(c)
+	}
+}
+
+func reqID(c echo.Context) string {
+	if v := c.Response().Header()[HeaderRequestID]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// recoverPanic turns a handler panic into a logged 500.
+func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("handler panic", "req_id", reqID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = apiErr(ErrInternal, "internal server error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+// baseURL is the public base URL for links.
+func (s *Server) baseURL(c echo.Context) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	return c.Scheme() + "://" + c.Request().Host
+}
+
+func (s *Server) runURL(c echo.Context, container, name string) string {
+	u := s.baseURL(c) + "/api/run/" + pathEscape(container)
+	if name != "" {
+		u += "/" + pathEscape(name)
+	}
+	return u
+}
+
+func pathEscape(s string) string { return url.PathEscape(s) }

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// sealAD is the associated data binding a token's sealed ectx: "{c}/{n}"
+// for named webtasks (the store's binding too), else the ten claim.
+func sealAD(c *token.Claims) []byte {
+	if c.Jtn != "" {
+		return []byte(c.Ten + "/" + c.Jtn)
+	}
+	return []byte(c.Ten)
+}
+
+// secretsOf unseals the ectx of verified claims (nil when none).
+func (s *Server) secretsOf(c *token.Claims) (map[string]any, error) {
+	if c.Ectx == "" {
+		return nil, nil
+	}
+	plain, err := s.keys.Unseal(c.Ectx, c.Kid, sealAD(c))
+	if err != nil {
+		return nil, fmt.Errorf("unsealing token secrets: %w", err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(plain, &m); err != nil {
+		return nil, fmt.Errorf("unsealed token secrets are not a JSON object")
+	}
+	return m, nil
+}
+
+// sign seals plain secrets into c.Ectx (ad from c) and signs c with the
+// key set that sealed them, so the token's kid also opens its ectx.
+func (s *Server) sign(c *token.Claims, plain map[string]any) (string, error) {
+	c.Secrets, c.Ectx = nil, ""
+	ks := s.keys.Current()
+	if plain != nil {
+		b, err := json.Marshal(plain)
+		if err != nil {
+			return "", apiErr(ErrBadRequest, "the `ectx` claim is not JSON-encodable")
+		}
+		sealed, kid, err := s.keys.Seal(b, sealAD(c))
+		if err != nil {
+			return "", fmt.Errorf("sealing secrets: %w", err)
+		}
+		c.Ectx = sealed
+		if ks, err = s.keys.Get(kid); err != nil {
+			return "", fmt.Errorf("key set %s: %w", kid, err)
+		}
+	}
+	return token.Sign(ks, c)
+}
+
+// issued is the outcome of an issue: the signed token and its claims.
+type issued struct {
+	raw    string
+	claims *token.Claims
+	// webtask is the stored webtask (named issues only).
+	webtask *store.Webtask
+}
+
+// issue narrows req against the caller, seals, signs and, for a request
+// naming a webtask (jtn), stores it. Nothing is stored on any error before
+// the store write.
+func (s *Server) issue(c echo.Context, caller *token.Claims, req *token.IssueRequest) (*issued, error) {
+	child, err := token.Narrow(caller, req, s.now())
+	if err != nil {
+		return nil, err
+	}
+	named := req.Has("jtn")
+	if req.Has("code") && !named {
+		return nil, apiErr(ErrBadRequest, "code without jtn is not supported yet")
+	}
+	var container string
+	if named {
+		container, _ = child.SingleContainer() // Narrow guarantees one literal
+		if req.Has("code") {
+			child.URL = "webtask://" + container + "/" + child.Jtn
+		}
+	}
+	plain := child.Secrets
+	if plain == nil && child.Ectx != "" {
+		// Inherited sealed secrets: re-seal them for the child's binding.
+		if plain, err = s.secretsOf(caller); err != nil {
+			return nil, err
+		}
+	}
+	raw, err := s.sign(child, plain)
+	if err != nil {
+		return nil, err
+	}
+	out := &issued{raw: raw, claims: child}
+	if named {
+		w := &store.Webtask{
+			Container: container, Name: child.Jtn,
+			Code: req.Code, CodeURL: child.URL,
+			Meta: child.Meta, Params: child.Pctx, Secrets: plain,
+			PB: child.Pb, MB: child.Mb, Token: raw,
+		}
+		if out.webtask, err = s.store.PutWebtask(c.Request().Context(), w); err != nil {
+			return nil, fmt.Errorf("storing webtask %s/%s: %w", container, child.Jtn, err)
+		}
+	}
+	return out, nil
+}
+
+// issueToken is POST /api/tokens/issue: the body is the claims; the answer
+// the raw JWT as text/plain with the webtask URL in Location.
+func (s *Server) issueToken(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	req, err := token.ParseIssueRequest(body)
+	if err != nil {
+		return err
+	}
+	out, err := s.issue(c, caller, req)
+	if err != nil {
+		return err
+	}
+	if out.webtask != nil {
+		c.Response().Header().Set(echo.HeaderLocation, s.runURL(c, out.webtask.Container, out.webtask.Name))
+	} else if first := out.claims.FirstContainer(); first != "" {
+		c.Response().Header().Set(echo.HeaderLocation, s.runURL(c, first, "")+"?key="+url.QueryEscape(out.raw))
+	}
+	return c.Blob(http.StatusOK, echo.MIMETextPlainCharsetUTF8, []byte(out.raw))
+}
+
+// mayManage: the caller may inspect tok when it is master, is tok or an
+// ancestor of it, or is authorized for every container tok names.
+func mayManage(caller, tok *token.Claims) bool {
+	if caller.IsMaster() || caller.Jti == tok.Jti || tok.IssuedBy(caller.Jti) {
+		return true
+	}
+	if tok.Ten == "" || strings.HasPrefix(tok.Ten, "/") {
+		return false
+	}
+	for _, c := range strings.Split(tok.Ten, ",") {
+		if !caller.AllowsContainer(strings.TrimSpace(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// mayDecrypt: secrets are shown to master callers and to the token's
+// issuers (their jti in its ca), never to callers that are themselves
+// webtask tokens (with url or ectx).
+func mayDecrypt(caller, tok *token.Claims) bool {
+	if caller.URL != "" || caller.Ectx != "" {
+		return false
+	}
+	return caller.IsMaster() || tok.IssuedBy(caller.Jti)
+}
+
+// inspectToken is GET /api/tokens/inspect?token=T[&decrypt][&fetch_code][&meta].
+func (s *Server) inspectToken(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	raw := c.QueryParam("token")
+	if raw == "" {
+		return apiErr(ErrBadRequest, "the token query parameter is required")
+	}
+	tok, err := s.verifier.Verify(raw, s.now())
+	if err != nil {
+		return err
+	}
+	if !mayManage(caller, tok) {
+		return apiErr(ErrForbidden, "not authorized to inspect this token")
+	}
+	decrypt := queryBool(c, "decrypt")
+	if decrypt && !mayDecrypt(caller, tok) {
+		return apiErr(ErrForbidden, "not authorized to decrypt the secrets of this token")
+	}
+	b, err := json.Marshal(tok)
+	if err != nil {
+		return fmt.Errorf("encoding claims: %w", err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return fmt.Errorf("decoding claims: %w", err)
+	}
+	if !queryBool(c, "meta") {
+		delete(out, "meta")
+	}
+	if decrypt && tok.Ectx != "" {
+		secrets, err := s.secretsOf(tok)
+		if err != nil {
+			return err
+		}
+		out["ectx"], out["secrets"] = secrets, secrets
+	}
+	if queryBool(c, "fetch_code") {
+		if cn, n, ok := parseWebtaskURL(tok.URL); ok {
+			w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
+			if err != nil {
+				return err
+			}
+			out["code"] = w.Code
+		}
+	}
+	if cn, ok := tok.SingleContainer(); ok && tok.Jtn != "" {
+		out["webtask_url"] = s.runURL(c, cn, tok.Jtn)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// parseWebtaskURL splits "webtask://{c}/{n}".
+func parseWebtaskURL(u string) (container, name string, ok bool) {
+	rest, ok := strings.CutPrefix(u, "webtask://")
+	if !ok {
+		return "", "", false
+	}
+	container, name, ok = strings.Cut(rest, "/")
+	return container, name, ok && token.ValidName(container) && token.ValidName(name)
+}

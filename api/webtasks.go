@@ -1,0 +1,221 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// maxListLimit caps list pages (reference: default and maximum 100).
+const maxListLimit = 100
+
+// webtaskJSON is the webtask shape of PUT/GET/list responses.
+type webtaskJSON struct {
+	Container  string            `json:"container"`
+	Name       string            `json:"name"`
+	Token      string            `json:"token"`
+	Meta       map[string]string `json:"meta"`
+	WebtaskURL string            `json:"webtask_url"`
+	Secrets    map[string]any    `json:"secrets,omitempty"`
+	Code       *string           `json:"code,omitempty"`
+}
+
+func (s *Server) webtaskJSON(c echo.Context, w *store.Webtask) webtaskJSON {
+	meta := w.Meta
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return webtaskJSON{
+		Container: w.Container, Name: w.Name, Token: w.Token, Meta: meta,
+		WebtaskURL: s.runURL(c, w.Container, w.Name),
+	}
+}
+
+// putWebtaskBody is the PUT /api/webtask/{c}/{n} body.
+type putWebtaskBody struct {
+	Code    *string           `json:"code"`
+	URL     *string           `json:"url"`
+	Secrets map[string]any    `json:"secrets"`
+	Meta    map[string]string `json:"meta"`
+	Host    *string           `json:"host"`
+}
+
+// putWebtask upserts a named webtask (v2 create): the webtask gets a fresh
+// token issued from the caller's, like POST /api/tokens/issue with jtn.
+func (s *Server) putWebtask(c echo.Context) error {
+	caller, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return err
+	}
+	raw, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var body putWebtaskBody
+	if err := decodeJSON(raw, &body); err != nil {
+		return err
+	}
+	if (body.Code == nil) == (body.URL == nil) {
+		return apiErr(ErrBadRequest, "exactly one of `code` and `url` is required")
+	}
+	req := &token.IssueRequest{
+		Ten: container, Jtn: name, Dd: 0, Dr: 1, Mb: 1,
+		Ectx: body.Secrets, Meta: body.Meta,
+		Set: map[string]bool{"ten": true, "jtn": true, "dd": true, "dr": true, "mb": true},
+	}
+	switch {
+	case body.Code != nil:
+		if *body.Code == "" {
+			return apiErr(ErrBadRequest, "the `code` field must not be empty")
+		}
+		req.Code, req.Set["code"] = *body.Code, true
+	default:
+		u := *body.URL
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return apiErr(ErrBadRequest, "the `url` field must be an http or https URL")
+		}
+		req.URL, req.Set["url"] = u, true
+	}
+	if body.Secrets != nil {
+		req.Set["ectx"] = true
+	}
+	if body.Meta != nil {
+		req.Set["meta"] = true
+	}
+	if body.Host != nil {
+		req.Host, req.Set["host"] = *body.Host, true
+	}
+	out, err := s.issue(c, caller, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.webtaskJSON(c, out.webtask))
+}
+
+// getWebtask is GET /api/webtask/{c}/{n}[?decrypt=true&fetch_code=true].
+func (s *Server) getWebtask(c echo.Context) error {
+	caller, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return err
+	}
+	w, err := s.store.GetWebtask(c.Request().Context(), container, name)
+	if err != nil {
+		return err
+	}
+	out := s.webtaskJSON(c, w)
+	if queryBool(c, "decrypt") {
+		tok, _, err := token.ParseUnverified(w.Token)
+		if err != nil || !mayDecrypt(caller, tok) {
+			return apiErr(ErrForbidden, "not authorized to decrypt the secrets of this webtask")
+		}
+		out.Secrets = w.Secrets
+		if out.Secrets == nil {
+			out.Secrets = map[string]any{}
+		}
+	}
+	if queryBool(c, "fetch_code") && w.Code != "" {
+		code := w.Code
+		out.Code = &code
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// deleteWebtask is DELETE /api/webtask/{c}/{n}: 204, or 404.
+func (s *Server) deleteWebtask(c echo.Context) error {
+	_, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteWebtask(c.Request().Context(), container, name); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+// listWebtasks is GET /api/webtask/{c}?offset=&limit=&meta=k:v...
+func (s *Server) listWebtasks(c echo.Context) error {
+	_, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	return s.list(c, container)
+}
+
+// listAllWebtasks is GET /api/webtask (master only): every container.
+func (s *Server) listAllWebtasks(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	if err := requireMaster(caller); err != nil {
+		return err
+	}
+	return s.list(c, "")
+}
+
+func (s *Server) list(c echo.Context, container string) error {
+	opts := store.ListOptions{Container: container, Limit: maxListLimit}
+	q := c.QueryParams()
+	if v := q.Get("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return apiErr(ErrBadRequest, "offset must be a non-negative integer")
+		}
+		opts.Offset = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return apiErr(ErrBadRequest, "limit must be a non-negative integer")
+		}
+		if n > 0 && n < maxListLimit {
+			opts.Limit = n
+		}
+	}
+	for _, f := range q["meta"] {
+		k, v, ok := strings.Cut(f, ":")
+		if !ok || k == "" {
+			return apiErr(ErrBadRequest, "meta filters must have the form key:value")
+		}
+		if opts.Meta == nil {
+			opts.Meta = map[string]string{}
+		}
+		if old, dup := opts.Meta[k]; dup && old != v {
+			// Two different values for one key can never both match.
+			return c.JSON(http.StatusOK, []webtaskJSON{})
+		}
+		opts.Meta[k] = v
+	}
+	ws, err := s.store.ListWebtasks(c.Request().Context(), opts)
+	if err != nil {
+		return err
+	}
+	fetch := queryBool(c, "fetch_code")
+	out := make([]webtaskJSON, 0, len(ws))
+	for _, w := range ws {
+		item := s.webtaskJSON(c, w)
+		if fetch && w.Code != "" {
+			code := w.Code
+			item.Code = &code
+		}
+		out = append(out, item)
+	}
+	return c.JSON(http.StatusOK, out)
+}
