@@ -1,0 +1,130 @@
+package rootfs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestParseLDD(t *testing.T) {
+	out := []byte(`	linux-vdso.so.1 (0x00007ffd)
+	libdl.so.2 => /lib/x86_64-linux-gnu/libdl.so.2 (0x00007f23)
+	libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f23)
+	/lib64/ld-linux-x86-64.so.2 (0x00007f23)
+`)
+	got, err := parseLDD(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libdl.so.2", "/lib64/ld-linux-x86-64.so.2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if _, err := parseLDD([]byte("\tlibfoo.so => not found\n")); !errors.Is(err, ErrLibraries) {
+		t.Fatalf("missing library: %v, want ErrLibraries", err)
+	}
+}
+
+func TestBuild(t *testing.T) {
+	if _, err := os.Stat(DefaultTiniPath); err != nil {
+		t.Skipf("SKIPPING: %s not installed", DefaultTiniPath)
+	}
+	dir := filepath.Join(t.TempDir(), "rootfs")
+	mods := t.TempDir()
+	l, err := Build(dir, Options{ModulesDir: mods})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.NodePath != "/usr/bin/node" || l.InitPath != "/sbin/tini" {
+		t.Errorf("layout paths %q %q", l.NodePath, l.InitPath)
+	}
+	dests := map[string]string{}
+	for _, b := range l.Binds {
+		dests[b.Dest] = b.Source
+		st, err := os.Stat(filepath.Join(dir, b.Dest))
+		if err != nil {
+			t.Errorf("no mount target for %s: %v", b.Dest, err)
+			continue
+		}
+		srcSt, err := os.Stat(b.Source)
+		if err != nil || srcSt.IsDir() != st.IsDir() {
+			t.Errorf("bind %s -> %s: target kind does not match source (%v)", b.Source, b.Dest, err)
+		}
+		if srcSt != nil && srcSt.IsDir() && b.Dest != "/node_modules" {
+			t.Errorf("whole directory bound: %s", b.Source)
+		}
+	}
+	if dests["/sbin/tini"] == "" || dests["/usr/bin/node"] == "" || dests["/node_modules"] == "" {
+		t.Errorf("binds %v lack node, tini or modules", dests)
+	}
+	var libs int
+	for d := range dests {
+		if strings.Contains(d, ".so") {
+			libs++
+		}
+	}
+	if libs == 0 {
+		t.Errorf("no shared libraries bound: %v", dests)
+	}
+	passwd, err := os.ReadFile(filepath.Join(dir, "etc/passwd"))
+	if err != nil || !strings.Contains(string(passwd), "webtask:x:1000:1000:") {
+		t.Errorf("passwd %q %v", passwd, err)
+	}
+	agent, err := os.ReadFile(filepath.Join(dir, "agent/agent.js"))
+	if err != nil || string(agent) != string(AgentJS) {
+		t.Errorf("agent.js not written from AgentJS: %v", err)
+	}
+	if st, _ := os.Stat(filepath.Join(dir, "agent/agent.js")); st == nil || st.Mode().Perm() != 0o444 {
+		t.Errorf("agent.js mode %v, want 0444", st)
+	}
+	for _, d := range []string{"proc", "dev", "tmp", "etc/resolv.conf", "etc/hosts", "etc/group", "etc/nsswitch.conf"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); err != nil {
+			t.Errorf("missing %s: %v", d, err)
+		}
+	}
+
+	// Idempotent: a rebuild wipes stale files.
+	stale := filepath.Join(dir, "etc/stale")
+	if err := os.WriteFile(stale, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(dir, Options{}); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale file survived the rebuild")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules")); err != nil {
+		t.Errorf("/node_modules target missing without ModulesDir: %v", err)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	other := t.TempDir()
+	if err := os.WriteFile(filepath.Join(other, "precious"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build(other, Options{}); !errors.Is(err, ErrUnsafeDir) {
+		t.Errorf("Build over a foreign dir: %v, want ErrUnsafeDir", err)
+	}
+	if _, err := os.Stat(filepath.Join(other, "precious")); err != nil {
+		t.Errorf("foreign file removed: %v", err)
+	}
+	dir := filepath.Join(t.TempDir(), "r")
+	if _, err := Build(dir, Options{NodePath: "/nonexistent/node"}); !errors.Is(err, ErrNodeMissing) {
+		t.Errorf("missing node: %v, want ErrNodeMissing", err)
+	}
+	if _, err := Build(dir, Options{TiniPath: "/nonexistent/tini"}); !errors.Is(err, ErrTiniMissing) {
+		t.Errorf("missing tini: %v, want ErrTiniMissing", err)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := Build(dir, Options{}); !errors.Is(err, ErrNodeMissing) {
+		t.Errorf("node not on PATH: %v, want ErrNodeMissing", err)
+	}
+	if _, err := Build("relative", Options{}); err == nil {
+		t.Errorf("relative dir accepted")
+	}
+}
