@@ -64,6 +64,10 @@ type SpecOptions struct {
 	Limits Limits
 }
 
+// specconvMu serialises specconv.CreateLibcontainerConfig, which writes
+// package-level state (its user-namespace setup) without locking.
+var specconvMu sync.Mutex
+
 // cpuPeriodUS is the CFS period used for the CPU quota, in microseconds.
 const cpuPeriodUS = 100000
 
@@ -132,7 +136,17 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 			Seccomp: seccompProfile(),
 		},
 	}
+	specconvMu.Lock()
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: o.ID, Spec: spec})
+	if err == nil {
+		// The device entries point at specconv's package-level defaults,
+		// which it has just mutated: give this config its own copies.
+		for i, d := range cfg.Devices {
+			dc := *d
+			cfg.Devices[i] = &dc
+		}
+	}
+	specconvMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: building config: %w", err)
 	}
@@ -223,7 +237,7 @@ type container struct {
 	memFile string // cgroup file holding current memory usage
 
 	done      chan struct{} // closed when the runtime exited
-	exitErr   error         // ErrOOM or ErrCrashed; written before done closes
+	exitErr   error         // ErrDestroyed, ErrOOM or ErrCrashed; written before done closes
 	destroyed atomic.Bool
 
 	cleanupOnce sync.Once
@@ -430,12 +444,15 @@ func (s *container) wait(oomCh <-chan struct{}, stdio *sync.WaitGroup) {
 		}
 	}
 	switch {
+	case s.destroyed.Load():
+		// Killed by Destroy: calls in flight fail with ErrDestroyed.
+		s.exitErr = ErrDestroyed
 	case oom:
 		s.exitErr = ErrOOM
 	default:
 		s.exitErr = ErrCrashed
 	}
-	if !s.destroyed.Load() {
+	if s.exitErr != ErrDestroyed {
 		s.log.Warn("sandbox runtime exited", "state", fmt.Sprint(state), "wait_err", werr, "oom", oom)
 	}
 	close(s.done)
@@ -515,9 +532,6 @@ func (s *container) Invoke(ctx context.Context, req *agent.Request) (*agent.Resp
 	if err == nil {
 		return resp, nil
 	}
-	if s.destroyed.Load() {
-		return nil, ErrDestroyed
-	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", s.id, context.Cause(ctx))
 	}
@@ -526,9 +540,6 @@ func (s *container) Invoke(ctx context.Context, req *agent.Request) (*agent.Resp
 	defer t.Stop()
 	select {
 	case <-s.done:
-		if s.destroyed.Load() {
-			return nil, ErrDestroyed
-		}
 		return nil, s.exitErr
 	case <-t.C:
 		return nil, fmt.Errorf("%w: %w", ErrCrashed, err)

@@ -231,3 +231,26 @@ func TestKillAndClose(t *testing.T) {
 		t.Errorf("state left after Close: %v", got)
 	}
 }
+
+func TestKillFailsCallInFlight(t *testing.T) {
+	env := newEnv(t)
+	m := newManager(t, env, nil)
+	mustRun(t, m, "slow", helloCode, nil)
+	sb := m.SandboxOf("slow")
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(t, m, "slow", `module.exports = function (cb) { setTimeout(() => cb(null, 1), 600000); };`, nil)
+	}()
+	eventually(t, 10*time.Second, "call in flight", func() bool { return sb.Info().InFlight == 1 })
+	if err := m.Kill(sb.ID()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, sandbox.ErrDestroyed) {
+			t.Fatalf("call in flight got %v, want ErrDestroyed", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("call in flight did not return after Kill")
+	}
+}
