@@ -1,0 +1,280 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/keyring"
+)
+
+// fakeStore is an in-memory Store that counts writes.
+type fakeStore struct {
+	mu     sync.Mutex
+	m      map[string]*store.Webtask
+	writes int
+	gets   int
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{m: map[string]*store.Webtask{}} }
+
+func (f *fakeStore) PutWebtask(_ context.Context, w *store.Webtask) (*store.Webtask, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	c := w.Clone()
+	c.CodeHash = hashCode([]byte(w.Code))
+	f.m[w.Container+"/"+w.Name] = c
+	return c, nil
+}
+
+func (f *fakeStore) GetWebtask(_ context.Context, container, name string) (*store.Webtask, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	w, ok := f.m[container+"/"+name]
+	if !ok {
+		return nil, fmt.Errorf("webtask %s/%s: %w", container, name, store.ErrNotFound)
+	}
+	return w, nil
+}
+
+func (f *fakeStore) DeleteWebtask(_ context.Context, container, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.writes++
+	if _, ok := f.m[container+"/"+name]; !ok {
+		return store.ErrNotFound
+	}
+	delete(f.m, container+"/"+name)
+	return nil
+}
+
+func (f *fakeStore) ListWebtasks(_ context.Context, o store.ListOptions) ([]*store.Webtask, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*store.Webtask
+	for _, w := range f.m {
+		if o.Container != "" && w.Container != o.Container {
+			continue
+		}
+		ok := true
+		for k, v := range o.Meta {
+			if w.Meta[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			out = append(out, w)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Container+"/"+out[i].Name < out[j].Container+"/"+out[j].Name })
+	if o.Offset >= len(out) {
+		return nil, nil
+	}
+	out = out[o.Offset:]
+	if o.Limit > 0 && len(out) > o.Limit {
+		out = out[:o.Limit]
+	}
+	return out, nil
+}
+
+func (f *fakeStore) writeCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.writes
+}
+
+// fakeRunner records requests and answers with resp or err.
+type fakeRunner struct {
+	mu   sync.Mutex
+	reqs []*agent.Request
+	resp *agent.Response
+	err  error
+}
+
+func (f *fakeRunner) Invoke(_ context.Context, container string, req *agent.Request) (*agent.Response, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if req.Container != container {
+		return nil, fmt.Errorf("container mismatch %q vs %q", req.Container, container)
+	}
+	f.reqs = append(f.reqs, req)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if f.resp != nil {
+		return f.resp, nil
+	}
+	return &agent.Response{Status: 200, Headers: map[string][]string{"content-type": {"application/json"}}, Body: []byte(`{"ok":true}`)}, nil
+}
+
+func (f *fakeRunner) last(t testing.TB) *agent.Request {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		t.Fatal("runner was not invoked")
+	}
+	return f.reqs[len(f.reqs)-1]
+}
+
+func (f *fakeRunner) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reqs)
+}
+
+type fakeSandboxes struct {
+	mu     sync.Mutex
+	infos  []sandbox.Info
+	killed []string
+}
+
+func (f *fakeSandboxes) List() []sandbox.Info {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sandbox.Info(nil), f.infos...)
+}
+
+func (f *fakeSandboxes) Kill(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, in := range f.infos {
+		if in.ID == id {
+			f.infos = append(f.infos[:i], f.infos[i+1:]...)
+			f.killed = append(f.killed, id)
+			return nil
+		}
+	}
+	return fmt.Errorf("kill %s: %w", id, sandbox.ErrNotFound)
+}
+
+// env is a server over fakes plus a real key ring.
+type env struct {
+	t      testing.TB
+	srv    *Server
+	h      http.Handler
+	store  Store
+	fstore *fakeStore
+	runner *fakeRunner
+	sbx    *fakeSandboxes
+	ring   *keyring.Ring
+	now    time.Time
+	master string
+	tenant string // ten "test", dd 1
+}
+
+func newEnv(t testing.TB, cfg Config) *env {
+	return newEnvWith(t, cfg, nil)
+}
+
+// newEnvWith builds the env; mkStore (nil: a fakeStore) gets the key ring.
+func newEnvWith(t testing.TB, cfg Config, mkStore func(*keyring.Ring) Store) *env {
+	t.Helper()
+	ring, err := keyring.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, runner: &fakeRunner{}, sbx: &fakeSandboxes{}, ring: ring, now: time.Now()}
+	var st Store
+	if mkStore == nil {
+		e.fstore = newFakeStore()
+		st = e.fstore
+	} else {
+		st = mkStore(ring)
+	}
+	e.store = st
+	srv, err := New(cfg, Deps{
+		Store: st, Keys: ring, Runner: e.runner, Sandboxes: e.sbx,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now:    func() time.Time { return e.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv, e.h = srv, srv.Handler()
+	e.master = e.sign(&token.Claims{})
+	e.tenant = e.sign(&token.Claims{Ten: "test", Dd: intp(1)})
+	return e
+}
+
+func intp(n int) *int { return &n }
+
+func (e *env) sign(c *token.Claims) string {
+	e.t.Helper()
+	raw, err := token.Sign(e.ring.Current(), c)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return raw
+}
+
+// do sends a request; tok "" sends no credential.
+func (e *env) do(method, target, tok string, body string, hdr ...string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	r := httptest.NewRequest(method, target, rd)
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	if body != "" {
+		r.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	return w
+}
+
+// wantError asserts a JSON error response of status with msg ("" = any).
+func wantError(t testing.TB, w *httptest.ResponseRecorder, status int, msg string) {
+	t.Helper()
+	if w.Code != status {
+		t.Fatalf("status = %d, want %d; body %s", w.Code, status, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Fatalf("content-type = %q; body %s", ct, w.Body)
+	}
+	var b struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		ReqID   string `json:"req_id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
+		t.Fatalf("error body %q: %v", w.Body, err)
+	}
+	if b.Code != status || b.ReqID == "" || b.ReqID != w.Header().Get(HeaderRequestID) {
+		t.Fatalf("error body = %+v, header id %q", b, w.Header().Get(HeaderRequestID))
+	}
+	if msg != "" && b.Message != msg {
+		t.Fatalf("message = %q, want %q", b.Message, msg)
+	}
+}
+
+func decode[T any](t testing.TB, w *httptest.ResponseRecorder) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(w.Body.Bytes(), &v); err != nil {
+		t.Fatalf("decoding %s: %v", w.Body, err)
+	}
+	return v
+}
