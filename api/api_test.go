@@ -469,6 +469,7 @@ func TestBadInputs(t *testing.T) {
 		{"foreign ten issue", "POST", "/api/tokens/issue", e.tenant, `{"ten":"other","jtn":"x","code":"x"}`, nil, 403, "the `ten` claim must be within the authentication token's `ten`: container `other` is not allowed"},
 		{"admin api with tenant token", "GET", "/api/admin/sandboxes", e.tenant, ``, nil, 403, msgAdminOnly},
 		{"leaf token cannot issue", "POST", "/api/tokens/issue", e.sign(&token.Claims{Ten: "test", Dd: intp(0)}), wtCreateBody, nil, 400, "The authentication webtask token cannot be used to issue new webtask tokens."},
+		{"webtask url claim", "POST", "/api/tokens/issue", e.tenant, `{"ten":"test","jtn":"x","url":"webtask://victim/code"}`, nil, 400, "the `url` claim must be an http or https URL"},
 		{"bad url put", "PUT", "/api/webtask/test/x", e.tenant, `{"url":"file:///etc/passwd"}`, nil, 400, "the `url` field must be an http or https URL"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -547,4 +548,26 @@ type benchRunner struct{ resp *agent.Response }
 
 func (r *benchRunner) Invoke(_ context.Context, _ string, _ *agent.Request) (*agent.Response, error) {
 	return r.resp, nil
+}
+
+func TestRevokedTokenRefused(t *testing.T) {
+	e := newEnv(t, Config{})
+	revoked := e.sign(&token.Claims{Ten: "test", Jti: "0123456789abcdef0123456789abcdef"})
+	srv, err := New(Config{}, Deps{Store: e.store, Keys: e.ring, Runner: e.runner, Sandboxes: e.sbx,
+		Revoked: func(jtis []string) (bool, error) {
+			for _, j := range jtis {
+				if j == "0123456789abcdef0123456789abcdef" {
+					return true, nil
+				}
+			}
+			return false, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.h = srv.Handler()
+	wantError(t, e.do("GET", "/api/webtask/test", revoked, ""), 403, "token is revoked")
+	if w := e.do("GET", "/api/webtask/test", e.tenant, ""); w.Code != 200 {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
 }

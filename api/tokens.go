@@ -207,7 +207,7 @@ func (s *Server) inspectToken(c echo.Context) error {
 		out["ectx"], out["secrets"] = secrets, secrets
 	}
 	if queryBool(c, "fetch_code") {
-		if cn, n, ok := parseWebtaskURL(tok.URL); ok {
+		if cn, n, ok := parseWebtaskURL(tok.URL); ok && caller.AllowsContainer(cn) {
 			w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 			if err != nil {
 				return err

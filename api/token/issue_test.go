@@ -61,7 +61,8 @@ func TestParseIssueRequestRejects(t *testing.T) {
 		{`{"lm":0}`, "lm", "the `lm` claim must be an integer between 1 and 2147483647"},
 		{`{"lto":2147483648}`, "lto", "the `lto` claim must be an integer between 1 and 2147483647"},
 		{`{"exp":-5}`, "exp", "the `exp` claim must be a positive Unix time in seconds"},
-		{`{"url":"ftp://x"}`, "url", "the `url` claim must be an http, https or webtask URL"},
+		{`{"url":"ftp://x"}`, "url", "the `url` claim must be an http or https URL"},
+		{`{"url":"webtask://victim/code"}`, "url", "the `url` claim must be an http or https URL"},
 		{`{"code":"x","url":"https://x"}`, "code", "the `code` and `url` claims cannot both be specified"},
 		{`{"exp":100,"nbf":100}`, "exp", "the `exp` claim must be later than the `nbf` claim"},
 	} {
