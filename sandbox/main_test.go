@@ -62,14 +62,13 @@ const helloCode = `module.exports = function (cb) { cb(null, 'hello'); };`
 func req(code string) *agent.Request {
 	sum := sha256.Sum256([]byte(code))
 	return &agent.Request{
-		ReqID:     "req-" + rand.Text()[:8],
-		Container: "c",
-		CodeHash:  hex.EncodeToString(sum[:]),
-		Code:      code,
-		Method:    "GET",
-		URL:       "/api/run/c",
-		Headers:   map[string][]string{},
-		PB:        2,
+		ReqID:    "req-" + rand.Text()[:8],
+		CodeHash: hex.EncodeToString(sum[:]),
+		Code:     code,
+		Method:   "GET",
+		URL:      "/api/run/c",
+		Headers:  map[string][]string{},
+		PB:       2,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -166,6 +167,15 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.Chmod(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sandbox: state dir: %w", err)
 	}
+	if exe, err := os.Executable(); err == nil {
+		exeDir := filepath.Dir(exe)
+		if within(cfg.StateDir, exeDir) || within(exeDir, cfg.StateDir) {
+			// runc seals /proc/self/exe with an overlay over both dirs; nested
+			// they fail (ELOOP) and it copies the binary on every start.
+			cfg.Logger.Warn("sandbox state dir and daemon binary dir nest: every sandbox start copies the binary",
+				"state_dir", cfg.StateDir, "binary_dir", exeDir)
+		}
+	}
 	if err := Sweep(cfg.StateDir, cfg.CgroupParent, cfg.Logger); err != nil {
 		return nil, fmt.Errorf("sandbox: sweeping leftovers: %w", err)
 	}
@@ -195,6 +205,11 @@ func NewManager(cfg Config) (*Manager, error) {
 // timeout (ErrTimeout) or a crash (ErrCrashed, ErrOOM) the sandbox is
 // destroyed and the next call gets a fresh one.
 func (m *Manager) Invoke(ctx context.Context, container string, req *agent.Request) (*agent.Response, error) {
+	if req.Container == "" {
+		req.Container = container
+	} else if req.Container != container {
+		return nil, fmt.Errorf("%w: request for container %q sent to container %q", ErrConfig, req.Container, container)
+	}
 	e, err := m.acquire(ctx, container)
 	if err != nil {
 		return nil, err
@@ -461,4 +476,10 @@ func (m *Manager) Close(ctx context.Context) error {
 		errList = append(errList, err)
 	}
 	return errors.Join(errList...)
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -267,4 +268,28 @@ func TestSweepAfterDaemonCrash(t *testing.T) {
 		t.Errorf("cgroups left: %v", got)
 	}
 	mustRun(t, m, "crash", helloCode, nil)
+}
+
+func TestModulesDir(t *testing.T) {
+	env := newEnv(t)
+	mods := t.TempDir() // 0700, owned by host root
+	if err := os.MkdirAll(filepath.Join(mods, "greeter"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(mods, "greeter", "index.js"), []byte(`module.exports = (n) => 'hi ' + n;`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m := newManager(t, env, func(c *sandbox.Config) { c.Rootfs.ModulesDir = mods })
+	var got string
+	mustRun(t, m, "mods", `module.exports = function (cb) { cb(null, require('greeter')('bob')); };`, &got)
+	if got != "hi bob" {
+		t.Fatalf("got %q", got)
+	}
+	var werr string
+	mustRun(t, m, "mods", `module.exports = function (cb) {
+  try { require('fs').writeFileSync('/node_modules/x', 'y'); cb(null, 'ok'); } catch (e) { cb(null, e.code); }
+};`, &werr)
+	if werr != "EROFS" {
+		t.Errorf("write into /node_modules: %q, want EROFS", werr)
+	}
 }
