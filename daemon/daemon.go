@@ -184,7 +184,7 @@ func (d *Daemon) ensureMasterToken() error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	tok, err := token.Sign(d.ring.Current(), &token.Claims{Dd: token.Int(token.MasterDelegationDepth)})
+	tok, err := token.Sign(d.ring.Current(), &token.Claims{}) // no ten: master; no dd: unlimited delegation
 	if err != nil {
 		return err
 	}

@@ -266,7 +266,7 @@ func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 		{"garbage token", "PUT", "/api/webtask/acme/a", "not.a.jwt", `{"code":"module.exports=cb=>cb()"}`, 403},
 		{"forged token", "PUT", "/api/webtask/acme/a", tamper(env.Master), `{"code":"module.exports=cb=>cb()"}`, 403},
 		{"foreign container", "PUT", "/api/webtask/other/a", tenant, `{"code":"module.exports=cb=>cb()"}`, 403},
-		{"tenant on admin API", "GET", "/api/admin/Sandboxes", tenant, nil, 403},
+		{"tenant on admin API", "GET", "/api/admin/sandboxes", tenant, nil, 403},
 		{"run unknown webtask", "GET", "/api/run/acme/nope", "", nil, 404},
 	}
 	for _, c := range cases {

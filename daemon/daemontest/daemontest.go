@@ -195,8 +195,8 @@ func (e *Env) PutWebtask(container, name, code string, secrets map[string]string
 // Sandboxes lists live Sandboxes through the admin API.
 func (e *Env) Sandboxes() []sandbox.Info {
 	e.t.Helper()
-	r := e.Call("GET", "/api/admin/Sandboxes", e.Master, nil)
-	MustStatus(e.t, r, 200, "list Sandboxes")
+	r := e.Call("GET", "/api/admin/sandboxes", e.Master, nil)
+	MustStatus(e.t, r, 200, "list sandboxes")
 	var list []sandbox.Info
 	r.JSON(e.t, &list)
 	return list
