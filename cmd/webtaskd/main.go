@@ -46,6 +46,7 @@ func main() {
 		m.Logger.Error("shutdown", "err", err)
 		os.Exit(1)
 	}
+	m.Logger.Info("webtaskd stopped")
 }
 
 // Main is the program: parse flags, run, close. Tests drive it directly.
@@ -86,6 +87,7 @@ func (m *Main) ParseFlags(args []string) error {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(m.Config.LogLevel))
 	m.Logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(m.Logger) // libraries that log through slog's default share the format
 	return nil
 }
 
