@@ -55,6 +55,10 @@ type Store struct {
 	// before a write is dropped.
 	gen    uint64
 	closed bool
+
+	// revoked is the in-memory set of revoked jtis (security.go).
+	revMu   sync.RWMutex
+	revoked map[string]struct{}
 }
 
 type cacheKey struct{ container, name string }
@@ -94,7 +98,12 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{}}, nil
+	s := &Store{db: db, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{}}
+	if err := s.loadRevoked(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close closes the database and drops the cache.
