@@ -184,6 +184,29 @@ func TestNarrow(t *testing.T) {
 			}
 		}},
 		{"remote url named", tenant, `{"url":"https://example.com/x.js","jtn":"r"}`, nil, "", nil},
+		{"child of tenant never master", tenant, `{"dd":0}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.IsMaster() || c.Ten != "test" || *c.Dd != 0 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"exp equal to parent", windowed, `{"exp":` + itoa(n+100) + `}`, nil, "", nil},
+		{"lenient string limits (wt token create)", tenant, `{"lts":"5","ltm":"60","ls":"2"}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.Lts != 5 || c.Ltm != 60 || c.Ls != 2 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"mb pb from request with code", tenant, `{"code":"x","jtn":"n","pb":2,"mb":1}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.Pb != 2 || c.Mb != 1 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{"regex parent list child", re, `{"ten":"team-a,team-b"}`, nil, "", nil},
+		{"same mb pb as url parent", withURL, `{"mb":1,"pb":1}`, nil, "", nil},
+		{"ca chain grows", &Claims{Ten: "test", Jti: "p2", Ca: []string{"root", "p1"}}, `{}`, nil, "", func(t *testing.T, c *Claims) {
+			if len(c.Ca) != 3 || c.Ca[2] != "p2" {
+				t.Fatalf("ca = %v", c.Ca)
+			}
+		}},
 
 		// Refused.
 		{"dd 0 cannot issue", tenantDD(0), `{}`, ErrInvalidRequest, "The authentication webtask token cannot be used to issue new webtask tokens.", nil},
@@ -206,6 +229,10 @@ func TestNarrow(t *testing.T) {
 		{"jtn needs single ten", list, `{"jtn":"x","code":"c"}`, ErrInvalidRequest, "the `jtn` claim requires the `ten` claim to name a single container", nil},
 		{"jtn with master ten", master, `{"jtn":"x","code":"c"}`, ErrInvalidRequest, "the `jtn` claim requires the `ten` claim to name a single container", nil},
 		{"jtn needs code", tenant, `{"jtn":"x"}`, ErrInvalidRequest, "the `jtn` claim requires `code` or `url`", nil},
+		{"mb fixed by url", withURL, `{"mb":0}`, ErrInvalidRequest, "the `mb` claim is fixed by the authentication token's `url`", nil},
+		{"month limit fixed", &Claims{Ten: "test", Jti: "p1", Lo: 9}, `{"lo":"10"}`, ErrInvalidRequest, "the `lo` claim cannot be specified if the authentication token already specifies it", nil},
+		{"dd 0 master child cannot issue", &Claims{Jti: "m", Dd: ptr(0)}, `{"ten":"x"}`, ErrInvalidRequest, "The authentication webtask token cannot be used to issue new webtask tokens.", nil},
+		{"wider list from single", tenant, `{"ten":"test,other"}`, ErrNotAllowed, "the `ten` claim must be within the authentication token's `ten`: container `other` is not allowed", nil},
 		{"jti needs master key", master, `{"jti":"0123456789abcdef0123456789abcdef"}`, ErrNotAllowed, "the `jti` claim can only be specified when issuing with the master key", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -294,6 +294,52 @@ type Verifier struct {
 
 // Verify parses and checks raw at time now.
 func (v Verifier) Verify(raw string, now time.Time) (*Claims, error) {
+	c, err := VerifySignature(v.Keys, raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.Check(c, now); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Check runs the checks after the signature on claims whose signature was
+// verified earlier (for example cached ones): the key set is still live
+// (not retired since), nbf, exp, then revocation of ca plus jti.
+func (v Verifier) Check(c *Claims, now time.Time) error {
+	if _, err := v.Keys.Get(c.Kid); err != nil {
+		if errors.Is(err, keyring.ErrUnknownKey) {
+			return ErrUntrustedKey
+		}
+		return fmt.Errorf("token: key lookup: %w", err)
+	}
+	sec := now.Unix()
+	if c.Nbf != 0 && sec < c.Nbf {
+		return ErrNotYetValid
+	}
+	if c.Exp != 0 && sec >= c.Exp {
+		return ErrExpired
+	}
+	if v.Revoked != nil {
+		jtis := make([]string, 0, len(c.Ca)+1)
+		jtis = append(append(jtis, c.Ca...), c.Jti)
+		revoked, err := v.Revoked(jtis)
+		if err != nil {
+			return fmt.Errorf("token: revocation check: %w", err)
+		}
+		if revoked {
+			return ErrRevoked
+		}
+	}
+	return nil
+}
+
+// VerifySignature checks only that kid names a live key set and that the
+// HS256 signature is valid; nbf, exp and revocation are not checked (see
+// Verifier.Check). Revocation uses it: an expired or already revoked token
+// can still be revoked.
+func VerifySignature(keys KeyLookup, raw string) (*Claims, error) {
 	c := new(Claims)
 	var lookupErr error
 	t, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
@@ -301,7 +347,7 @@ func (v Verifier) Verify(raw string, now time.Time) (*Claims, error) {
 		if kid == "" {
 			return nil, ErrUntrustedKey
 		}
-		ks, err := v.Keys.Get(kid)
+		ks, err := keys.Get(kid)
 		if err != nil {
 			if errors.Is(err, keyring.ErrUnknownKey) {
 				return nil, ErrUntrustedKey
@@ -316,6 +362,7 @@ func (v Verifier) Verify(raw string, now time.Time) (*Claims, error) {
 	case lookupErr != nil:
 		return nil, fmt.Errorf("token: key lookup: %w", lookupErr)
 	case err == nil && t != nil && t.Valid:
+		return c, nil
 	case errors.Is(err, ErrUntrustedKey):
 		return nil, ErrUntrustedKey
 	case errors.Is(err, jwt.ErrTokenMalformed):
@@ -323,25 +370,6 @@ func (v Verifier) Verify(raw string, now time.Time) (*Claims, error) {
 	default:
 		return nil, ErrBadSignature
 	}
-	sec := now.Unix()
-	if c.Nbf != 0 && sec < c.Nbf {
-		return nil, ErrNotYetValid
-	}
-	if c.Exp != 0 && sec >= c.Exp {
-		return nil, ErrExpired
-	}
-	if v.Revoked != nil {
-		jtis := make([]string, 0, len(c.Ca)+1)
-		jtis = append(append(jtis, c.Ca...), c.Jti)
-		revoked, err := v.Revoked(jtis)
-		if err != nil {
-			return nil, fmt.Errorf("token: revocation check: %w", err)
-		}
-		if revoked {
-			return nil, ErrRevoked
-		}
-	}
-	return c, nil
 }
 
 // ParseUnverified decodes raw's claims without checking anything. Only for
