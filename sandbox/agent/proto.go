@@ -34,8 +34,6 @@
 // When the channel closes (the daemon went away) the agent exits at once.
 package agent
 
-import "encoding/json"
-
 // Request is one invocation of a webtask, as sent to the agent.
 type Request struct {
 	// ReqID is the request id (ctx.id, x-wt-params.req_id, log records).
@@ -92,14 +90,14 @@ type LogLine struct {
 
 // message is the envelope of every line on the wire.
 type message struct {
-	Op     string          `json:"op"`
-	ID     uint64          `json:"id,omitempty"`
-	Req    *Request        `json:"req,omitempty"`
-	Pid    int             `json:"pid,omitempty"`
-	Node   string          `json:"node,omitempty"`
-	Stream string          `json:"stream,omitempty"`
-	Msg    string          `json:"msg,omitempty"`
-	Status int             `json:"status,omitempty"`
-	Header json.RawMessage `json:"headers,omitempty"`
-	Body   []byte          `json:"body,omitempty"`
+	Op     string              `json:"op"`
+	ID     uint64              `json:"id,omitempty"`
+	Req    *Request            `json:"req,omitempty"`
+	Pid    int                 `json:"pid,omitempty"`
+	Node   string              `json:"node,omitempty"`
+	Stream string              `json:"stream,omitempty"`
+	Msg    string              `json:"msg,omitempty"`
+	Status int                 `json:"status,omitempty"`
+	Header map[string][]string `json:"headers,omitempty"`
+	Body   []byte              `json:"body,omitempty"`
 }

@@ -1,0 +1,11 @@
+package rootfs
+
+import _ "embed" // for AgentJS
+
+// AgentJS is the Node runtime agent (agent/agent.js), the long-lived process
+// of every sandbox: node --max-old-space-size=N /agent/agent.js, with the
+// runtime channel on fd 3. Its protocol is documented in package
+// github.com/webtaskd/webtaskd/sandbox/agent.
+//
+//go:embed agent/agent.js
+var AgentJS []byte

@@ -1,0 +1,686 @@
+'use strict';
+// webtaskd runtime agent: the long-lived Node process of one sandbox.
+//
+// Started as `node --max-old-space-size=N /agent/agent.js` with the runtime
+// channel on fd 3 (a unix socket). Speaks newline-delimited JSON; the
+// protocol is documented in the Go package sandbox/agent (proto.go). It
+// compiles webtask code once per code_hash and runs many invocations
+// concurrently, implementing the Auth0 Webtask programming model (1-arity
+// cb, 2-arity ctx+cb, 3-arity ctx+req+res; promises; body parsing; results
+// and errors rendered as HTTP responses).
+//
+// Self-contained CommonJS, no npm dependencies, no synchronous fs on the
+// hot path.
+
+const net = require('net');
+const vm = require('vm');
+const http = require('http');
+const path = require('path');
+const Module = require('module');
+const querystring = require('querystring');
+const { AsyncLocalStorage } = require('async_hooks');
+
+// Captured before any user code runs, so user code replacing globals cannot
+// break the protocol.
+const stringify = JSON.stringify;
+const parse = JSON.parse;
+const BufferFrom = Buffer.from;
+const nextTick = process.nextTick;
+
+const MAX_CACHED_FUNCTIONS = 256;
+const TRUNCATION_MARKER = '[webtaskd: log output truncated]';
+const MODULES_DIR = process.env.WEBTASKD_MODULES_DIR || '/node_modules';
+const WEBTASK_FILENAME = '/webtask.js';
+
+const ERR_ARITY =
+  'The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).';
+const ERR_NO_FUNCTION =
+  'Unable to compile submitted JavaScript. Error: Supplied code must return or export a function.';
+
+// ---------------------------------------------------------------------------
+// Channel
+
+const origStdoutWrite = process.stdout.write;
+const origStderrWrite = process.stderr.write;
+
+function agentLog(msg) {
+  try {
+    origStderrWrite.call(process.stderr, 'webtaskd-agent: ' + msg + '\n');
+  } catch (_) {
+    // nothing left to report to
+  }
+}
+
+const chan = new net.Socket({ fd: 3, readable: true, writable: true });
+chan.setEncoding('utf8');
+chan.on('error', () => process.exit(1));
+chan.on('end', () => process.exit(0));
+chan.on('close', () => process.exit(0));
+
+function sendRaw(line) {
+  chan.write(line);
+}
+
+let inbuf = '';
+chan.on('data', (chunk) => {
+  if (inbuf.length !== 0) {
+    chunk = inbuf + chunk;
+    inbuf = '';
+  }
+  let start = 0;
+  let nl;
+  while ((nl = chunk.indexOf('\n', start)) !== -1) {
+    if (nl > start) handleLine(chunk.slice(start, nl));
+    start = nl + 1;
+  }
+  if (start < chunk.length) inbuf = chunk.slice(start);
+});
+
+function handleLine(line) {
+  let m;
+  try {
+    m = parse(line);
+  } catch (e) {
+    agentLog('malformed message from daemon: ' + e.message);
+    return;
+  }
+  if (m === null || typeof m !== 'object') {
+    agentLog('malformed message from daemon');
+    return;
+  }
+  if (m.op === 'invoke') {
+    if (typeof m.id !== 'number' || m.id <= 0 || m.req === null || typeof m.req !== 'object') {
+      agentLog('invalid invoke message');
+      return;
+    }
+    onInvoke(m.id, m.req);
+    return;
+  }
+  agentLog('unknown op from daemon: ' + String(m.op));
+}
+
+// ---------------------------------------------------------------------------
+// Invocations and results
+
+const als = new AsyncLocalStorage();
+
+// Invocation is the per-call state, also the AsyncLocalStorage store.
+function Invocation(id, req) {
+  this.id = id;
+  this.req = req;
+  this.done = false;
+  this.logBytes = 0;
+  this.logLimit = typeof req.log_limit === 'number' ? req.log_limit : 0;
+  this.truncated = false;
+  this.wt = undefined; // lazily built module.webtask view
+}
+
+const JSON_HEADERS = '{"content-type":["application/json"]}';
+
+function sendResult(inv, status, headersJSON, body) {
+  if (inv.done) return false;
+  inv.done = true;
+  const b64 = body === undefined || body.length === 0 ? '' : BufferFrom(body).toString('base64');
+  sendRaw(
+    '{"op":"result","id":' + inv.id + ',"status":' + status + ',"headers":' + headersJSON + ',"body":"' + b64 + '"}\n'
+  );
+  return true;
+}
+
+function sendJSON(inv, status, value) {
+  return sendResult(inv, status, JSON_HEADERS, stringify(value));
+}
+
+// errorBody renders an error as the Webtask JSON error shape.
+function errorBody(code, error, err) {
+  const b = { code: code, error: error };
+  if (err instanceof Error) {
+    b.details = safeToString(err);
+    b.name = err.name;
+    b.message = err.message;
+    for (const k of Object.keys(err)) {
+      if (k !== 'stack' && !(k in b)) b[k] = err[k];
+    }
+  } else if (err !== undefined) {
+    b.details = err;
+  }
+  return b;
+}
+
+function safeToString(v) {
+  try {
+    return String(v);
+  } catch (_) {
+    return Object.prototype.toString.call(v);
+  }
+}
+
+function sendError(inv, code, error, err) {
+  if (inv.done) return false;
+  let json;
+  try {
+    json = stringify(errorBody(code, error, err));
+  } catch (_) {
+    // err carried something unserializable: fall back to its string form.
+    json = stringify({ code: code, error: error, details: safeToString(err) });
+  }
+  return sendResult(inv, code, JSON_HEADERS, json);
+}
+
+// sendValue renders cb(null, v).
+function sendValue(inv, v) {
+  if (inv.done) return;
+  let json;
+  if (!v) {
+    json = '{}';
+  } else {
+    try {
+      json = stringify(v);
+    } catch (e) {
+      json = undefined;
+    }
+    if (typeof json !== 'string') {
+      sendError(inv, 400, 'Error when JSON serializing the result of the JavaScript code.', undefined);
+      return;
+    }
+  }
+  sendResult(inv, 200, JSON_HEADERS, json);
+}
+
+// ---------------------------------------------------------------------------
+// Compilation
+
+// cache maps code_hash -> {fn, arity} or {error: errorBody}; Map iteration
+// order is insertion order, so re-inserting on use makes it an LRU.
+const cache = new Map();
+
+const userRequire = Module.createRequire(path.join(MODULES_DIR, '/'));
+
+function compileError(err) {
+  if (err && err.name === 'SyntaxError') {
+    return {
+      code: 400,
+      error: 'Unable to compile submitted JavaScript: ' + safeToString(err),
+      details: syntaxDetails(err),
+    };
+  }
+  if (err && err.code === 'MODULE_NOT_FOUND') {
+    const mm = /Cannot find module '([^']*)'/.exec(String(err.message));
+    const msg = mm ? 'Error: Cannot find module "' + mm[1] + '"' : safeToString(err).split('\n')[0];
+    return { code: 400, error: 'Unable to compile submitted JavaScript. ' + msg, details: msg };
+  }
+  const s = err instanceof Error ? safeToString(err) : 'Error: ' + safeToString(err);
+  return { code: 400, error: 'Unable to compile submitted JavaScript. ' + s, details: s };
+}
+
+// syntaxDetails keeps the user-code part of a SyntaxError's stack (the
+// "file:line / source / caret" preamble and the message), not agent frames.
+function syntaxDetails(err) {
+  const stack = typeof err.stack === 'string' ? err.stack : safeToString(err);
+  const i = stack.indexOf('\n    at ');
+  return i === -1 ? stack : stack.slice(0, i);
+}
+
+function moduleWebtask(mod, loadView) {
+  Object.defineProperty(mod, 'webtask', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const inv = als.getStore();
+      return inv ? webtaskView(inv) : loadView;
+    },
+  });
+}
+
+function webtaskView(inv) {
+  if (inv.wt === undefined) {
+    const r = inv.req;
+    inv.wt = { meta: r.meta || {}, params: r.params || {}, secrets: r.secrets || {}, storage: storageStub };
+  }
+  return inv.wt;
+}
+
+// compile turns code into a cache entry. Runs inside the invocation's
+// AsyncLocalStorage context so load-time output is attributed to it.
+function compile(inv, code) {
+  if (code.charCodeAt(0) === 0xfeff) code = code.slice(1);
+  let wrapperFn;
+  try {
+    const script = new vm.Script(Module.wrap(code), { filename: WEBTASK_FILENAME });
+    wrapperFn = script.runInThisContext();
+  } catch (e) {
+    return { error: compileError(e) };
+  }
+  const mod = { exports: {}, id: WEBTASK_FILENAME, filename: WEBTASK_FILENAME, loaded: false };
+  moduleWebtask(mod, webtaskView(inv));
+  let ret;
+  try {
+    ret = wrapperFn.call(mod.exports, mod.exports, userRequire, mod, WEBTASK_FILENAME, '/');
+  } catch (e) {
+    return { error: compileError(e) };
+  }
+  mod.loaded = true;
+  const fn = typeof ret === 'function' ? ret : mod.exports;
+  if (typeof fn !== 'function') {
+    return { error: { code: 400, error: ERR_NO_FUNCTION } };
+  }
+  const arity = fn.length;
+  if (arity < 1 || arity > 3) {
+    return { error: { code: 400, error: ERR_ARITY } };
+  }
+  return { fn: fn, arity: arity };
+}
+
+function lookup(inv, r) {
+  const hash = r.code_hash;
+  if (hash) {
+    const hit = cache.get(hash);
+    if (hit !== undefined) {
+      cache.delete(hash);
+      cache.set(hash, hit);
+      return hit;
+    }
+  }
+  if (typeof r.code !== 'string' || r.code.length === 0) return undefined;
+  const entry = compile(inv, r.code);
+  if (hash) {
+    cache.set(hash, entry);
+    if (cache.size > MAX_CACHED_FUNCTIONS) cache.delete(cache.keys().next().value);
+  }
+  return entry;
+}
+
+// ---------------------------------------------------------------------------
+// Invocation
+
+function onInvoke(id, r) {
+  const inv = new Invocation(id, r);
+  als.run(inv, runInvocation, inv, r);
+}
+
+function runInvocation(inv, r) {
+  let entry;
+  try {
+    entry = lookup(inv, r);
+  } catch (e) {
+    sendError(inv, 500, 'Server error', e);
+    return;
+  }
+  if (entry === undefined) {
+    inv.done = true;
+    sendRaw('{"op":"need_code","id":' + inv.id + '}\n');
+    return;
+  }
+  if (entry.error !== undefined) {
+    sendResult(inv, entry.error.code, JSON_HEADERS, stringify(entry.error));
+    return;
+  }
+  let ctx, req;
+  try {
+    const prepared = prepare(inv, r, entry.arity);
+    ctx = prepared.ctx;
+    req = prepared.req;
+  } catch (e) {
+    sendError(inv, 500, 'Server error', e);
+    return;
+  }
+  if (entry.arity === 3) {
+    runHTTP(inv, entry.fn, ctx, req);
+    return;
+  }
+  const cb = function webtaskCallback(err, value) {
+    if (inv.done) return;
+    if (err) sendError(inv, 400, 'Script returned an error.', err);
+    else sendValue(inv, value);
+  };
+  let ret;
+  try {
+    ret = entry.arity === 1 ? entry.fn(cb) : entry.fn(ctx, cb);
+  } catch (e) {
+    sendError(inv, 500, 'Script generated an unhandled synchronous exception.', e);
+    return;
+  }
+  if (ret !== null && typeof ret === 'object' && typeof ret.then === 'function') {
+    ret.then(
+      (v) => cb(null, v),
+      (e) => cb(e || new Error('Promise rejected with ' + safeToString(e)))
+    );
+  }
+}
+
+// nodeHeaders turns {name: [values]} into Node's IncomingMessage shape.
+function nodeHeaders(h) {
+  const out = {};
+  if (!h) return out;
+  for (const k in h) {
+    const v = h[k];
+    const name = k.toLowerCase();
+    if (!Array.isArray(v)) {
+      out[name] = String(v);
+    } else if (name === 'set-cookie') {
+      out[name] = v.slice();
+    } else {
+      out[name] = v.length === 1 ? v[0] : v.join(', ');
+    }
+  }
+  return out;
+}
+
+// prepare builds ctx (and for 3-arity the IncomingMessage) for one call.
+function prepare(inv, r, arity) {
+  const url = typeof r.url === 'string' ? r.url : '/';
+  const qi = url.indexOf('?');
+  const query = qi === -1 ? {} : querystring.parse(url.slice(qi + 1));
+  let qpb, qmb;
+  for (const k in query) {
+    if (k.length > 8 && k.startsWith('webtask_')) {
+      if (k === 'webtask_pb') qpb = query[k];
+      else if (k === 'webtask_mb') qmb = query[k];
+      delete query[k];
+    }
+  }
+  const secrets = r.secrets || {};
+  const params = r.params || {};
+  const meta = r.meta || {};
+  const headers = nodeHeaders(r.headers);
+  const pb = r.pb | 0;
+  const parseBody = pb === 1 || (pb === 2 && arity < 3) || qpb === '1';
+  const mergeBody = (r.mb | 0) === 1 || qmb === '1';
+
+  const data = Object.assign({}, query, params, secrets);
+  const ctx = {
+    data: data,
+    query: query,
+    secrets: secrets,
+    params: params,
+    meta: meta,
+    headers: headers,
+    id: r.req_id,
+    token: r.token,
+    storage: storageStub,
+    create_token: createTokenStub,
+    create_token_url: createTokenStub,
+  };
+  const raw = r.body ? BufferFrom(r.body, 'base64') : undefined;
+  if (parseBody) {
+    ctx.body_raw = raw === undefined ? '' : raw.toString('utf8');
+    const body = parseRequestBody(headers['content-type'], ctx.body_raw);
+    if (body !== undefined) {
+      ctx.body = body;
+      if (mergeBody && body !== null && typeof body === 'object' && !Array.isArray(body)) {
+        for (const k in body) {
+          if (!(k in data)) data[k] = body[k];
+        }
+      }
+    }
+  }
+  let req;
+  if (arity === 3) {
+    req = makeRequest(inv, r, headers, parseBody ? undefined : raw, pb, r.mb | 0);
+  }
+  return { ctx: ctx, req: req };
+}
+
+function parseRequestBody(contentType, raw) {
+  if (!contentType || raw.length === 0) return undefined;
+  const ct = contentType.split(';')[0].trim().toLowerCase();
+  try {
+    if (ct === 'application/json') return parse(raw);
+    if (ct === 'application/x-www-form-urlencoded') return Object.assign({}, querystring.parse(raw));
+  } catch (_) {
+    // parse errors are ignored, as in the hosted runtime
+  }
+  return undefined;
+}
+
+function storageUnavailable(cb) {
+  const err = new Error('storage is not available yet');
+  if (typeof cb === 'function') nextTick(cb, err);
+  else throw err;
+}
+
+const storageStub = {
+  get(options, cb) {
+    storageUnavailable(typeof options === 'function' ? options : cb);
+  },
+  set(data, options, cb) {
+    storageUnavailable(typeof options === 'function' ? options : cb);
+  },
+};
+
+function createTokenStub(options, cb) {
+  const err = new Error('token creation is not available');
+  if (typeof options === 'function') cb = options;
+  if (typeof cb === 'function') nextTick(cb, err);
+  else throw err;
+}
+
+// ---------------------------------------------------------------------------
+// 3-arity: real http.IncomingMessage / http.ServerResponse
+
+function makeRequest(inv, r, headers, body, pb, mb) {
+  const xwt = {
+    container: r.container,
+    jtn: r.jtn,
+    mb: mb,
+    pb: pb,
+    pctx: r.params || {},
+    ectx: r.secrets || {},
+    meta: r.meta || {},
+    token: r.token,
+    req_id: r.req_id,
+    url_format: r.url_format,
+  };
+  const sock = new net.Socket();
+  sock.readable = false; // no real connection behind it: never resume it
+  const req = new http.IncomingMessage(sock);
+  req.method = r.method || 'GET';
+  req.url = typeof r.url === 'string' ? r.url : '/';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.httpVersion = '1.1';
+  headers = Object.assign({}, headers);
+  headers['x-wt-params'] = BufferFrom(stringify(xwt)).toString('base64');
+  req.headers = headers;
+  const rawHeaders = [];
+  for (const k in headers) {
+    const v = headers[k];
+    if (Array.isArray(v)) for (const x of v) rawHeaders.push(k, x);
+    else rawHeaders.push(k, v);
+  }
+  req.rawHeaders = rawHeaders;
+  req.x_wt = xwt;
+  if (body !== undefined && body.length > 0) req.push(body);
+  req.push(null);
+  req.complete = true;
+  return req;
+}
+
+function runHTTP(inv, fn, ctx, req) {
+  const res = new http.ServerResponse(req);
+  captureResponse(inv, res);
+  let ret;
+  try {
+    ret = fn(ctx, req, res);
+  } catch (e) {
+    sendError(inv, 500, 'Script generated an unhandled synchronous exception.', e);
+    return;
+  }
+  if (ret !== null && typeof ret === 'object' && typeof ret.then === 'function') {
+    ret.then(undefined, (e) => {
+      if (!inv.done) sendError(inv, 500, 'Script generated an unhandled asynchronous exception.', e);
+    });
+  }
+}
+
+const protoWriteHead = http.ServerResponse.prototype.writeHead;
+
+// captureResponse overrides the response's output methods on the instance:
+// headers/status stay in Node's own bookkeeping (setHeader, getHeader,
+// statusCode, headersSent work as usual) and the body is collected; end()
+// completes the invocation.
+function captureResponse(inv, res) {
+  const chunks = [];
+  let ended = false;
+
+  res.writeHead = function writeHead(statusCode, reason, obj) {
+    if (typeof reason !== 'string') {
+      obj = reason;
+      reason = undefined;
+    }
+    if (this._header) return protoWriteHead.call(this, statusCode); // throws ERR_HTTP_HEADERS_SENT
+    if (obj) {
+      if (Array.isArray(obj)) {
+        if (obj.length && Array.isArray(obj[0])) {
+          for (const [k, v] of obj) this.setHeader(k, v);
+        } else {
+          for (let i = 0; i + 1 < obj.length; i += 2) this.setHeader(obj[i], obj[i + 1]);
+        }
+      } else {
+        for (const k of Object.keys(obj)) if (obj[k] !== undefined) this.setHeader(k, obj[k]);
+      }
+    }
+    return reason === undefined
+      ? protoWriteHead.call(this, statusCode)
+      : protoWriteHead.call(this, statusCode, reason);
+  };
+
+  function collect(chunk, encoding) {
+    if (chunk === undefined || chunk === null) return;
+    if (typeof chunk === 'string') {
+      if (chunk.length) chunks.push(BufferFrom(chunk, typeof encoding === 'string' ? encoding : 'utf8'));
+    } else if (chunk instanceof Uint8Array) {
+      if (chunk.length) chunks.push(BufferFrom(chunk)); // copy: callers may reuse buffers
+    } else {
+      const e = new TypeError('The "chunk" argument must be of type string or an instance of Buffer or Uint8Array');
+      e.code = 'ERR_INVALID_ARG_TYPE';
+      throw e;
+    }
+  }
+
+  res.write = function write(chunk, encoding, cb) {
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (ended) {
+      const e = new Error('write after end');
+      e.code = 'ERR_STREAM_WRITE_AFTER_END';
+      if (typeof cb === 'function') nextTick(cb, e);
+      return false;
+    }
+    collect(chunk, encoding);
+    if (!this._header) this._implicitHeader();
+    if (typeof cb === 'function') nextTick(cb);
+    return true;
+  };
+
+  res.end = function end(chunk, encoding, cb) {
+    if (typeof chunk === 'function') {
+      cb = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    if (ended) {
+      if (typeof cb === 'function') nextTick(cb);
+      return this;
+    }
+    collect(chunk, encoding);
+    if (!this._header) this._implicitHeader();
+    ended = true;
+    this.finished = true;
+    if (typeof cb === 'function') this.once('finish', cb);
+    sendResult(inv, this.statusCode, resultHeaders(this), chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
+    nextTick(() => {
+      this.emit('prefinish');
+      this.emit('finish');
+      this.emit('close');
+    });
+    return this;
+  };
+
+  res.flushHeaders = function flushHeaders() {
+    if (!this._header) this._implicitHeader();
+  };
+}
+
+function resultHeaders(res) {
+  const h = res.getHeaders();
+  const out = {};
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined) continue;
+    out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : [String(v)];
+  }
+  return stringify(out);
+}
+
+// ---------------------------------------------------------------------------
+// User output capture
+
+function sendLog(id, stream, msg) {
+  sendRaw('{"op":"log","id":' + id + ',"stream":"' + stream + '","msg":' + stringify(msg) + '}\n');
+}
+
+function userOutput(inv, stream, s) {
+  if (s.length !== 0 && s.charCodeAt(s.length - 1) === 10) s = s.slice(0, -1);
+  if (inv.truncated) return;
+  if (inv.logLimit > 0) {
+    const n = Buffer.byteLength(s) + 1;
+    if (inv.logBytes + n > inv.logLimit) {
+      inv.truncated = true;
+      sendLog(inv.id, stream, TRUNCATION_MARKER);
+      return;
+    }
+    inv.logBytes += n;
+  }
+  sendLog(inv.id, stream, s);
+}
+
+function patchStream(stream, name, orig) {
+  stream.write = function write(chunk, encoding, cb) {
+    const inv = als.getStore();
+    if (inv === undefined) return orig.apply(this, arguments);
+    if (typeof encoding === 'function') {
+      cb = encoding;
+      encoding = undefined;
+    }
+    let s;
+    if (typeof chunk === 'string') s = chunk;
+    else if (chunk instanceof Uint8Array) s = BufferFrom(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('utf8');
+    else s = safeToString(chunk);
+    userOutput(inv, name, s);
+    if (typeof cb === 'function') nextTick(cb);
+    return true;
+  };
+}
+
+patchStream(process.stdout, 'stdout', origStdoutWrite);
+patchStream(process.stderr, 'stderr', origStderrWrite);
+
+// ---------------------------------------------------------------------------
+// Asynchronous failures of user code
+
+function describe(err) {
+  if (err instanceof Error && typeof err.stack === 'string') return err.stack;
+  return safeToString(err);
+}
+
+function onAsyncFailure(kind, err) {
+  const inv = als.getStore();
+  if (inv === undefined) {
+    agentLog(kind + ' outside any invocation: ' + describe(err));
+    return;
+  }
+  userOutput(inv, 'stderr', kind + ': ' + describe(err));
+  if (!inv.done) sendError(inv, 500, 'Script generated an unhandled asynchronous exception.', err);
+}
+
+process.on('uncaughtException', (err) => onAsyncFailure('Uncaught exception', err));
+process.on('unhandledRejection', (err) => onAsyncFailure('Unhandled rejection', err));
+
+// ---------------------------------------------------------------------------
+
+sendRaw(stringify({ op: 'ready', pid: process.pid, node: process.version }) + '\n');

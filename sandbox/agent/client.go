@@ -1,0 +1,406 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+)
+
+// ErrClosed is returned by Do and WaitReady once the runtime channel is
+// closed, either by Close or because the agent went away (EOF) or spoke a
+// malformed line. Client.Err tells which.
+var ErrClosed = errors.New("runtime channel closed")
+
+// ErrProtocol: the agent sent a line that is not a valid protocol message.
+var ErrProtocol = errors.New("runtime protocol violation")
+
+const (
+	// maxLineBytes bounds one message from the agent.
+	maxLineBytes = 64 << 20
+	// logBuffer is how many log lines may wait for a slow onLog callback
+	// before further lines are dropped (and counted).
+	logBuffer = 4096
+	// maxKnownHashes bounds the set of code hashes the client believes the
+	// agent has compiled; past it the set is reset (the agent then answers
+	// need_code and the code is resent, so this is only a cost, never wrong).
+	maxKnownHashes = 4096
+)
+
+// Ready is the agent's boot announcement.
+type Ready struct {
+	// Pid is the agent's process id as seen inside its pid namespace.
+	Pid int
+	// Node is the Node.js version, for example "v20.20.2".
+	Node string
+}
+
+// reply is what the read loop hands to a waiting Do.
+type reply struct {
+	needCode bool
+	resp     *Response
+}
+
+// call is one in-flight invocation.
+type call struct {
+	ch chan reply // buffered 1
+}
+
+var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
+
+// invokeMsg is the daemon -> agent envelope. Kept separate from message so
+// that encoding it does not walk the agent -> daemon fields.
+type invokeMsg struct {
+	Op  string   `json:"op"`
+	ID  uint64   `json:"id"`
+	Req *Request `json:"req"`
+}
+
+// Client speaks the runtime protocol over one channel. All methods are safe
+// for concurrent use; many Do calls may be in flight at once.
+type Client struct {
+	conn  io.ReadWriteCloser
+	onLog func(LogLine)
+
+	wmu sync.Mutex // serialises writes
+	bw  *bufio.Writer
+	enc *json.Encoder
+
+	nextID atomic.Uint64
+
+	mu      sync.Mutex
+	pending map[uint64]*call
+	known   map[string]struct{} // code hashes sent with code on this channel
+	closed  bool
+	err     error // why the channel closed
+
+	readyOnce sync.Once
+	readyCh   chan struct{}
+	ready     Ready
+
+	done chan struct{}
+
+	logs        chan LogLine
+	logsDone    chan struct{}
+	droppedLogs atomic.Uint64
+}
+
+// NewClient starts reading conn. onLog receives user output (may be nil).
+// A slow onLog never blocks the channel: up to a bounded number of lines
+// wait for it, further lines are dropped and counted (DroppedLogs).
+//
+// conn.Close must interrupt a blocked Read: for a socketpair fd wrap it with
+// net.FileConn (or set it non-blocking before os.NewFile), never a plain
+// blocking *os.File.
+func NewClient(conn io.ReadWriteCloser, onLog func(LogLine)) *Client {
+	c := &Client{
+		conn:     conn,
+		onLog:    onLog,
+		bw:       bufio.NewWriterSize(conn, 64<<10),
+		pending:  make(map[uint64]*call),
+		known:    make(map[string]struct{}),
+		readyCh:  make(chan struct{}),
+		done:     make(chan struct{}),
+		logsDone: make(chan struct{}),
+	}
+	c.enc = json.NewEncoder(c.bw)
+	c.enc.SetEscapeHTML(false)
+	if onLog != nil {
+		c.logs = make(chan LogLine, logBuffer)
+		go c.logLoop()
+	} else {
+		close(c.logsDone)
+	}
+	go c.readLoop()
+	return c
+}
+
+// WaitReady waits for the agent's "ready" message.
+func (c *Client) WaitReady(ctx context.Context) (Ready, error) {
+	select {
+	case <-c.readyCh:
+		return c.ready, nil
+	default:
+	}
+	select {
+	case <-c.readyCh:
+		return c.ready, nil
+	case <-c.done:
+		// A ready that raced with the close still counts.
+		select {
+		case <-c.readyCh:
+			return c.ready, nil
+		default:
+		}
+		return Ready{}, c.closedErr()
+	case <-ctx.Done():
+		return Ready{}, fmt.Errorf("waiting for runtime agent: %w", ctx.Err())
+	}
+}
+
+// Do sends req and waits for its response or ctx. The caller always fills
+// Code and CodeHash; the client omits Code when it already sent that hash
+// on this channel and resends with Code when the agent answers need_code.
+// req is not modified. On ctx expiry Do returns ctx.Err() wrapped; the
+// invocation may still be running in the agent (the caller recycles the
+// sandbox). After the channel closed Do returns an error wrapping ErrClosed.
+func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	id := c.nextID.Add(1)
+	cl := callPool.Get().(*call)
+
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		callPool.Put(cl)
+		return nil, c.closedErr()
+	}
+	c.pending[id] = cl
+	_, haveCode := c.known[req.CodeHash]
+	c.mu.Unlock()
+
+	withCode := !haveCode || req.CodeHash == ""
+	if err := c.send(id, req, withCode); err != nil {
+		c.forget(id, cl)
+		return nil, err
+	}
+	for {
+		select {
+		case r := <-cl.ch:
+			if r.needCode {
+				if withCode {
+					// The agent asked for code we just sent: broken agent.
+					c.forget(id, cl)
+					return nil, fmt.Errorf("agent asked again for code %q: %w", req.CodeHash, ErrProtocol)
+				}
+				withCode = true
+				if err := c.send(id, req, true); err != nil {
+					c.forget(id, cl)
+					return nil, err
+				}
+				continue
+			}
+			// The read loop removed id from pending before replying.
+			callPool.Put(cl)
+			return r.resp, nil
+		case <-c.done:
+			// A reply may have raced with the close.
+			select {
+			case r := <-cl.ch:
+				if !r.needCode {
+					callPool.Put(cl)
+					return r.resp, nil
+				}
+			default:
+			}
+			c.forget(id, cl)
+			return nil, c.closedErr()
+		case <-ctx.Done():
+			c.forget(id, cl)
+			return nil, fmt.Errorf("runtime invocation %d: %w", id, ctx.Err())
+		}
+	}
+}
+
+// forget drops an abandoned call. The call is not returned to the pool: the
+// read loop may still hold it and reply into its channel.
+func (c *Client) forget(id uint64, _ *call) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+// send writes one invoke message.
+func (c *Client) send(id uint64, req *Request, withCode bool) error {
+	msg := invokeMsg{Op: "invoke", ID: id, Req: req}
+	var stripped Request
+	if !withCode && req.Code != "" {
+		stripped = *req
+		stripped.Code = ""
+		msg.Req = &stripped
+	}
+	c.wmu.Lock()
+	err := c.enc.Encode(&msg)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		var je *json.UnsupportedValueError
+		var jt *json.UnsupportedTypeError
+		if errors.As(err, &je) || errors.As(err, &jt) {
+			// Nothing (or a partial line) may be buffered: the channel
+			// can no longer be trusted.
+			c.shutdown(fmt.Errorf("encoding request: %v: %w", err, ErrProtocol))
+			return fmt.Errorf("encoding request: %w", err)
+		}
+		c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
+		return c.closedErr()
+	}
+	if withCode && req.CodeHash != "" {
+		c.mu.Lock()
+		if len(c.known) >= maxKnownHashes {
+			clear(c.known)
+		}
+		c.known[req.CodeHash] = struct{}{}
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// Close closes the channel; pending and later Do calls fail with ErrClosed.
+func (c *Client) Close() error {
+	err := c.conn.Close()
+	c.shutdown(ErrClosed)
+	<-c.done
+	return err
+}
+
+// Done is closed when the read loop ended (EOF: the agent exited).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err tells why the channel closed (nil while it is open). It wraps
+// ErrClosed, or ErrProtocol for a malformed message.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// DroppedLogs counts log lines dropped because onLog was too slow.
+func (c *Client) DroppedLogs() uint64 { return c.droppedLogs.Load() }
+
+func (c *Client) closedErr() error {
+	c.mu.Lock()
+	err := c.err
+	c.mu.Unlock()
+	if err == nil || errors.Is(err, ErrClosed) {
+		if err == nil {
+			return ErrClosed
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrClosed, err)
+}
+
+// shutdown marks the client closed with reason (first reason wins) and
+// closes conn so the read loop ends.
+func (c *Client) shutdown(reason error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	c.err = reason
+	c.mu.Unlock()
+	_ = c.conn.Close()
+}
+
+func (c *Client) readLoop() {
+	defer func() {
+		c.shutdown(fmt.Errorf("runtime agent exited: %w", ErrClosed))
+		c.mu.Lock()
+		clear(c.pending)
+		c.mu.Unlock()
+		if c.logs != nil {
+			close(c.logs)
+		}
+		close(c.done)
+	}()
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+				if len(long) > maxLineBytes {
+					c.shutdown(fmt.Errorf("agent message longer than %d bytes: %w", maxLineBytes, ErrProtocol))
+					return
+				}
+			}
+			line = long
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) || len(line) > 0 {
+				if errors.Is(err, io.EOF) {
+					c.shutdown(fmt.Errorf("agent sent a truncated message: %w", ErrProtocol))
+				} else {
+					c.shutdown(fmt.Errorf("reading from runtime: %v: %w", err, ErrClosed))
+				}
+			}
+			return
+		}
+		if err := c.dispatch(line); err != nil {
+			c.shutdown(err)
+			return
+		}
+		if cap(long) > 1<<20 {
+			long = nil // do not pin a huge buffer
+		}
+	}
+}
+
+// dispatch handles one line from the agent.
+func (c *Client) dispatch(line []byte) error {
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		return fmt.Errorf("malformed agent message: %v: %w", err, ErrProtocol)
+	}
+	switch m.Op {
+	case "result", "need_code":
+		if m.ID == 0 {
+			return fmt.Errorf("agent %s without id: %w", m.Op, ErrProtocol)
+		}
+		c.mu.Lock()
+		cl, ok := c.pending[m.ID]
+		if ok && m.Op == "result" {
+			delete(c.pending, m.ID)
+		}
+		c.mu.Unlock()
+		if !ok {
+			return nil // abandoned by its caller (ctx expiry)
+		}
+		if m.Op == "need_code" {
+			cl.ch <- reply{needCode: true}
+			return nil
+		}
+		if m.Status < 100 || m.Status > 999 {
+			return fmt.Errorf("agent result %d with status %d: %w", m.ID, m.Status, ErrProtocol)
+		}
+		cl.ch <- reply{resp: &Response{Status: m.Status, Headers: m.Header, Body: m.Body}}
+	case "log":
+		if c.logs == nil {
+			return nil
+		}
+		select {
+		case c.logs <- LogLine{ID: m.ID, Stream: m.Stream, Msg: m.Msg}:
+		default:
+			if c.droppedLogs.Add(1) == 1 {
+				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
+			}
+		}
+	case "ready":
+		c.readyOnce.Do(func() {
+			c.ready = Ready{Pid: m.Pid, Node: m.Node}
+			close(c.readyCh)
+		})
+	default:
+		return fmt.Errorf("unknown agent op %q: %w", m.Op, ErrProtocol)
+	}
+	return nil
+}
+
+func (c *Client) logLoop() {
+	defer close(c.logsDone)
+	for l := range c.logs {
+		c.onLog(l)
+	}
+}

@@ -1,0 +1,156 @@
+package agent_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/webtaskd/webtaskd/rootfs"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
+)
+
+// testDeadline bounds every wait in these tests (a hang fails, it never
+// stalls the suite).
+const testDeadline = 20 * time.Second
+
+// harness is one running agent process and its client.
+type harness struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	client *agent.Client
+	exited chan error
+
+	mu   sync.Mutex
+	logs []agent.LogLine
+	logc chan agent.LogLine
+}
+
+// startAgent runs the embedded agent with the host's node, wired over a
+// socketpair as fd 3, and waits for ready.
+func startAgent(t testing.TB, env ...string) *harness {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
+	}
+	dir := t.TempDir()
+	script := filepath.Join(dir, "agent.js")
+	if err := os.WriteFile(script, rootfs.AgentJS, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The daemon's end must be pollable so that Close interrupts a
+	// blocked Read: hand it to the runtime poller via net.FileConn.
+	ourFile := os.NewFile(uintptr(fds[0]), "agent-chan")
+	ours, err := net.FileConn(ourFile)
+	ourFile.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
+	cmd := exec.Command(node, "--max-old-space-size=64", script)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Env = append([]string{"WEBTASKD_MODULES_DIR=" + filepath.Join(dir, "node_modules")}, env...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	h := &harness{cmd: cmd, exited: make(chan error, 1), logc: make(chan agent.LogLine, 1024)}
+	if tt, ok := t.(*testing.T); ok {
+		h.t = tt
+	}
+	go func() { h.exited <- cmd.Wait() }()
+	h.client = agent.NewClient(ours, func(l agent.LogLine) {
+		h.mu.Lock()
+		h.logs = append(h.logs, l)
+		h.mu.Unlock()
+		select {
+		case h.logc <- l:
+		default:
+		}
+	})
+	t.Cleanup(func() {
+		h.client.Close()
+		select {
+		case <-h.exited:
+		case <-time.After(testDeadline):
+			_ = cmd.Process.Kill()
+			<-h.exited
+			t.Errorf("agent did not exit after the channel closed")
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	defer cancel()
+	r, err := h.client.WaitReady(ctx)
+	if err != nil {
+		t.Fatalf("WaitReady: %v", err)
+	}
+	if r.Pid != cmd.Process.Pid || r.Node == "" {
+		t.Fatalf("ready = %+v, want pid %d", r, cmd.Process.Pid)
+	}
+	return h
+}
+
+func hashOf(code string) string {
+	s := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(s[:])
+}
+
+// newReq is a GET request for code with sane defaults.
+func newReq(code string) *agent.Request {
+	return &agent.Request{
+		ReqID:         "req-1",
+		Container:     "c",
+		Name:          "n",
+		URLFormat:     1,
+		CodeHash:      hashOf(code),
+		Code:          code,
+		Method:        "GET",
+		URL:           "/api/run/c/n",
+		Headers:       map[string][]string{"host": {"localhost"}},
+		PB:            2,
+		LogLimitBytes: 1 << 20,
+	}
+}
+
+func (h *harness) do(t testing.TB, req *agent.Request) *agent.Response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	defer cancel()
+	resp, err := h.client.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	return resp
+}
+
+// jsonBody decodes a response body into a generic value.
+func jsonBody(t testing.TB, resp *agent.Response) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(resp.Body, &v); err != nil {
+		t.Fatalf("body %q is not JSON: %v", resp.Body, err)
+	}
+	return v
+}
+
+// logsFor returns the log lines received so far for invocation-less checks.
+func (h *harness) snapshotLogs() []agent.LogLine {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]agent.LogLine(nil), h.logs...)
+}
