@@ -41,6 +41,10 @@ func (s *Server) caller(c echo.Context) (*token.Claims, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	// Token rate limits (lts…lto) count every request the token authorizes.
+	if err := s.limitToken(claims); err != nil {
+		return nil, "", err
+	}
 	return claims, raw, nil
 }
 

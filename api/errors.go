@@ -20,7 +20,9 @@ var (
 	ErrBadRequest  = errors.New("bad request")            // 400
 	ErrForbidden   = errors.New("forbidden")              // 403
 	ErrNotFound    = errors.New("not found")              // 404
+	ErrConflict    = errors.New("conflict")               // 409
 	ErrTooLarge    = errors.New("request body too large") // 413
+	ErrRateLimited = errors.New("rate limit exceeded")    // 429 (with Retry-After: *RateLimitError)
 	ErrBadGateway  = errors.New("upstream fetch failed")  // 502
 	ErrUnavailable = errors.New("service unavailable")    // 503
 	ErrInternal    = errors.New("internal server error")  // 500
@@ -58,6 +60,7 @@ var kindStatus = []struct {
 	{ErrBadRequest, http.StatusBadRequest},
 	{ErrForbidden, http.StatusForbidden},
 	{ErrNotFound, http.StatusNotFound},
+	{ErrConflict, http.StatusConflict},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge},
 	{ErrBadGateway, http.StatusBadGateway},
 	{ErrUnavailable, http.StatusServiceUnavailable},
@@ -101,6 +104,10 @@ func classify(err error) (status int, msg string, level slog.Level, log bool) {
 				return ks.status, ae.Message, 0, false
 			}
 		}
+	}
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		return http.StatusTooManyRequests, rl.Error(), 0, false
 	}
 	var ce *token.ClaimError
 	if errors.As(err, &ce) {
@@ -151,6 +158,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	status, msg, level, log := classify(err)
 	id := reqID(c)
+	var rl *RateLimitError
+	if errors.As(err, &rl) {
+		c.Response().Header().Set("Retry-After", rl.retryAfterSeconds())
+	}
 	if log {
 		s.log.Log(c.Request().Context(), level, "request failed",
 			"req_id", id, "method", c.Request().Method, "path", c.Request().URL.Path, "status", status, "err", err)

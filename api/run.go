@@ -45,6 +45,11 @@ func (s *Server) runNamed(c echo.Context) error {
 		}
 		return err
 	}
+	// The stored token authorizes the run: revoked, expired or retired
+	// tokens stop it; its rate limits apply.
+	if err := s.checkStoredToken(w); err != nil {
+		return err
+	}
 	code, hash, err := s.codeOf(c, w)
 	if err != nil {
 		return err
@@ -74,6 +79,9 @@ func (s *Server) runUnnamed(c echo.Context) error {
 		return err
 	}
 	if err := authorize(caller, container); err != nil {
+		return err
+	}
+	if err := s.limitRun(caller, container, false); err != nil {
 		return err
 	}
 	body, err := s.readBody(c)

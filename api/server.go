@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -81,8 +82,18 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
-	// Revoked is the token revocation check (ca plus jti); nil disables it.
+	// Revoked is the token revocation check (ca plus jti); nil uses
+	// Security.AnyRevoked, or disables the check without Security.
 	Revoked token.RevokedFunc
+	// Security stores revocations and re-seals secrets on key retirement;
+	// nil answers the revoke and retire routes with 503.
+	Security SecurityStore
+	// KeyAdmin rotates and retires key sets; nil answers the key routes
+	// with 503.
+	KeyAdmin KeyAdmin
+	// OnKeysChanged is called after a revocation or a key retirement (the
+	// daemon re-checks its master token then); nil does nothing.
+	OnKeysChanged func() error
 }
 
 // Server is the HTTP API.
@@ -97,6 +108,13 @@ type Server struct {
 	verifier  token.Verifier
 	remote    *remoteCache
 	e         *echo.Echo
+
+	security      SecurityStore
+	keyAdmin      KeyAdmin
+	onKeysChanged func() error
+	keyMu         sync.Mutex // serialises key rotation and retirement
+	limits        *limiters
+	stored        claimsCache
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -124,9 +142,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("api: request id prefix: %w", err)
 	}
+	if d.Revoked == nil && d.Security != nil {
+		d.Revoked = d.Security.AnyRevoked
+	}
 	s := &Server{
 		cfg: cfg, store: d.Store, keys: d.Keys, runner: d.Runner, sandboxes: d.Sandboxes,
 		log: d.Logger, now: d.Now,
+		security: d.Security, keyAdmin: d.KeyAdmin, onKeysChanged: d.OnKeysChanged,
+		limits:   newLimiters(),
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
 		idPrefix: hex.EncodeToString(b[:]),
@@ -150,6 +173,7 @@ func (s *Server) routes() *echo.Echo {
 
 	e.POST("/api/tokens/issue", s.issueToken)
 	e.GET("/api/tokens/inspect", s.inspectToken)
+	e.POST("/api/tokens/revoke", s.revokeToken)
 
 	e.GET("/api/webtask", s.listAllWebtasks)
 	e.GET("/api/webtask/:container", s.listWebtasks)
@@ -163,6 +187,9 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/api/admin/sandboxes", s.listSandboxes)
 	e.DELETE("/api/admin/sandboxes/:id", s.killSandbox)
+	e.GET("/api/admin/keys", s.listKeys)
+	e.POST("/api/admin/keys/rotate", s.rotateKeys)
+	e.POST("/api/admin/keys/:kid/retire", s.retireKey)
 	return e
 }
 
