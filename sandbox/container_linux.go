@@ -220,6 +220,8 @@ type startOptions struct {
 	Logger       *slog.Logger
 	// OnLog receives user output (may be nil).
 	OnLog func(agent.LogLine)
+	// Self, when set, receives the sandbox as soon as it exists.
+	Self *atomic.Pointer[container]
 }
 
 // container is the libcontainer implementation of Sandbox.
@@ -230,11 +232,13 @@ type container struct {
 	createdAt time.Time
 	log       *slog.Logger
 
-	c       *libcontainer.Container
-	proc    *libcontainer.Process
-	pid     int
-	client  *agent.Client
-	memFile string // cgroup file holding current memory usage
+	c          *libcontainer.Container
+	proc       *libcontainer.Process
+	pid        int
+	client     *agent.Client
+	memFile    string // cgroup file holding current memory usage
+	cgroupPath string // cgroup path below every hierarchy's root
+	bootLimits Limits // the limits the sandbox booted with
 
 	done      chan struct{} // closed when the runtime exited
 	exitErr   error         // ErrDestroyed, ErrOOM or ErrCrashed; written before done closes
@@ -244,6 +248,7 @@ type container struct {
 	cleanupErr  error
 
 	mu          sync.Mutex
+	served      Served // "" while pooled
 	paused      bool
 	lastUsedAt  time.Time
 	invocations uint64
@@ -269,15 +274,20 @@ func startSandbox(o startOptions) (_ *container, retErr error) {
 		return nil, fmt.Errorf("%w: create: %w", ErrStart, err)
 	}
 	s := &container{
-		id:        o.Spec.ID,
-		name:      o.Container,
-		limits:    o.Spec.Limits,
-		createdAt: time.Now(),
-		log:       log.With("sandbox", o.Spec.ID, "container", o.Container),
-		c:         lc,
-		done:      make(chan struct{}),
+		id:         o.Spec.ID,
+		name:       o.Container,
+		limits:     o.Spec.Limits,
+		createdAt:  time.Now(),
+		log:        log.With("sandbox", o.Spec.ID, "container", o.Container),
+		c:          lc,
+		cgroupPath: sandboxCgroupPath(o.Spec.CgroupParent, o.Spec.ID),
+		bootLimits: o.Spec.Limits,
+		done:       make(chan struct{}),
 	}
 	s.lastUsedAt = s.createdAt
+	if o.Self != nil {
+		o.Self.Store(s)
+	}
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
@@ -505,6 +515,42 @@ func (s *container) cleanup() error {
 
 func (s *container) ID() string { return s.id }
 
+// owner returns the webtask container the sandbox serves ("" while
+// pooled).
+func (s *container) owner() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.name
+}
+
+// assign gives a pooled sandbox to a webtask container: it applies the
+// container's CPU and pids limits to the sandbox's cgroup when they differ
+// from those it booted with (its memory limit, and V8's heap limit that
+// follows it, are fixed at boot: the Manager only assigns a pooled
+// sandbox whose memory limit matches). A sandbox is assigned at most once.
+func (s *container) assign(name string, l Limits, served Served) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.name != "" {
+		return fmt.Errorf("sandbox %s already serves container %q", s.id, s.name)
+	}
+	if l.MemoryMB != s.bootLimits.MemoryMB {
+		return fmt.Errorf("sandbox %s booted with %d MiB, container %q needs %d MiB", s.id, s.bootLimits.MemoryMB, name, l.MemoryMB)
+	}
+	if l.CPUs != s.limits.CPUs || l.Pids != s.limits.Pids {
+		if err := updateSandboxCgroup(s.cgroupPath, l); err != nil {
+			return fmt.Errorf("sandbox %s: applying limits: %w", s.id, err)
+		}
+	}
+	s.name, s.limits, s.served = name, l, served
+	return nil
+}
+
+// cgroupStats reads the sandbox's cgroup figures.
+func (s *container) cgroupStats() (*CgroupStats, error) {
+	return sandboxCgroupStats(s.cgroupPath)
+}
+
 func (s *container) Done() <-chan struct{} { return s.done }
 
 // Invoke runs one invocation in the warm runtime.
@@ -614,6 +660,7 @@ func (s *container) Info() Info {
 	info := Info{
 		ID:          s.id,
 		Container:   s.name,
+		Served:      s.served,
 		Pid:         s.pid,
 		State:       StateRunning,
 		CreatedAt:   s.createdAt,
@@ -622,8 +669,11 @@ func (s *container) Info() Info {
 		InFlight:    s.inFlight,
 		Limits:      s.limits,
 	}
-	if s.paused {
+	switch {
+	case s.paused:
 		info.State = StatePaused
+	case s.name == "":
+		info.State = StatePooled
 	}
 	s.mu.Unlock()
 	select {
@@ -645,3 +695,10 @@ func (s *container) Info() Info {
 }
 
 var _ Sandbox = (*container)(nil)
+
+// isPaused reports whether the sandbox is frozen.
+func (s *container) isPaused() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.paused
+}

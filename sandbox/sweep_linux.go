@@ -103,8 +103,12 @@ func cgroupMounts() ([]string, error) {
 	return out, nil
 }
 
-// sweepCgroups empties and removes every child cgroup of parent.
+// sweepCgroups empties and removes every child cgroup of parent: first
+// every process below parent is killed through containerd/cgroups, then
+// each child is emptied and removed from every hierarchy (the unified
+// mount of a hybrid host included, which containerd's cgroup1 skips).
 func sweepCgroups(parent string, log *slog.Logger) error {
+	killFleetOrphans(parent)
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
