@@ -28,6 +28,8 @@ type harness struct {
 	cmd    *exec.Cmd
 	client *agent.Client
 	exited chan error
+	// modulesDir is the agent's module directory (/node_modules in a sandbox).
+	modulesDir string
 
 	mu   sync.Mutex
 	logs []agent.LogLine
@@ -69,7 +71,8 @@ func startAgent(t testing.TB, env ...string) *harness {
 		t.Fatal(err)
 	}
 	theirs.Close()
-	h := &harness{cmd: cmd, exited: make(chan error, 1), logc: make(chan agent.LogLine, 1024)}
+	h := &harness{cmd: cmd, exited: make(chan error, 1), logc: make(chan agent.LogLine, 1024),
+		modulesDir: filepath.Join(dir, "node_modules")}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
