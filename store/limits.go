@@ -1,0 +1,71 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ContainerLimits are one webtask container's sandbox limit overrides; a
+// zero field inherits the daemon default.
+type ContainerLimits struct {
+	Container      string    `json:"container"`
+	MemoryMB       int       `json:"memory_mb,omitempty"`
+	CPUs           float64   `json:"cpus,omitempty"`
+	Pids           int       `json:"pids,omitempty"`
+	ExecTimeoutMS  int64     `json:"exec_timeout_ms,omitempty"`
+	MaxConcurrency int       `json:"max_concurrency,omitempty"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// GetLimits returns container's overrides, or ErrNotFound when it has none.
+func (s *Store) GetLimits(ctx context.Context, container string) (*ContainerLimits, error) {
+	l := &ContainerLimits{Container: container}
+	var updated int64
+	err := s.db.QueryRowContext(ctx, `SELECT memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, updated_at
+		FROM container_limits WHERE container = ?`, container).
+		Scan(&l.MemoryMB, &l.CPUs, &l.Pids, &l.ExecTimeoutMS, &l.MaxConcurrency, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: limits of %s: %w", container, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: limits of %s: %w", container, err)
+	}
+	l.UpdatedAt = time.Unix(0, updated).UTC()
+	return l, nil
+}
+
+// PutLimits creates or replaces container's overrides (validated by the
+// caller) and returns the stored record.
+func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (*ContainerLimits, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	l.UpdatedAt = s.now().UTC()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO container_limits
+		(container, memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (container) DO UPDATE SET memory_mb = excluded.memory_mb, cpus = excluded.cpus,
+			pids = excluded.pids, exec_timeout_ms = excluded.exec_timeout_ms,
+			max_concurrency = excluded.max_concurrency, updated_at = excluded.updated_at`,
+		l.Container, l.MemoryMB, l.CPUs, l.Pids, l.ExecTimeoutMS, l.MaxConcurrency, l.UpdatedAt.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: put limits of %s: %w", l.Container, err)
+	}
+	return &l, nil
+}
+
+// DeleteLimits removes container's overrides (ErrNotFound when none).
+func (s *Store) DeleteLimits(ctx context.Context, container string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM container_limits WHERE container = ?`, container)
+	if err != nil {
+		return fmt.Errorf("store: delete limits of %s: %w", container, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("store: limits of %s: %w", container, ErrNotFound)
+	}
+	return nil
+}
