@@ -326,3 +326,31 @@ func (s *Server) resignStoredTokens(ctx context.Context, kid string) (int, error
 	}
 	return n, nil
 }
+
+// keepSecrets implements "an update without secrets keeps them" for PUT
+// /api/webtask: when the webtask exists and has secrets, they are carried
+// into req. Only a caller entitled to read them (mayDecrypt: the master or
+// an ancestor of the stored token) may keep them; anyone else could
+// otherwise read them by replacing the code, so it must send `secrets`.
+func (s *Server) keepSecrets(c echo.Context, caller *token.Claims, container, name string, req *token.IssueRequest) error {
+	w, err := s.store.GetWebtask(c.Request().Context(), container, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(w.Secrets) == 0 {
+		return nil
+	}
+	tok, _, err := token.ParseUnverified(w.Token)
+	if err != nil || !mayDecrypt(caller, tok) {
+		return apiErr(ErrForbidden, "not authorized to keep the secrets of this webtask: send `secrets` to replace them")
+	}
+	kept := make(map[string]any, len(w.Secrets))
+	for k, v := range w.Secrets {
+		kept[k] = v
+	}
+	req.Ectx, req.Set["ectx"] = kept, true
+	return nil
+}

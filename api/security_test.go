@@ -297,3 +297,42 @@ func TestRotateAndRetireKeys(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestPutWithoutSecretsKeepsThem(t *testing.T) {
+	e := newSecEnv(t)
+	put := func(tok, body string) int {
+		w := e.do("PUT", "/api/webtask/test/k", tok, body)
+		return w.Code
+	}
+	if c := put(e.tenant, `{"code":"module.exports = cb => cb(null, 1)","secrets":{"S":"one"}}`); c != 200 {
+		t.Fatal(c)
+	}
+	// Update without secrets: kept.
+	if c := put(e.tenant, `{"code":"module.exports = cb => cb(null, 2)"}`); c != 200 {
+		t.Fatal(c)
+	}
+	e.do("GET", "/api/run/test/k", "", "")
+	if r := e.runner.last(t); r.Secrets["S"] != "one" || !strings.Contains(r.Code, "2") {
+		t.Fatalf("after update without secrets: %v %q", r.Secrets, r.Code)
+	}
+	// Another token of the container may not keep what it cannot read.
+	other := e.sign(&token.Claims{Ten: "test", Dd: intp(1)})
+	wantError(t, e.do("PUT", "/api/webtask/test/k", other, `{"code":"module.exports = cb => cb(null, 3)"}`), 403,
+		"not authorized to keep the secrets of this webtask: send `secrets` to replace them")
+	// With secrets: replaced (anyone authorized for the container).
+	if c := put(other, `{"code":"module.exports = cb => cb(null, 4)","secrets":{"T":"two"}}`); c != 200 {
+		t.Fatal(c)
+	}
+	e.do("GET", "/api/run/test/k", "", "")
+	if r := e.runner.last(t); r.Secrets["T"] != "two" || r.Secrets["S"] != nil {
+		t.Fatalf("after replace: %v", r.Secrets)
+	}
+	// Explicitly empty secrets clear them.
+	if c := put(other, `{"code":"module.exports = cb => cb(null, 5)","secrets":{}}`); c != 200 {
+		t.Fatal(c)
+	}
+	e.do("GET", "/api/run/test/k", "", "")
+	if r := e.runner.last(t); len(r.Secrets) != 0 {
+		t.Fatalf("after clearing: %v", r.Secrets)
+	}
+}

@@ -87,6 +87,8 @@ func (s *Server) putWebtask(c echo.Context) error {
 	}
 	if body.Secrets != nil {
 		req.Set["ectx"] = true
+	} else if err := s.keepSecrets(c, caller, container, name, req); err != nil {
+		return err
 	}
 	if body.Meta != nil {
 		req.Set["meta"] = true

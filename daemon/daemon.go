@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/webtaskd/webtaskd/api"
@@ -40,6 +41,7 @@ type Daemon struct {
 	srv   *http.Server
 	ln    net.Listener
 
+	masterMu    sync.Mutex // guards masterToken (re-minted after revocation or retirement)
 	masterToken string
 	serveErr    chan error
 }
@@ -99,6 +101,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Runner:    d.mgr,
 		Sandboxes: d.mgr,
 		Logger:    d.log.With("component", "api"),
+		// Revocations are checked on every request against the store's
+		// in-memory set; key retirement re-seals through the store.
+		Security:      d.store,
+		KeyAdmin:      d.ring,
+		OnKeysChanged: d.ensureMasterToken,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -126,8 +133,13 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 // Addr is the address the API listens on (useful with port 0).
 func (d *Daemon) Addr() string { return d.ln.Addr().String() }
 
-// MasterToken returns the master token.
-func (d *Daemon) MasterToken() string { return d.masterToken }
+// MasterToken returns the master token (it changes when the old one is
+// revoked or its key set retired).
+func (d *Daemon) MasterToken() string {
+	d.masterMu.Lock()
+	defer d.masterMu.Unlock()
+	return d.masterToken
+}
 
 // Err delivers a fatal serving error; it is closed when serving stops.
 func (d *Daemon) Err() <-chan error { return d.serveErr }
@@ -170,13 +182,17 @@ func (d *Daemon) closeResources(ctx context.Context) error {
 }
 
 // ensureMasterToken loads <data-dir>/master.token, or mints and writes a new
-// one when it is missing or no longer verifies (for example after its key
-// set was retired).
+// one when it is missing or no longer verifies (for example after it was
+// revoked or its key set was retired). It runs at start and after every
+// revocation and key retirement.
 func (d *Daemon) ensureMasterToken() error {
+	d.masterMu.Lock()
+	defer d.masterMu.Unlock()
 	path := filepath.Join(d.cfg.DataDir, MasterTokenFile)
+	v := token.Verifier{Keys: d.ring, Revoked: d.store.AnyRevoked}
 	if raw, err := os.ReadFile(path); err == nil {
 		tok := strings.TrimSpace(string(raw))
-		if _, err := token.Verify(d.ring, tok, time.Now()); err == nil {
+		if _, err := v.Verify(tok, time.Now()); err == nil {
 			d.masterToken = tok
 			return nil
 		}
