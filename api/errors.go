@@ -89,6 +89,10 @@ var sentinelStatus = []struct {
 	{sandbox.ErrDestroyed, http.StatusServiceUnavailable},
 	{sandbox.ErrClosed, http.StatusServiceUnavailable},
 	{sandbox.ErrNotFound, http.StatusNotFound},
+	// Fleet pressure: the container's concurrency queue is full (429,
+	// retry later) or no sandbox can be evicted (503).
+	{sandbox.ErrBusy, http.StatusTooManyRequests},
+	{sandbox.ErrCapacity, http.StatusServiceUnavailable},
 }
 
 // classify maps err to an HTTP status and a client-safe message. logLevel

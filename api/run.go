@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 )
@@ -215,7 +217,15 @@ func lowerHeaders(r *http.Request) map[string][]string {
 
 // invoke runs req and writes the webtask's response back verbatim.
 func (s *Server) invoke(c echo.Context, container string, req *agent.Request) error {
-	resp, err := s.runner.Invoke(c.Request().Context(), container, req)
+	var ci sandbox.CallInfo
+	resp, err := s.runner.Invoke(sandbox.WithCallInfo(c.Request().Context(), &ci), container, req)
+	if ci.Served != "" {
+		// How the call was served and how long the sandbox manager took
+		// (boot, queueing and the webtask itself), on errors too.
+		h := c.Response().Header()
+		h[HeaderSandbox] = []string{string(ci.Served)}
+		h[HeaderDuration] = []string{strconv.FormatFloat(float64(ci.Duration.Microseconds())/1000, 'f', 3, 64)}
+	}
 	if err != nil {
 		return err
 	}
@@ -226,7 +236,7 @@ func (s *Server) invoke(c echo.Context, container string, req *agent.Request) er
 	for k, v := range resp.Headers {
 		ck := http.CanonicalHeaderKey(k)
 		switch ck {
-		case "Content-Length", "Transfer-Encoding", "Connection", HeaderRequestID:
+		case "Content-Length", "Transfer-Encoding", "Connection", HeaderRequestID, HeaderSandbox, HeaderDuration:
 			continue
 		}
 		h[ck] = v

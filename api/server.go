@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -94,6 +96,14 @@ type Deps struct {
 	// OnKeysChanged is called after a revocation or a key retirement (the
 	// daemon re-checks its master token then); nil does nothing.
 	OnKeysChanged func() error
+	// Fleet is the sandbox fleet's admin view (inspect, status, recycle);
+	// nil answers those routes with 503.
+	Fleet Fleet
+	// ContainerLimits stores per-container limit overrides; nil answers
+	// the limits routes with 503.
+	ContainerLimits ContainerLimitsStore
+	// Metrics is scraped by GET /metrics; nil answers it with 503.
+	Metrics prometheus.Gatherer
 }
 
 // Server is the HTTP API.
@@ -115,6 +125,9 @@ type Server struct {
 	keyMu         sync.Mutex // serialises key rotation and retirement
 	limits        *limiters
 	stored        claimsCache
+	fleet         Fleet
+	limitStore    ContainerLimitsStore
+	metrics       http.Handler
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -149,10 +162,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, store: d.Store, keys: d.Keys, runner: d.Runner, sandboxes: d.Sandboxes,
 		log: d.Logger, now: d.Now,
 		security: d.Security, keyAdmin: d.KeyAdmin, onKeysChanged: d.OnKeysChanged,
-		limits:   newLimiters(),
+		limits: newLimiters(),
+		fleet:  d.Fleet, limitStore: d.ContainerLimits,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
 		idPrefix: hex.EncodeToString(b[:]),
+	}
+	if d.Metrics != nil {
+		s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	}
 	s.e = s.routes()
 	return s, nil
@@ -187,6 +204,12 @@ func (s *Server) routes() *echo.Echo {
 
 	e.GET("/api/admin/sandboxes", s.listSandboxes)
 	e.DELETE("/api/admin/sandboxes/:id", s.killSandbox)
+	e.GET("/api/admin/sandboxes/:id", s.inspectSandbox)
+	e.GET("/api/admin/status", s.fleetStatus)
+	e.GET("/api/admin/containers/:container/limits", s.getLimits)
+	e.PUT("/api/admin/containers/:container/limits", s.putLimits)
+	e.DELETE("/api/admin/containers/:container/limits", s.deleteLimits)
+	e.GET("/metrics", s.serveMetrics)
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
 	e.POST("/api/admin/keys/:kid/retire", s.retireKey)

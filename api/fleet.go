@@ -1,0 +1,168 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// Response headers of webtask runs.
+const (
+	// HeaderSandbox tells how the call got its sandbox: warm, pooled or cold.
+	HeaderSandbox = "X-Wt-Sandbox"
+	// HeaderDuration is the time the sandbox manager spent on the call
+	// (boot or pool assignment, queueing, the webtask), in milliseconds.
+	HeaderDuration = "X-Wt-Duration-Ms"
+)
+
+// Fleet is the admin view of the sandbox fleet (*sandbox.Manager).
+type Fleet interface {
+	Inspect(id string) (sandbox.Info, error)
+	Status() sandbox.Status
+	// Recycle gives container a fresh sandbox on its next call (new limits).
+	Recycle(container string)
+}
+
+// ContainerLimitsStore persists per-container limit overrides (*store.Store).
+type ContainerLimitsStore interface {
+	GetLimits(ctx context.Context, container string) (*store.ContainerLimits, error)
+	PutLimits(ctx context.Context, l store.ContainerLimits) (*store.ContainerLimits, error)
+	DeleteLimits(ctx context.Context, container string) error
+}
+
+// limitsBody is the body of PUT /api/admin/containers/{c}/limits: every
+// field optional, 0 or absent inherits the daemon default.
+type limitsBody struct {
+	MemoryMB       int     `json:"memory_mb"`
+	CPUs           float64 `json:"cpus"`
+	Pids           int     `json:"pids"`
+	ExecTimeoutMS  int64   `json:"exec_timeout_ms"`
+	MaxConcurrency int     `json:"max_concurrency"`
+}
+
+// master authenticates a master-token caller.
+func (s *Server) master(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	return requireMaster(caller)
+}
+
+// inspectSandbox is GET /api/admin/sandboxes/{id} (master only): the
+// sandbox's figures with its cgroup's memory, CPU, pids and OOM kills.
+func (s *Server) inspectSandbox(c echo.Context) error {
+	if err := s.master(c); err != nil {
+		return err
+	}
+	if s.fleet == nil {
+		return apiErr(ErrUnavailable, "sandbox inspection is not available")
+	}
+	info, err := s.fleet.Inspect(c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, info)
+}
+
+// fleetStatus is GET /api/admin/status (master only): pool and sandbox
+// counts, the fleet cgroup's memory and budget.
+func (s *Server) fleetStatus(c echo.Context) error {
+	if err := s.master(c); err != nil {
+		return err
+	}
+	if s.fleet == nil {
+		return apiErr(ErrUnavailable, "fleet status is not available")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "fleet": s.fleet.Status()})
+}
+
+// getLimits is GET /api/admin/containers/{c}/limits (master only): the
+// stored overrides ({} when none).
+func (s *Server) getLimits(c echo.Context) error {
+	container, err := s.limitsTarget(c)
+	if err != nil {
+		return err
+	}
+	l, err := s.limitStore.GetLimits(c.Request().Context(), container)
+	if errors.Is(err, store.ErrNotFound) {
+		return c.JSON(http.StatusOK, store.ContainerLimits{Container: container})
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, l)
+}
+
+// putLimits is PUT /api/admin/containers/{c}/limits (master only). The
+// container's next call gets a sandbox with the new limits; calls in
+// flight finish in the old one.
+func (s *Server) putLimits(c echo.Context) error {
+	container, err := s.limitsTarget(c)
+	if err != nil {
+		return err
+	}
+	raw, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var b limitsBody
+	if err := decodeJSON(raw, &b); err != nil {
+		return err
+	}
+	o := sandbox.Limits{MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids, ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency}
+	if err := sandbox.ValidateOverride(o); err != nil {
+		return apiErr(ErrBadRequest, "%s", err.Error())
+	}
+	l, err := s.limitStore.PutLimits(c.Request().Context(), store.ContainerLimits{
+		Container: container, MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids,
+		ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency,
+	})
+	if err != nil {
+		return err
+	}
+	s.fleet.Recycle(container)
+	return c.JSON(http.StatusOK, l)
+}
+
+// deleteLimits is DELETE /api/admin/containers/{c}/limits (master only):
+// 204, or 404 when the container has no overrides.
+func (s *Server) deleteLimits(c echo.Context) error {
+	container, err := s.limitsTarget(c)
+	if err != nil {
+		return err
+	}
+	if err := s.limitStore.DeleteLimits(c.Request().Context(), container); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return apiErr(ErrNotFound, "container %s has no limit overrides", container)
+		}
+		return err
+	}
+	s.fleet.Recycle(container)
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) limitsTarget(c echo.Context) (string, error) {
+	if err := s.master(c); err != nil {
+		return "", err
+	}
+	if s.limitStore == nil || s.fleet == nil {
+		return "", apiErr(ErrUnavailable, "per-container limits are not available")
+	}
+	return pathName(c, "container", "container")
+}
+
+// serveMetrics is GET /metrics: Prometheus text format. It carries fleet
+// figures only (no container names, no secrets) and needs no token.
+func (s *Server) serveMetrics(c echo.Context) error {
+	if s.metrics == nil {
+		return apiErr(ErrUnavailable, "metrics are not available")
+	}
+	s.metrics.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
