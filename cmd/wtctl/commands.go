@@ -35,6 +35,7 @@ func newRootCmd(m *Main) *cobra.Command {
 	pf.StringVar(&opts.DataDir, "data-dir", envOr("WEBTASKD_DATA_DIR", "/var/lib/webtaskd"), "daemon data dir, to read master.token (env WEBTASKD_DATA_DIR)")
 	pf.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "request timeout")
 	root.AddCommand(newSandboxesCmd(&opts), newWebtasksCmd(&opts))
+	root.AddCommand(newTokenCmd(&opts), newKeysCmd(&opts))
 	return root
 }
 
