@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/sandbox"
 )
@@ -44,6 +47,25 @@ type Config struct {
 	Limits sandbox.Limits
 	// IdleTimeout destroys a sandbox that served no call for this long.
 	IdleTimeout time.Duration
+	// PoolSize is how many generic pre-booted sandboxes wait for never-seen
+	// containers (0 disables the pool).
+	PoolSize int
+	// MaxSandboxes caps the sandboxes assigned to containers; one more
+	// evicts the least recently used idle one (0: no cap).
+	MaxSandboxes int
+	// MemoryBudget is the memory limit of the parent cgroup of all
+	// sandboxes, with a unit ("4GiB", "512MiB"); "0" means none.
+	MemoryBudget string
+	// FreezeAfter freezes (cgroup freezer) a sandbox idle this long; the
+	// next call thaws it. 0 never freezes.
+	FreezeAfter time.Duration
+	// MaxConcurrency caps concurrent calls per container; more queue.
+	MaxConcurrency int
+	// QueueTimeout bounds a queued call's wait; past it the call gets 429.
+	QueueTimeout time.Duration
+	// ConfigFile is a JSON object of flag names to values ({"pool-size": 4,
+	// "memory-budget": "4GiB"}), applied below flags and the environment.
+	ConfigFile string
 	// ExecTimeout bounds one invocation; past it the caller gets an error
 	// and the sandbox is recycled.
 	ExecTimeout time.Duration
@@ -72,6 +94,12 @@ func DefaultConfig() Config {
 		CgroupParent:    "/webtaskd",
 		Limits:          sandbox.DefaultLimits,
 		IdleTimeout:     5 * time.Minute,
+		PoolSize:        2,
+		MaxSandboxes:    1000,
+		MemoryBudget:    "0",
+		FreezeAfter:     2 * time.Second,
+		MaxConcurrency:  sandbox.DefaultMaxConcurrency,
+		QueueTimeout:    sandbox.DefaultQueueTimeout,
 		ExecTimeout:     30 * time.Second,
 		MaxBodyBytes:    5 << 20,
 		LogLimitBytes:   64 << 10,
@@ -109,6 +137,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.Limits.CPUs = c.envFloat("cpus", c.Limits.CPUs)
 	fs.Float64Var(&c.Limits.CPUs, "cpus", c.Limits.CPUs, "default sandbox CPU quota in cores (env WEBTASKD_CPUS)")
 	dur(&c.IdleTimeout, "idle-timeout", "destroy a sandbox idle this long")
+	num(&c.PoolSize, "pool-size", "pre-booted generic sandboxes kept ready for never-seen containers (0 disables)")
+	num(&c.MaxSandboxes, "max-sandboxes", "sandboxes assigned to containers at most; more evicts the least recently used idle one (0: no cap)")
+	str(&c.MemoryBudget, "memory-budget", "memory limit of the parent cgroup of all sandboxes, e.g. 4GiB (0: none)")
+	dur(&c.FreezeAfter, "freeze-after", "freeze a sandbox idle this long, thaw it on the next call (0: never)")
+	num(&c.MaxConcurrency, "max-concurrency", "default concurrent calls per container; more queue")
+	dur(&c.QueueTimeout, "queue-timeout", "how long a queued call waits for a slot before 429")
+	str(&c.ConfigFile, "config", "JSON file of flag names to values, below flags and environment")
 	dur(&c.ExecTimeout, "exec-timeout", "maximum duration of one invocation")
 	c.MaxBodyBytes = int64(c.envInt("max-body-bytes", int(c.MaxBodyBytes)))
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "request body limit in bytes (env WEBTASKD_MAX_BODY_BYTES)")
@@ -159,6 +194,23 @@ func (c *Config) Validate() error {
 	if c.Limits.TmpMB < 1 {
 		bad("--tmp-mb %d: at least 1", c.Limits.TmpMB)
 	}
+	if c.PoolSize < 0 || c.PoolSize > 1024 {
+		bad("--pool-size %d: between 0 and 1024", c.PoolSize)
+	}
+	if c.MaxSandboxes < 0 {
+		bad("--max-sandboxes %d must not be negative", c.MaxSandboxes)
+	}
+	if b, err := c.MemoryBudgetBytes(); err != nil {
+		bad("--memory-budget %q: %v", c.MemoryBudget, err)
+	} else if b != 0 && b < int64(c.Limits.MemoryMB)<<20 {
+		bad("--memory-budget %q: 0 (none) or at least one sandbox's --memory-mb", c.MemoryBudget)
+	}
+	if c.FreezeAfter < 0 {
+		bad("--freeze-after must not be negative")
+	}
+	if c.MaxConcurrency < 1 || c.QueueTimeout <= 0 {
+		bad("--max-concurrency and --queue-timeout must be positive")
+	}
 	if c.IdleTimeout <= 0 || c.ExecTimeout <= 0 || c.ShutdownGrace <= 0 || c.ShutdownTimeout <= 0 {
 		bad("timeouts must be positive")
 	}
@@ -172,6 +224,71 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return errors.Join(errs...)
+}
+
+// MemoryBudgetBytes parses MemoryBudget ("0" or a size with a unit: 4GiB,
+// 512MiB, 4G).
+func (c *Config) MemoryBudgetBytes() (int64, error) {
+	v := strings.TrimSpace(c.MemoryBudget)
+	if v == "" || v == "0" {
+		return 0, nil
+	}
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return 0, errors.New("give a unit, e.g. 4GiB or 512MiB")
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil {
+		return 0, err
+	}
+	if n < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	return n, nil
+}
+
+// ApplyConfigFile applies ConfigFile (a JSON object of flag names to
+// values) to the flags of fs that were set neither on the command line
+// nor in the environment. Call it after fs.Parse and before Validate.
+func (c *Config) ApplyConfigFile(fs *flag.FlagSet) error {
+	if c.ConfigFile == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(c.ConfigFile)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var kv map[string]any
+	if err := json.Unmarshal(raw, &kv); err != nil {
+		return fmt.Errorf("--config %s: not a JSON object of flag names to values: %w", c.ConfigFile, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for name, v := range kv {
+		if fs.Lookup(name) == nil || name == "config" {
+			errs = append(errs, fmt.Errorf("--config %s: unknown setting %q", c.ConfigFile, name))
+			continue
+		}
+		if _, inEnv := os.LookupEnv(envName(name)); set[name] || inEnv {
+			continue
+		}
+		var sv string
+		switch x := v.(type) {
+		case string:
+			sv = x
+		case float64:
+			sv = strconv.FormatFloat(x, 'f', -1, 64)
+		case bool:
+			sv = strconv.FormatBool(x)
+		default:
+			errs = append(errs, fmt.Errorf("--config %s: %q: want a string, number or boolean", c.ConfigFile, name))
+			continue
+		}
+		if err := fs.Set(name, sv); err != nil {
+			errs = append(errs, fmt.Errorf("--config %s: %q: %w", c.ConfigFile, name, err))
+		}
 	}
 	return errors.Join(errs...)
 }

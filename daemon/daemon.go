@@ -16,6 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/rootfs"
@@ -79,6 +82,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
+	budget, err := d.cfg.MemoryBudgetBytes()
+	if err != nil {
+		return fmt.Errorf("memory budget: %w", err)
+	}
 	if d.mgr, err = sandbox.NewManager(sandbox.Config{
 		StateDir:      d.cfg.StateDir,
 		CgroupParent:  d.cfg.CgroupParent,
@@ -89,9 +96,22 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Rootfs:        rootfs.Options{NodePath: d.cfg.NodePath, ModulesDir: d.cfg.ModulesDir},
 		Logger:        d.log.With("component", "sandbox"),
 		OnLog:         d.onUserLog,
+
+		PoolSize:          d.cfg.PoolSize,
+		MaxSandboxes:      d.cfg.MaxSandboxes,
+		MemoryBudgetBytes: budget,
+		FreezeAfter:       d.cfg.FreezeAfter,
+		MaxConcurrency:    d.cfg.MaxConcurrency,
+		QueueTimeout:      d.cfg.QueueTimeout,
+		LimitsFor:         d.containerLimits,
 	}); err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}
+	metrics := prometheus.NewRegistry()
+	if err := metrics.Register(d.mgr); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler, err := api.New(api.Config{
 		PublicURL:    d.cfg.PublicURL,
 		MaxBodyBytes: d.cfg.MaxBodyBytes,
@@ -106,6 +126,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Security:      d.store,
 		KeyAdmin:      d.ring,
 		OnKeysChanged: d.ensureMasterToken,
+
+		Fleet:           d.mgr,
+		ContainerLimits: d.store,
+		Metrics:         metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -210,6 +234,21 @@ func (d *Daemon) ensureMasterToken() error {
 	d.masterToken = tok
 	d.log.Info("master token created", "file", path)
 	return nil
+}
+
+// containerLimits reads a container's limit overrides for the sandbox
+// manager (on first use of a container, never on warm calls).
+func (d *Daemon) containerLimits(container string) (sandbox.Limits, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := d.store.GetLimits(ctx, container)
+	if errors.Is(err, store.ErrNotFound) {
+		return sandbox.Limits{}, nil
+	}
+	if err != nil {
+		return sandbox.Limits{}, err
+	}
+	return sandbox.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
 }
 
 // onUserLog receives webtask output. It is data, not daemon log: it is never

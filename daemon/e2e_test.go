@@ -374,7 +374,10 @@ func TestKillNineRecovery(t *testing.T) {
 		t.Logf("note: the sandbox runtime (pid %d) exited by itself when the daemon died", oldSandbox.Pid)
 	}
 
-	// Restart on the same directories: the leftovers are swept.
+	// Restart on the same directories: the leftovers (the old run's pool
+	// sandboxes included) are swept. No pool for the new run, so that any
+	// state dir left is the old run's.
+	cfg.PoolSize = 0
 	env := Start(t, cfg)
 	if ProcAlive(oldSandbox.Pid) {
 		t.Errorf("sandbox runtime pid %d of the killed daemon survived the restart", oldSandbox.Pid)

@@ -81,6 +81,9 @@ func (m *Main) ParseFlags(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (usage: webtaskd serve [flags])", fs.Args())
 	}
+	if err := m.Config.ApplyConfigFile(fs); err != nil {
+		return err
+	}
 	if err := m.Config.Validate(); err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ func TestTwoContainersListedThenReapedWhenIdle(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
 	cfg.IdleTimeout = 2 * time.Second
+	cfg.PoolSize = 0 // no pooled sandboxes: nothing may be left once both are reaped
 	env := Start(t, cfg)
 	code := `module.exports = cb => setTimeout(() => cb(null, { pid: process.pid }), 200);`
 	env.PutWebtask("red", "t", code, nil)
