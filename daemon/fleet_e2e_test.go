@@ -315,7 +315,7 @@ func TestFleetConcurrency(t *testing.T) {
 	env.PutWebtask("one", "t", `module.exports = (ctx, cb) => setTimeout(() => cb(null, {}), Number(ctx.query.ms));`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/one/t?ms=1", "", nil), 200, "warm-up")
 	started := make(chan Response, 1)
-	go func() { started <- env.Call("GET", "/api/run/one/t?ms=8000", "", nil) }()
+	go func() { started <- env.Call("GET", "/api/run/one/t?ms=2500", "", nil) }()
 	WaitFor(t, "slow call in flight", 10*time.Second, func() bool { return sandboxOf(t, env, "one").InFlight == 1 })
 	wantError(t, env.Call("GET", "/api/run/one/t?ms=1", "", nil), 429, "too many concurrent calls")
 	MustStatus(t, <-started, 200, "the call holding the slot")

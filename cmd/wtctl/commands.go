@@ -36,6 +36,7 @@ func newRootCmd(m *Main) *cobra.Command {
 	pf.DurationVar(&opts.Timeout, "timeout", 30*time.Second, "request timeout")
 	root.AddCommand(newSandboxesCmd(&opts), newWebtasksCmd(&opts))
 	root.AddCommand(newTokenCmd(&opts), newKeysCmd(&opts))
+	root.AddCommand(newStatusCmd(&opts), newLimitsCmd(&opts))
 	return root
 }
 
@@ -69,7 +70,8 @@ func newSandboxesCmd(opts *connOptions) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(newSandboxInspectCmd(opts, &asJSON), newSandboxKillCmd(opts), newSandboxTopCmd(opts))
 	return cmd
 }
 
