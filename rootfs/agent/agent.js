@@ -113,6 +113,7 @@ function Invocation(id, req) {
   this.logLimit = typeof req.log_limit === 'number' ? req.log_limit : 0;
   this.truncated = false;
   this.wt = undefined; // lazily built module.webtask view
+  this.reqIDJSON = stringify(typeof req.req_id === 'string' ? req.req_id : '');
 }
 
 const JSON_HEADERS = '{"content-type":["application/json"]}';
@@ -620,8 +621,10 @@ function resultHeaders(res) {
 // ---------------------------------------------------------------------------
 // User output capture
 
-function sendLog(id, stream, msg) {
-  sendRaw('{"op":"log","id":' + id + ',"stream":"' + stream + '","msg":' + stringify(msg) + '}\n');
+function sendLog(inv, stream, msg) {
+  sendRaw(
+    '{"op":"log","id":' + inv.id + ',"req_id":' + inv.reqIDJSON + ',"stream":"' + stream + '","msg":' + stringify(msg) + '}\n'
+  );
 }
 
 function userOutput(inv, stream, s) {
@@ -631,12 +634,12 @@ function userOutput(inv, stream, s) {
     const n = Buffer.byteLength(s) + 1;
     if (inv.logBytes + n > inv.logLimit) {
       inv.truncated = true;
-      sendLog(inv.id, stream, TRUNCATION_MARKER);
+      sendLog(inv, stream, TRUNCATION_MARKER);
       return;
     }
     inv.logBytes += n;
   }
-  sendLog(inv.id, stream, s);
+  sendLog(inv, stream, s);
 }
 
 function patchStream(stream, name, orig) {

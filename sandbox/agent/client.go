@@ -381,7 +381,7 @@ func (c *Client) dispatch(line []byte) error {
 			return nil
 		}
 		select {
-		case c.logs <- LogLine{ID: m.ID, Stream: m.Stream, Msg: m.Msg}:
+		case c.logs <- LogLine{ID: m.ID, ReqID: m.ReqID, Stream: m.Stream, Msg: m.Msg}:
 		default:
 			if c.droppedLogs.Add(1) == 1 {
 				slog.Warn("runtime agent: dropping user log lines, consumer too slow")

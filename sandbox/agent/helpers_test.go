@@ -27,7 +27,8 @@ type harness struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	client *agent.Client
-	exited chan error
+	exited chan struct{} // closed when the agent process exited
+	conn   net.Conn
 	// modulesDir is the agent's module directory (/node_modules in a sandbox).
 	modulesDir string
 
@@ -38,7 +39,13 @@ type harness struct {
 
 // startAgent runs the embedded agent with the host's node, wired over a
 // socketpair as fd 3, and waits for ready.
-func startAgent(t testing.TB, env ...string) *harness {
+func startAgent(t testing.TB) *harness {
+	t.Helper()
+	return startAgentWrapped(t, nil)
+}
+
+// startAgentWrapped is startAgent with the client's connection wrapped.
+func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -64,19 +71,23 @@ func startAgent(t testing.TB, env ...string) *harness {
 	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
 	cmd := exec.Command(node, "--max-old-space-size=64", script)
 	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.Env = append([]string{"WEBTASKD_MODULES_DIR=" + filepath.Join(dir, "node_modules")}, env...)
+	cmd.Env = []string{"WEBTASKD_MODULES_DIR=" + filepath.Join(dir, "node_modules")}
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	theirs.Close()
-	h := &harness{cmd: cmd, exited: make(chan error, 1), logc: make(chan agent.LogLine, 1024),
+	h := &harness{cmd: cmd, exited: make(chan struct{}), logc: make(chan agent.LogLine, 1024),
 		modulesDir: filepath.Join(dir, "node_modules")}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
-	go func() { h.exited <- cmd.Wait() }()
+	go func() { _ = cmd.Wait(); close(h.exited) }()
+	if wrap != nil {
+		ours = wrap(ours)
+	}
+	h.conn = ours
 	h.client = agent.NewClient(ours, func(l agent.LogLine) {
 		h.mu.Lock()
 		h.logs = append(h.logs, l)
@@ -92,7 +103,6 @@ func startAgent(t testing.TB, env ...string) *harness {
 		case <-h.exited:
 		case <-time.After(testDeadline):
 			_ = cmd.Process.Kill()
-			<-h.exited
 			t.Errorf("agent did not exit after the channel closed")
 		}
 	})

@@ -11,7 +11,7 @@
 // Agent -> daemon:
 //
 //	{"op":"ready","pid":1,"node":"v20.20.2"}          once, after boot
-//	{"op":"log","id":7,"stream":"stdout","msg":"..."}  user output of invocation 7 (id 0: not attributable)
+//	{"op":"log","id":7,"req_id":"r1","stream":"stdout","msg":"..."}  user output of invocation 7
 //	{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"<base64>"}
 //	{"op":"need_code","id":7}                          the agent has no compiled function for code_hash
 //
@@ -28,8 +28,17 @@
 // agent as the JSON error bodies of the API reference §3.4.
 //
 // Per-invocation user output (console.*, process.stdout/stderr writes) is
-// capped by the agent at Request.LogLimitBytes; past the cap the agent sends
-// one final log line "[webtaskd: log output truncated]" and drops the rest.
+// attributed with AsyncLocalStorage and sent as one "log" message per write,
+// without its trailing newline. It is capped by the agent at
+// Request.LogLimitBytes (0: no cap; each message counts its bytes plus one);
+// past the cap the agent sends one final log line
+// "[webtaskd: log output truncated]" and drops the rest. Output that no
+// invocation owns (agent diagnostics, stray timers) goes to the agent's real
+// fd 1/2 instead.
+//
+// An uncaught exception or unhandled rejection raised by an invocation that
+// has not answered yet answers it with 500 "Script generated an unhandled
+// asynchronous exception."; the agent keeps serving.
 //
 // When the channel closes (the daemon went away) the agent exits at once.
 package agent
@@ -83,6 +92,9 @@ type Response struct {
 type LogLine struct {
 	// ID is the invocation the output belongs to, 0 when unknown.
 	ID uint64 `json:"id"`
+	// ReqID is the Request.ReqID of that invocation ("" when unknown), so
+	// that log consumers need no id -> request bookkeeping.
+	ReqID string `json:"req_id,omitempty"`
 	// Stream is "stdout" or "stderr".
 	Stream string `json:"stream"`
 	Msg    string `json:"msg"`
@@ -93,6 +105,7 @@ type message struct {
 	Op     string              `json:"op"`
 	ID     uint64              `json:"id,omitempty"`
 	Req    *Request            `json:"req,omitempty"`
+	ReqID  string              `json:"req_id,omitempty"`
 	Pid    int                 `json:"pid,omitempty"`
 	Node   string              `json:"node,omitempty"`
 	Stream string              `json:"stream,omitempty"`
