@@ -472,8 +472,14 @@ function makeRequest(inv, r, headers, body, pb, mb) {
     req_id: r.req_id,
     url_format: r.url_format,
   };
+  // An unconnected socket stands in for the connection: it stays readable
+  // and writable (so on-finished/body-parser see a live request), resuming
+  // it is a no-op, and it never emits anything.
   const sock = new net.Socket();
-  sock.readable = false; // no real connection behind it: never resume it
+  const xff = headers['x-forwarded-for'];
+  if (typeof xff === 'string' && xff.length !== 0) {
+    Object.defineProperty(sock, 'remoteAddress', { value: xff.split(',')[0].trim(), configurable: true });
+  }
   const req = new http.IncomingMessage(sock);
   req.method = r.method || 'GET';
   req.url = typeof r.url === 'string' ? r.url : '/';

@@ -303,9 +303,15 @@ func TestHTTPResponse(t *testing.T) {
 					t.Fatalf("got %v", m)
 				}
 			}},
-		{name: "set-cookie multi", code: `module.exports = function (ctx, req, res) {
-				res.setHeader('Set-Cookie', ['a=1', 'b=2']); res.end(); }`,
-			status: 200, check: nil},
+		{name: "live request as on-finished sees it", code: `module.exports = function (ctx, req, res) {
+				// on-finished (used by body-parser, finalhandler) treats a request whose socket is not
+				// readable as finished, and a response whose socket is not writable as ended.
+				var reqLive = !!(req.socket && req.socket.readable && !req.upgrade);
+				var resLive = !res.writableEnded && !(res.socket && !res.socket.writable);
+				res.on('finish', function () {});
+				res.end(JSON.stringify({reqLive: reqLive, resLive: resLive, complete: req.complete}));
+			}`,
+			status: 200, wantJSON: `{"reqLive":true,"resLive":true,"complete":true}`},
 	})
 }
 

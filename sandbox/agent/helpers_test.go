@@ -71,7 +71,11 @@ func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
 	cmd := exec.Command(node, "--max-old-space-size=64", script)
 	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.Env = []string{"WEBTASKD_MODULES_DIR=" + filepath.Join(dir, "node_modules")}
+	modulesDir := filepath.Join(dir, "node_modules")
+	if d := os.Getenv("WEBTASKD_TEST_NODE_MODULES"); d != "" {
+		modulesDir = d
+	}
+	cmd.Env = []string{"WEBTASKD_MODULES_DIR=" + modulesDir}
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
@@ -79,7 +83,7 @@ func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 	}
 	theirs.Close()
 	h := &harness{cmd: cmd, exited: make(chan struct{}), logc: make(chan agent.LogLine, 1024),
-		modulesDir: filepath.Join(dir, "node_modules")}
+		modulesDir: modulesDir}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}
