@@ -230,13 +230,13 @@ func (c *Client) send(id uint64, req *Request, withCode bool) error {
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		var je *json.UnsupportedValueError
-		var jt *json.UnsupportedTypeError
-		if errors.As(err, &je) || errors.As(err, &jt) {
-			// Nothing (or a partial line) may be buffered: the channel
-			// can no longer be trusted.
-			c.shutdown(fmt.Errorf("encoding request: %v: %w", err, ErrProtocol))
-			return fmt.Errorf("encoding request: %w", err)
+		var ue *json.UnsupportedValueError
+		var ut *json.UnsupportedTypeError
+		var me *json.MarshalerError
+		if errors.As(err, &ue) || errors.As(err, &ut) || errors.As(err, &me) {
+			// Encode marshals fully before writing: nothing reached the
+			// channel, which stays usable.
+			return fmt.Errorf("encoding runtime request: %w", err)
 		}
 		c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
 		return c.closedErr()

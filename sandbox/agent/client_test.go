@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -238,4 +239,21 @@ func TestClientLongLine(t *testing.T) {
 func itoa(n uint64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+func TestClientUnencodableRequestKeepsChannel(t *testing.T) {
+	c, f := newFake(t, nil)
+	_, err := c.Do(context.Background(), &Request{CodeHash: "h", Code: "x", Secrets: map[string]any{"n": math.NaN()}})
+	if err == nil || errors.Is(err, ErrClosed) {
+		t.Fatalf("err = %v, want an encoding error that leaves the channel open", err)
+	}
+	ch := goDo(c, context.Background(), &Request{CodeHash: "h", Code: "x"})
+	m := f.recv()
+	if m.Req.Code != "x" {
+		t.Fatalf("code not sent after the failed encode: %+v", m.Req)
+	}
+	f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":200}`)
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
 }
