@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# make bench: measures webtaskd against bare node on this machine and writes
+# docs/PERFORMANCE.md. Needs root (sandboxes), node, and bin/webtaskd (make
+# build). Everything it starts is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+[ "$(id -u)" = 0 ] || { echo "bench: needs root (it starts sandboxes)" >&2; exit 1; }
+NODE=$(command -v node || command -v nodejs)
+GO=${GO:-go}
+
+# Sizes (environment overrides): alternating rounds and calls per round.
+ROUNDS=${BENCH_ROUNDS:-5}
+CALLS=${BENCH_CALLS:-2000}
+FIRST=${BENCH_FIRST:-20}
+WARM_CONTAINERS=${BENCH_WARM_CONTAINERS:-200}
+
+CGO_ENABLED=1 $GO build -tags seccomp -o bin/webtaskd ./cmd/webtaskd
+$GO build -o bin/loadgen ./scripts/loadgen
+WORK=$(mktemp -d /tmp/webtaskd-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_daemon NAME PORT [flags...]
+start_daemon() {
+  local name=$1 port=$2; shift 2
+  bin/webtaskd serve --listen "127.0.0.1:$port" --data-dir "$WORK/$name" \
+    --state-dir "/run/webtaskd-bench-$name" --cgroup-parent "/webtaskd-bench-$name" \
+    --log-level warn "$@" 2>"$WORK/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "bench: daemon $name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1
+}
+
+bin/loadgen bare-server >"$WORK/bare.js"
+echo "bench: starting daemons and a bare node server" >&2
+start_daemon pool 18721 --pool-size 2
+start_daemon nopool 18722 --pool-size 0
+"$NODE" "$WORK/bare.js" 18731 & PIDS+=($!)
+for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18731/ >/dev/null 2>&1 && break; sleep 0.05; done
+
+TOKEN=$(cat "$WORK/pool/master.token")
+curl -fs -X PUT http://127.0.0.1:18721/api/webtask/bench/hello -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d '{"code":"module.exports = (ctx, cb) => cb(null, { hello: '"'"'world'"'"' });"}' >/dev/null
+
+echo "bench: (a) warm latency and throughput, $ROUNDS alternating rounds" >&2
+bin/loadgen warm -a http://127.0.0.1:18721/api/run/bench/hello -b http://127.0.0.1:18731/ \
+  -rounds "$ROUNDS" -n "$CALLS" -c 32 -d 2s >"$WORK/warm.json"
+echo "bench: (b) first response of never-seen containers, $FIRST alternating rounds" >&2
+bin/loadgen first -pool http://127.0.0.1:18721 -pool-data "$WORK/pool" \
+  -nopool http://127.0.0.1:18722 -nopool-data "$WORK/nopool" \
+  -node "$NODE" -script "$WORK/bare.js" -port 18732 -n "$FIRST" >"$WORK/first.json"
+
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
+
+echo "bench: (c) $WARM_CONTAINERS idle warm sandboxes under a 4 GiB budget" >&2
+start_daemon mem 18723 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --max-sandboxes 0
+bin/loadgen memory -url http://127.0.0.1:18723 -data "$WORK/mem" -k "$WARM_CONTAINERS" >"$WORK/memory.json"
+
+TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json")
+MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup)"
+echo
+echo "Machine: $MACHINE"
+echo
+echo "$TABLE"
+
+OUT=docs/PERFORMANCE.md
+{
+  sed '/^<!-- bench:begin -->$/,$d' "$OUT" 2>/dev/null || true
+  echo "<!-- bench:begin -->"
+  echo "## Latest \`make bench\` ($(date -u +%Y-%m-%dT%H:%MZ))"
+  echo
+  echo "Machine: $MACHINE"
+  echo
+  echo "$TABLE"
+  echo
+  echo "Raw results:"
+  echo
+  echo '```json'
+  cat "$WORK/warm.json" "$WORK/first.json" "$WORK/memory.json"
+  echo '```'
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "bench: results written to $OUT" >&2
