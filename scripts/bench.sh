@@ -22,7 +22,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  rm -rf "$WORK" /run/webtaskd-bench-pool /run/webtaskd-bench-nopool /run/webtaskd-bench-mem
 }
 trap cleanup EXIT
 
