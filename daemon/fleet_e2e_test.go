@@ -271,6 +271,7 @@ func TestFleetConcurrency(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
 	cfg.PoolSize = 0
+	cfg.QueueTimeout = 300 * time.Millisecond // shorter than the slow call holding the only slot
 	env := Start(t, cfg)
 	env.PutWebtask("par", "t", `module.exports = (ctx, cb) => setTimeout(() => cb(null, { id: ctx.query.id }), Number(ctx.query.ms || 100));`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/par/t?id=warmup&ms=1", "", nil), 200, "warm-up")
