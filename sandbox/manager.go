@@ -214,7 +214,10 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[string]*entry // by webtask container
 	pool    []*container      // ready pooled sandboxes, oldest first
-	closed  bool
+	// dying are sandboxes reaped or evicted but not yet destroyed: List
+	// shows them until they are gone.
+	dying  map[*container]struct{}
+	closed bool
 
 	refill     chan struct{} // wakes the pool filler (buffered 1)
 	stop       chan struct{}
@@ -279,6 +282,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		fleet:      fleet,
 		met:        newMetrics(),
 		entries:    map[string]*entry{},
+		dying:      map[*container]struct{}{},
 		refill:     make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 		reaperDone: make(chan struct{}),
@@ -607,6 +611,7 @@ func (m *Manager) makeRoom(e *entry) error {
 			return fmt.Errorf("%w (%d sandboxes, all busy)", ErrCapacity, m.cfg.MaxSandboxes)
 		}
 		delete(m.entries, lru.container)
+		m.dying[lru.sb] = struct{}{}
 		victims = append(victims, lru.sb)
 	}
 	m.mu.Unlock()
@@ -739,6 +744,9 @@ func (m *Manager) destroy(sb *container) {
 	if err := sb.Destroy(); err != nil {
 		m.log.Error("sandbox destroy failed", "sandbox", sb.ID(), "err", err)
 	}
+	m.mu.Lock()
+	delete(m.dying, sb)
+	m.mu.Unlock()
 }
 
 // remove drops e from the map if it is still the container's entry.
@@ -800,6 +808,7 @@ func (m *Manager) reaper() {
 				switch since := now.Sub(e.lastUsedAt); {
 				case since >= m.cfg.IdleTimeout:
 					delete(m.entries, name)
+					m.dying[e.sb] = struct{}{}
 					idle = append(idle, e)
 				case m.cfg.FreezeAfter > 0 && since >= m.cfg.FreezeAfter && !e.sb.isPaused():
 					freeze = append(freeze, e)
@@ -836,7 +845,8 @@ func (m *Manager) freeze(e *entry) {
 }
 
 // List reports every sandbox assigned to a container, ordered by
-// container (pooled sandboxes are in Status and PoolList).
+// container (pooled sandboxes are in Status and PoolList). A reaped or
+// evicted sandbox is listed (as destroyed) until it is gone.
 func (m *Manager) List() []Info {
 	m.mu.Lock()
 	var sbs []*container
@@ -844,6 +854,9 @@ func (m *Manager) List() []Info {
 		if e.sb != nil {
 			sbs = append(sbs, e.sb)
 		}
+	}
+	for sb := range m.dying {
+		sbs = append(sbs, sb)
 	}
 	m.mu.Unlock()
 	out := make([]Info, 0, len(sbs))
