@@ -18,7 +18,7 @@ const http = require('http');
 const path = require('path');
 const Module = require('module');
 const querystring = require('querystring');
-const { AsyncLocalStorage } = require('async_hooks');
+const { AsyncLocalStorage, AsyncResource } = require('async_hooks');
 
 // Captured before any user code runs, so user code replacing globals cannot
 // break the protocol.
@@ -31,6 +31,9 @@ const MAX_CACHED_FUNCTIONS = 256;
 const TRUNCATION_MARKER = '[webtaskd: log output truncated]';
 const MODULES_DIR = process.env.WEBTASKD_MODULES_DIR || '/node_modules';
 const WEBTASK_FILENAME = '/webtask.js';
+// MAX_STORAGE_BYTES is the largest storage document (its JSON text), as the
+// daemon enforces it: 500 KB.
+const MAX_STORAGE_BYTES = 500 * 1024;
 
 const ERR_ARITY =
   'The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).';
@@ -96,6 +99,10 @@ function handleLine(line) {
     onInvoke(m.id, m.req);
     return;
   }
+  if (m.op === 'storage_result') {
+    onStorageResult(m);
+    return;
+  }
   agentLog('unknown op from daemon: ' + String(m.op));
 }
 
@@ -113,6 +120,7 @@ function Invocation(id, req) {
   this.logLimit = typeof req.log_limit === 'number' ? req.log_limit : 0;
   this.truncated = false;
   this.wt = undefined; // lazily built module.webtask view
+  this.storage = undefined; // lazily built ctx.storage
   this.reqIDJSON = stringify(typeof req.req_id === 'string' ? req.req_id : '');
 }
 
@@ -236,7 +244,7 @@ function moduleWebtask(mod, loadView) {
 function webtaskView(inv) {
   if (inv.wt === undefined) {
     const r = inv.req;
-    inv.wt = { meta: r.meta || {}, params: r.params || {}, secrets: r.secrets || {}, storage: storageStub };
+    inv.wt = { meta: r.meta || {}, params: r.params || {}, secrets: r.secrets || {}, storage: storageOf(inv) };
   }
   return inv.wt;
 }
@@ -398,7 +406,7 @@ function prepare(inv, r, arity) {
     headers: headers,
     id: r.req_id,
     token: r.token,
-    storage: storageStub,
+    storage: storageOf(inv),
     create_token: createTokenStub,
     create_token_url: createTokenStub,
   };
@@ -434,20 +442,128 @@ function parseRequestBody(contentType, raw) {
   return undefined;
 }
 
-function storageUnavailable(cb) {
-  const err = new Error('storage is not available yet');
-  if (typeof cb === 'function') nextTick(cb, err);
-  else throw err;
+// ---------------------------------------------------------------------------
+// Storage (ctx.storage, module.webtask.storage): one JSON document per named
+// webtask, kept by the daemon. Each invocation has its own storage object
+// that remembers the etag of its last get (or set), for optimistic
+// concurrency.
+
+let nextSid = 0;
+// storageCalls maps sid -> callback bound to the caller's async context.
+const storageCalls = new Map();
+
+function storageError(code, message) {
+  const err = new Error(message);
+  err.code = code;
+  return err;
 }
 
-const storageStub = {
-  get(options, cb) {
-    storageUnavailable(typeof options === 'function' ? options : cb);
-  },
-  set(data, options, cb) {
-    storageUnavailable(typeof options === 'function' ? options : cb);
-  },
-};
+function storageCall(inv, fields, cb) {
+  const sid = ++nextSid;
+  storageCalls.set(sid, AsyncResource.bind(cb));
+  sendRaw('{"op":"storage","id":' + inv.id + ',"sid":' + sid + ',' + fields + '}\n');
+}
+
+function onStorageResult(m) {
+  const cb = storageCalls.get(m.sid);
+  if (cb === undefined) {
+    agentLog('storage_result for unknown sid ' + String(m.sid));
+    return;
+  }
+  storageCalls.delete(m.sid);
+  cb(m);
+}
+
+// parseDoc turns the daemon's JSON text into the value (undefined: none).
+function parseDoc(text) {
+  return typeof text === 'string' ? parse(text) : undefined;
+}
+
+function storageOf(inv) {
+  if (inv.storage === undefined) inv.storage = makeStorage(inv);
+  return inv.storage;
+}
+
+function makeStorage(inv) {
+  let etag; // undefined until the first get (or successful set)
+  const named = typeof inv.req.jtn === 'string' && inv.req.jtn.length !== 0;
+  return {
+    get(options, cb) {
+      if (typeof options === 'function') cb = options;
+      if (typeof cb !== 'function') throw new TypeError('storage.get requires a callback');
+      if (!named) {
+        nextTick(cb, storageError(400, 'storage is only available to named webtasks'));
+        return;
+      }
+      storageCall(inv, '"action":"get"', (r) => {
+        if (r.code) {
+          cb(storageError(r.code, r.message || 'storage error'));
+          return;
+        }
+        let data;
+        try {
+          data = parseDoc(r.data);
+        } catch (e) {
+          cb(storageError(500, 'stored document is not valid JSON'));
+          return;
+        }
+        etag = typeof r.etag === 'number' ? r.etag : 0;
+        cb(null, data);
+      });
+    },
+    set(data, options, cb) {
+      if (typeof options === 'function') {
+        cb = options;
+        options = undefined;
+      }
+      if (typeof cb !== 'function') cb = function () {};
+      const force = !!(options && options.force);
+      if (!named) {
+        nextTick(cb, storageError(400, 'storage is only available to named webtasks'));
+        return;
+      }
+      if (!force && etag === undefined) {
+        // As the local runtime does: a set must follow a get, or force.
+        throw new Error('storage.set was called before storage.get; call storage.get first or pass { force: 1 }');
+      }
+      let text;
+      try {
+        text = data === undefined || data === null ? 'null' : stringify(data);
+      } catch (e) {
+        nextTick(cb, storageError(400, 'storage data is not JSON-serializable: ' + e.message));
+        return;
+      }
+      if (typeof text !== 'string') {
+        nextTick(cb, storageError(400, 'storage data is not JSON-serializable'));
+        return;
+      }
+      if (Buffer.byteLength(text) > MAX_STORAGE_BYTES) {
+        nextTick(cb, storageError(413, 'storage data exceeds ' + MAX_STORAGE_BYTES + ' bytes'));
+        return;
+      }
+      const fields = '"action":"set","data":' + stringify(text) + (force ? ',"force":true' : ',"etag":' + etag);
+      storageCall(inv, fields, (r) => {
+        if (r.code) {
+          const err = storageError(r.code, r.message || 'storage error');
+          if (r.code === 409) {
+            try {
+              err.conflict = parseDoc(r.data);
+            } catch (_) {
+              err.conflict = undefined;
+            }
+            // The next set is checked against the document the conflict
+            // carries: merge it into your data and set again.
+            etag = typeof r.etag === 'number' ? r.etag : 0;
+          }
+          cb(err);
+          return;
+        }
+        etag = typeof r.etag === 'number' ? r.etag : 0;
+        cb(null);
+      });
+    },
+  };
+}
 
 function createTokenStub(options, cb) {
   const err = new Error('token creation is not available');

@@ -137,8 +137,8 @@ func TestErrors(t *testing.T) {
 			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: Cannot find module \"webtask-tools\"","details":"Error: Cannot find module \"webtask-tools\""}`},
 		{name: "load-time throw 400", code: `throw new Error('at load');`,
 			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: at load","details":"Error: at load"}`},
-		{name: "storage stub", code: `module.exports = function (ctx, cb) { ctx.storage.get(function (err, d) { cb(null, {err: err && err.message}); }); }`,
-			status: 200, wantJSON: `{"err":"storage is not available yet"}`},
+		{name: "storage without a daemon handler", code: `module.exports = function (ctx, cb) { ctx.storage.get(function (err, d) { cb(null, {err: err && err.message, code: err && err.code}); }); }`,
+			status: 200, wantJSON: `{"err":"storage is not available","code":503}`},
 	})
 }
 

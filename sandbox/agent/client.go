@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by Do and WaitReady once the runtime channel is
@@ -30,7 +31,28 @@ const (
 	// agent has compiled; past it the set is reset (the agent then answers
 	// need_code and the code is resent, so this is only a cost, never wrong).
 	maxKnownHashes = 4096
+	// DefaultStorageTimeout bounds one storage call's handler.
+	DefaultStorageTimeout = 10 * time.Second
+	// DefaultMaxStorageOps caps the storage calls being served at once per
+	// channel; beyond it calls fail at once with code 503.
+	DefaultMaxStorageOps = 64
 )
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithStorage serves the agent's storage calls with h. Each call runs on
+// its own goroutine, bounded by timeout (0: DefaultStorageTimeout) and by
+// DefaultMaxStorageOps calls in flight. Without it every storage call
+// fails with code 503.
+func WithStorage(h StorageHandler, timeout time.Duration) Option {
+	return func(c *Client) {
+		c.onStorage = h
+		if timeout > 0 {
+			c.storageTimeout = timeout
+		}
+	}
+}
 
 // Ready is the agent's boot announcement.
 type Ready struct {
@@ -48,7 +70,8 @@ type reply struct {
 
 // call is one in-flight invocation.
 type call struct {
-	ch chan reply // buffered 1
+	ch  chan reply // buffered 1
+	req *Request   // the invocation's request (its identity for storage calls)
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
@@ -88,6 +111,13 @@ type Client struct {
 	logs        chan LogLine
 	logsDone    chan struct{}
 	droppedLogs atomic.Uint64
+
+	onStorage      StorageHandler
+	storageTimeout time.Duration
+	storageSlots   chan struct{}   // one token per storage call being served
+	storageWG      sync.WaitGroup  // storage goroutines
+	life           context.Context // cancelled when the channel closes
+	endLife        context.CancelFunc
 }
 
 // NewClient starts reading conn. onLog receives user output (may be nil).
@@ -97,17 +127,23 @@ type Client struct {
 // conn.Close must interrupt a blocked Read: for a socketpair fd wrap it with
 // net.FileConn (or set it non-blocking before os.NewFile), never a plain
 // blocking *os.File.
-func NewClient(conn io.ReadWriteCloser, onLog func(LogLine)) *Client {
+func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Client {
 	c := &Client{
-		conn:     conn,
-		onLog:    onLog,
-		bw:       bufio.NewWriterSize(conn, 64<<10),
-		pending:  make(map[uint64]*call),
-		known:    make(map[string]struct{}),
-		readyCh:  make(chan struct{}),
-		done:     make(chan struct{}),
-		logsDone: make(chan struct{}),
+		conn:           conn,
+		onLog:          onLog,
+		bw:             bufio.NewWriterSize(conn, 64<<10),
+		pending:        make(map[uint64]*call),
+		known:          make(map[string]struct{}),
+		readyCh:        make(chan struct{}),
+		done:           make(chan struct{}),
+		logsDone:       make(chan struct{}),
+		storageTimeout: DefaultStorageTimeout,
+		storageSlots:   make(chan struct{}, DefaultMaxStorageOps),
 	}
+	for _, o := range opts {
+		o(c)
+	}
+	c.life, c.endLife = context.WithCancel(context.Background())
 	c.enc = json.NewEncoder(c.bw)
 	c.enc.SetEscapeHTML(false)
 	if onLog != nil {
@@ -159,6 +195,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		callPool.Put(cl)
 		return nil, c.closedErr()
 	}
+	cl.req = req
 	c.pending[id] = cl
 	_, haveCode := c.known[req.CodeHash]
 	c.mu.Unlock()
@@ -185,6 +222,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 				continue
 			}
 			// The read loop removed id from pending before replying.
+			cl.req = nil
 			callPool.Put(cl)
 			return r.resp, nil
 		case <-c.done:
@@ -192,6 +230,7 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 			select {
 			case r := <-cl.ch:
 				if !r.needCode {
+					cl.req = nil
 					callPool.Put(cl)
 					return r.resp, nil
 				}
@@ -253,10 +292,13 @@ func (c *Client) send(id uint64, req *Request, withCode bool) error {
 }
 
 // Close closes the channel; pending and later Do calls fail with ErrClosed.
+// It returns once the read loop and every storage call ended (storage
+// calls see their context cancelled).
 func (c *Client) Close() error {
 	err := c.conn.Close()
 	c.shutdown(ErrClosed)
 	<-c.done
+	c.storageWG.Wait()
 	return err
 }
 
@@ -298,6 +340,7 @@ func (c *Client) shutdown(reason error) {
 	c.closed = true
 	c.err = reason
 	c.mu.Unlock()
+	c.endLife()
 	_ = c.conn.Close()
 }
 
@@ -387,6 +430,8 @@ func (c *Client) dispatch(line []byte) error {
 				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
 			}
 		}
+	case "storage":
+		return c.storage(&m)
 	case "ready":
 		c.readyOnce.Do(func() {
 			c.ready = Ready{Pid: m.Pid, Node: m.Node}
@@ -402,5 +447,74 @@ func (c *Client) logLoop() {
 	defer close(c.logsDone)
 	for l := range c.logs {
 		c.onLog(l)
+	}
+}
+
+// storage starts serving one storage call: the webtask's identity comes
+// from the pending invocation m.ID, the handler runs on its own goroutine.
+func (c *Client) storage(m *message) error {
+	if m.Sid == 0 {
+		return fmt.Errorf("agent storage call without sid: %w", ErrProtocol)
+	}
+	op := StorageOp{Doc: m.Data, Force: m.Force, Etag: m.Etag}
+	switch m.Action {
+	case "get":
+	case "set":
+		op.Set = true
+	default:
+		return fmt.Errorf("agent storage call with action %q: %w", m.Action, ErrProtocol)
+	}
+	c.mu.Lock()
+	cl, ok := c.pending[m.ID]
+	if ok && cl.req != nil {
+		op.Container, op.Name, op.ReqID = cl.req.Container, cl.req.Name, cl.req.ReqID
+	}
+	c.mu.Unlock()
+	switch {
+	case !ok || cl.req == nil:
+		c.storageReply(m.Sid, StorageResult{Code: 400, Message: "storage is only available while the webtask has not responded"})
+		return nil
+	case c.onStorage == nil:
+		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "storage is not available"})
+		return nil
+	}
+	select {
+	case c.storageSlots <- struct{}{}:
+	default:
+		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "too many storage calls in flight"})
+		return nil
+	}
+	c.storageWG.Add(1)
+	go func(sid uint64) {
+		defer c.storageWG.Done()
+		defer func() { <-c.storageSlots }()
+		ctx, cancel := context.WithTimeout(c.life, c.storageTimeout)
+		res := c.onStorage(ctx, op)
+		cancel()
+		c.storageReply(sid, res)
+	}(m.Sid)
+	return nil
+}
+
+// storageReply writes one storage_result (dropped once the channel closed).
+func (c *Client) storageReply(sid uint64, r StorageResult) {
+	msg := storageResultMsg{Op: "storage_result", Sid: sid, Code: r.Code, Message: r.Message, Etag: r.Etag}
+	if r.Doc != "" {
+		msg.Data = &r.Doc
+	}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	c.wmu.Lock()
+	err := c.enc.Encode(&msg)
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
 	}
 }

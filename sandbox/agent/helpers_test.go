@@ -47,6 +47,12 @@ func startAgent(t testing.TB) *harness {
 // startAgentWrapped is startAgent with the client's connection wrapped.
 func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 	t.Helper()
+	return startAgentWith(t, wrap)
+}
+
+// startAgentWith is startAgentWrapped with client options.
+func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Option) *harness {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
@@ -100,7 +106,7 @@ func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 		case h.logc <- l:
 		default:
 		}
-	})
+	}, opts...)
 	t.Cleanup(func() {
 		h.client.Close()
 		select {

@@ -14,10 +14,15 @@
 //	{"op":"log","id":7,"req_id":"r1","stream":"stdout","msg":"..."}  user output of invocation 7
 //	{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"<base64>"}
 //	{"op":"need_code","id":7}                          the agent has no compiled function for code_hash
+//	{"op":"storage","id":7,"sid":3,"action":"get"}     ctx.storage.get of invocation 7
+//	{"op":"storage","id":7,"sid":4,"action":"set","data":"{\"n\":1}","etag":2}
+//	{"op":"storage","id":7,"sid":5,"action":"set","data":"null","force":true}
 //
 // Daemon -> agent:
 //
 //	{"op":"invoke","id":7,"req":{...Request...}}
+//	{"op":"storage_result","sid":3,"data":"{\"n\":1}","etag":2}   success ("data" absent: nothing stored)
+//	{"op":"storage_result","sid":4,"code":409,"message":"...","data":"<current>","etag":3}
 //
 // Invocation ids are chosen by the daemon, unique per channel, and never 0.
 // The agent answers each invoke with exactly one "result" or "need_code".
@@ -36,12 +41,31 @@
 // invocation owns (agent diagnostics, stray timers) goes to the agent's real
 // fd 1/2 instead.
 //
+// # Storage
+//
+// ctx.storage (and module.webtask.storage) call back into the daemon while
+// an invocation runs. The agent numbers its storage calls ("sid", unique
+// per agent, never 0) and names the invocation ("id"); the daemon takes the
+// webtask's identity (container and name) from its own record of that
+// invocation, never from the agent, so code can only reach the storage of
+// the webtask it runs as, and only while its invocation has not answered.
+// "data" is the document as JSON text; "etag" is the write counter the
+// invocation read (0: nothing was ever stored); "force" overwrites. Every
+// storage message is answered by exactly one "storage_result" with the
+// same sid: without "code" it succeeded (get: "data" and "etag"; set: the
+// new "etag"), otherwise "code" is what the webtask sees as err.code (400,
+// 404, 409 with the current document in "data"/"etag", 413, 500, 503).
+// The daemon answers asynchronously: a slow database never stalls the
+// channel.
+//
 // An uncaught exception or unhandled rejection raised by an invocation that
 // has not answered yet answers it with 500 "Script generated an unhandled
 // asynchronous exception."; the agent keeps serving.
 //
 // When the channel closes (the daemon went away) the agent exits at once.
 package agent
+
+import "context"
 
 // Request is one invocation of a webtask, as sent to the agent.
 type Request struct {
@@ -100,6 +124,41 @@ type LogLine struct {
 	Msg    string `json:"msg"`
 }
 
+// StorageOp is one ctx.storage call of a running invocation.
+type StorageOp struct {
+	// Container and Name identify the webtask, from the invocation's
+	// Request (Name is empty for unnamed code); ReqID is its request id.
+	Container string
+	Name      string
+	ReqID     string
+	// Set is false for get.
+	Set bool
+	// Doc is the new document's JSON text for set ("null" clears it).
+	Doc string
+	// Force overwrites regardless of Etag.
+	Force bool
+	// Etag is, for set without Force, the etag the invocation read (0:
+	// it expects nothing stored).
+	Etag int64
+}
+
+// StorageResult answers a StorageOp.
+type StorageResult struct {
+	// Code is 0 on success, else the code the webtask sees as err.code.
+	Code int
+	// Message is err.message (client-safe).
+	Message string
+	// Doc is the document's JSON text ("" when nothing is stored): the
+	// stored one for get, the current one for a 409 conflict.
+	Doc string
+	// Etag is the etag of Doc (get, conflict) or of the new document (set).
+	Etag int64
+}
+
+// StorageHandler serves storage calls. It runs on its own goroutine (never
+// on the channel's read loop) and must respect ctx.
+type StorageHandler func(ctx context.Context, op StorageOp) StorageResult
+
 // message is the envelope of every line on the wire.
 type message struct {
 	Op     string              `json:"op"`
@@ -113,4 +172,20 @@ type message struct {
 	Status int                 `json:"status,omitempty"`
 	Header map[string][]string `json:"headers,omitempty"`
 	Body   []byte              `json:"body,omitempty"`
+	// storage
+	Sid    uint64 `json:"sid,omitempty"`
+	Action string `json:"action,omitempty"`
+	Data   string `json:"data,omitempty"`
+	Etag   int64  `json:"etag,omitempty"`
+	Force  bool   `json:"force,omitempty"`
+}
+
+// storageResultMsg is the daemon -> agent answer to a storage call.
+type storageResultMsg struct {
+	Op      string  `json:"op"`
+	Sid     uint64  `json:"sid"`
+	Code    int     `json:"code,omitempty"`
+	Message string  `json:"message,omitempty"`
+	Data    *string `json:"data,omitempty"`
+	Etag    int64   `json:"etag,omitempty"`
 }
