@@ -220,6 +220,8 @@ type startOptions struct {
 	Logger       *slog.Logger
 	// OnLog receives user output (may be nil).
 	OnLog func(agent.LogLine)
+	// OnStorage serves storage calls (may be nil).
+	OnStorage agent.StorageHandler
 	// Self, when set, receives the sandbox as soon as it exists.
 	Self *atomic.Pointer[container]
 }
@@ -388,11 +390,15 @@ func startSandbox(o startOptions) (_ *container, retErr error) {
 	go s.pumpStdio(&stdio, outR, "stdout", o.OnLog, &logBudget)
 	go s.pumpStdio(&stdio, errR, "stderr", o.OnLog, &logBudget)
 
+	var clientOpts []agent.Option
+	if o.OnStorage != nil {
+		clientOpts = append(clientOpts, agent.WithStorage(o.OnStorage, 0))
+	}
 	s.client = agent.NewClient(conn, func(l agent.LogLine) {
 		if o.OnLog != nil {
 			o.OnLog(l)
 		}
-	})
+	}, clientOpts...)
 	go s.wait(oomCh, &stdio)
 
 	ctx, cancel := context.WithTimeout(context.Background(), o.StartTimeout)

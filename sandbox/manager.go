@@ -69,6 +69,9 @@ type Config struct {
 	Logger *slog.Logger
 	// OnLog receives user output of every sandbox; may be nil.
 	OnLog func(container string, line agent.LogLine)
+	// OnStorage serves the webtasks' ctx.storage calls (the identity comes
+	// from each invocation's Request); nil: storage calls fail with 503.
+	OnStorage agent.StorageHandler
 
 	// PoolSize is how many generic, pre-booted sandboxes (agent ready, no
 	// user code) wait for a never-seen container; 0 disables the pool. Pool
@@ -565,6 +568,7 @@ func (m *Manager) startOptions(name string, l Limits) startOptions {
 		},
 		StartTimeout: m.cfg.StartTimeout,
 		Logger:       m.log,
+		OnStorage:    m.cfg.OnStorage,
 	}
 	if m.cfg.OnLog == nil {
 		return o
