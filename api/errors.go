@@ -11,6 +11,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 )
 
@@ -93,6 +94,10 @@ var sentinelStatus = []struct {
 	// retry later) or no sandbox can be evicted (503).
 	{sandbox.ErrBusy, http.StatusTooManyRequests},
 	{sandbox.ErrCapacity, http.StatusServiceUnavailable},
+	// Per-webtask storage (HTTP /data and ctx.storage alike).
+	{store.ErrDataConflict, http.StatusConflict},
+	{store.ErrDataTooLarge, http.StatusRequestEntityTooLarge},
+	{store.ErrDataInvalid, http.StatusBadRequest},
 }
 
 // classify maps err to an HTTP status and a client-safe message. logLevel
@@ -178,4 +183,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if err != nil {
 		s.log.Debug("writing error response", "req_id", id, "err", err)
 	}
+}
+
+// storageResult maps a storage failure of a running webtask to the code it
+// sees as err.code, with the same statuses and messages as the HTTP API.
+func (s *Server) storageResult(op agent.StorageOp, err error) agent.StorageResult {
+	status, msg, level, log := classify(err)
+	if log {
+		s.log.Log(context.Background(), level, "storage call failed",
+			"req_id", op.ReqID, "container", op.Container, "name", op.Name, "status", status, "err", err)
+	}
+	return agent.StorageResult{Code: status, Message: msg}
 }

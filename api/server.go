@@ -104,6 +104,9 @@ type Deps struct {
 	ContainerLimits ContainerLimitsStore
 	// Metrics is scraped by GET /metrics; nil answers it with 503.
 	Metrics prometheus.Gatherer
+	// Data keeps per-webtask storage (the /data routes and Storage); nil
+	// answers them with 503.
+	Data DataStore
 }
 
 // Server is the HTTP API.
@@ -128,6 +131,7 @@ type Server struct {
 	fleet         Fleet
 	limitStore    ContainerLimitsStore
 	metrics       http.Handler
+	data          DataStore
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -164,6 +168,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		security: d.Security, keyAdmin: d.KeyAdmin, onKeysChanged: d.OnKeysChanged,
 		limits: newLimiters(),
 		fleet:  d.Fleet, limitStore: d.ContainerLimits,
+		data:     d.Data,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
 		idPrefix: hex.EncodeToString(b[:]),
@@ -197,6 +202,8 @@ func (s *Server) routes() *echo.Echo {
 	e.PUT("/api/webtask/:container/:name", s.putWebtask)
 	e.GET("/api/webtask/:container/:name", s.getWebtask)
 	e.DELETE("/api/webtask/:container/:name", s.deleteWebtask)
+	e.GET("/api/webtask/:container/:name/data", s.getData)
+	e.PUT("/api/webtask/:container/:name/data", s.putData)
 
 	e.Any("/api/run/:container", s.runUnnamed)
 	e.Any("/api/run/:container/:name", s.runNamed)

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,7 @@ type Daemon struct {
 	ring  *keyring.Ring
 	store *store.Store
 	mgr   *sandbox.Manager
+	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
 
@@ -96,6 +98,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Rootfs:        rootfs.Options{NodePath: d.cfg.NodePath, ModulesDir: d.cfg.ModulesDir},
 		Logger:        d.log.With("component", "sandbox"),
 		OnLog:         d.onUserLog,
+		OnStorage:     d.onStorage,
 
 		PoolSize:          d.cfg.PoolSize,
 		MaxSandboxes:      d.cfg.MaxSandboxes,
@@ -130,10 +133,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Fleet:           d.mgr,
 		ContainerLimits: d.store,
 		Metrics:         metrics,
+		Data:            d.store,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
+	d.api.Store(handler)
 	if d.ln, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -249,6 +254,15 @@ func (d *Daemon) containerLimits(container string) (sandbox.Limits, error) {
 		return sandbox.Limits{}, err
 	}
 	return sandbox.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
+}
+
+// onStorage serves the webtasks' ctx.storage calls through the API (same
+// documents and error codes as /api/webtask/{c}/{n}/data).
+func (d *Daemon) onStorage(ctx context.Context, op agent.StorageOp) agent.StorageResult {
+	if a := d.api.Load(); a != nil {
+		return a.Storage(ctx, op)
+	}
+	return agent.StorageResult{Code: http.StatusServiceUnavailable, Message: "storage is not ready"}
 }
 
 // onUserLog receives webtask output. It is data, not daemon log: it is never

@@ -18,7 +18,7 @@ const MaxDataBytes = 500 << 10
 var ErrDataConflict = errors.New("storage conflict: the data was changed since it was read")
 
 // ErrDataTooLarge: the document exceeds MaxDataBytes.
-var ErrDataTooLarge = errors.New("storage document too large")
+var ErrDataTooLarge = errors.New("storage document exceeds 500 KB")
 
 // ErrDataInvalid: the document is not valid JSON.
 var ErrDataInvalid = errors.New("storage document is not valid JSON")
