@@ -1,0 +1,359 @@
+// Package logstream fans webtask output out to real-time log readers: a
+// per-container hub of bunyan-style records with bounded per-reader
+// buffers. Publishing never blocks: a reader that falls behind loses lines
+// and is told how many, in order, by a marker record.
+package logstream
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+)
+
+// ErrClosed: the hub was closed (the daemon is shutting down).
+var ErrClosed = errors.New("log stream closed")
+
+// Defaults of Config.
+const (
+	// DefaultBufferRecords is how many records may wait for one reader.
+	DefaultBufferRecords = 4096
+	// DefaultBufferBytes bounds the encoded bytes waiting for one reader.
+	DefaultBufferBytes = 4 << 20
+	// DefaultHistoryRecords is how many recent records a container keeps
+	// for readers that ask for a backlog (Subscribe's tail).
+	DefaultHistoryRecords = 100
+	// DefaultHistoryBytes bounds one container's backlog in encoded bytes.
+	DefaultHistoryBytes = 64 << 10
+	// DefaultMaxHistoryContainers bounds how many containers keep a
+	// backlog; past it the least recently written one without readers
+	// loses its backlog.
+	DefaultMaxHistoryContainers = 1024
+)
+
+// Names of records (the webtask widget shows names matching
+// /^sandbox-logs|^webtask-/).
+const (
+	// NameSandbox names webtask output.
+	NameSandbox = "sandbox-logs"
+	// NameDaemon names the hub's own notices (drop markers).
+	NameDaemon = "webtask-logs"
+)
+
+// Record is one log event, a bunyan record (reference §1.4).
+type Record struct {
+	Name     string `json:"name"`
+	Hostname string `json:"hostname"`
+	Pid      int    `json:"pid"`
+	Level    int    `json:"level"`
+	Msg      string `json:"msg"`
+	Time     string `json:"time"`
+	V        int    `json:"v"`
+	// Container is the webtask container; ReqID the request that wrote the
+	// line ("" for output of the runtime itself).
+	Container string `json:"container,omitempty"`
+	ReqID     string `json:"req_id,omitempty"`
+	// Stream is "stdout" or "stderr".
+	Stream string `json:"stream,omitempty"`
+	// Sandbox marks webtask output.
+	Sandbox bool `json:"sandbox,omitempty"`
+	// Dropped, on a NameDaemon marker, counts the lines this reader lost.
+	Dropped uint64 `json:"dropped,omitempty"`
+}
+
+// Config configures a Hub; zero fields take the defaults above.
+type Config struct {
+	BufferRecords        int
+	BufferBytes          int
+	HistoryRecords       int
+	HistoryBytes         int
+	MaxHistoryContainers int
+	// Hostname and Pid fill the records (default: this host and process).
+	Hostname string
+	Pid      int
+	// Now is the clock of record times (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.BufferRecords <= 0 {
+		c.BufferRecords = DefaultBufferRecords
+	}
+	if c.BufferBytes <= 0 {
+		c.BufferBytes = DefaultBufferBytes
+	}
+	if c.HistoryRecords <= 0 {
+		c.HistoryRecords = DefaultHistoryRecords
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = DefaultHistoryBytes
+	}
+	if c.MaxHistoryContainers <= 0 {
+		c.MaxHistoryContainers = DefaultMaxHistoryContainers
+	}
+	if c.Hostname == "" {
+		c.Hostname, _ = os.Hostname()
+	}
+	if c.Pid == 0 {
+		c.Pid = os.Getpid()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Hub routes records of each container to its subscribers. It is safe for
+// concurrent use.
+type Hub struct {
+	cfg Config
+
+	mu     sync.Mutex
+	topics map[string]*topic
+	closed bool
+}
+
+// topic is one container's subscribers and backlog. Guarded by Hub.mu.
+type topic struct {
+	subs      map[*Subscription]struct{}
+	hist      [][]byte // oldest first
+	histBytes int
+	lastWrite time.Time
+}
+
+// New returns a hub.
+func New(cfg Config) *Hub {
+	cfg.setDefaults()
+	return &Hub{cfg: cfg, topics: map[string]*topic{}}
+}
+
+// Publish sends r to container's subscribers and backlog. It fills Name
+// (NameSandbox when empty), Hostname, Pid, Level (30), Time, V and
+// Container. It never blocks on readers.
+func (h *Hub) Publish(container string, r Record) {
+	now := h.cfg.Now()
+	if r.Name == "" {
+		r.Name = NameSandbox
+	}
+	if r.Level == 0 {
+		r.Level = 30
+	}
+	r.Hostname, r.Pid, r.V, r.Container = h.cfg.Hostname, h.cfg.Pid, 0, container
+	r.Time = now.UTC().Format(time.RFC3339Nano)
+	enc, err := json.Marshal(&r)
+	if err != nil {
+		return // a Record of strings and numbers always encodes
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	t := h.topicLocked(container, now)
+	t.lastWrite = now
+	t.hist = append(t.hist, enc)
+	t.histBytes += len(enc)
+	for len(t.hist) > h.cfg.HistoryRecords || (t.histBytes > h.cfg.HistoryBytes && len(t.hist) > 1) {
+		t.histBytes -= len(t.hist[0])
+		t.hist[0] = nil
+		t.hist = t.hist[1:]
+	}
+	for s := range t.subs {
+		s.push(enc)
+	}
+}
+
+// topicLocked returns container's topic, creating it (and evicting the
+// stalest reader-less backlog past MaxHistoryContainers).
+func (h *Hub) topicLocked(container string, now time.Time) *topic {
+	if t := h.topics[container]; t != nil {
+		return t
+	}
+	if len(h.topics) >= h.cfg.MaxHistoryContainers {
+		var victim string
+		var oldest time.Time
+		for name, t := range h.topics {
+			if len(t.subs) == 0 && (victim == "" || t.lastWrite.Before(oldest)) {
+				victim, oldest = name, t.lastWrite
+			}
+		}
+		if victim != "" {
+			delete(h.topics, victim)
+		}
+	}
+	t := &topic{subs: map[*Subscription]struct{}{}, lastWrite: now}
+	h.topics[container] = t
+	return t
+}
+
+// Subscribe starts a reader of container: up to tail records of its
+// backlog first, then everything published from now on. Close the
+// subscription when done. After Close of the hub it returns ErrClosed.
+func (h *Hub) Subscribe(container string, tail int) (*Subscription, error) {
+	s := &Subscription{
+		hub:        h,
+		container:  container,
+		maxRecords: h.cfg.BufferRecords,
+		maxBytes:   h.cfg.BufferBytes,
+		ready:      make(chan struct{}, 1),
+		done:       make(chan struct{}),
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	t := h.topicLocked(container, h.cfg.Now())
+	if tail > 0 {
+		from := len(t.hist) - tail
+		if from < 0 {
+			from = 0
+		}
+		for _, enc := range t.hist[from:] {
+			s.push(enc)
+		}
+	}
+	t.subs[s] = struct{}{}
+	return s, nil
+}
+
+// Close ends every subscription (their Done channels close) and refuses
+// new ones; later Publish calls do nothing.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	h.closed = true
+	for _, t := range h.topics {
+		for s := range t.subs {
+			close(s.done)
+		}
+		t.subs = nil
+	}
+	h.topics = map[string]*topic{}
+}
+
+// Subscribers counts the live subscriptions of container.
+func (h *Hub) Subscribers(container string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t := h.topics[container]; t != nil {
+		return len(t.subs)
+	}
+	return 0
+}
+
+// Subscription is one reader's bounded queue.
+type Subscription struct {
+	hub        *Hub
+	container  string
+	maxRecords int
+	maxBytes   int
+	ready      chan struct{} // signalled (capacity 1) when something is queued
+	done       chan struct{} // closed when the hub closes
+
+	mu      sync.Mutex
+	queue   []item
+	bytes   int
+	dropped uint64 // lost since the last queued item or marker
+	total   uint64 // lost in all
+	closed  bool
+}
+
+// item is one queued record; droppedBefore lines were lost just before it.
+type item struct {
+	enc           []byte
+	droppedBefore uint64
+}
+
+// push queues enc or, when the queue is full, counts it as dropped.
+func (s *Subscription) push(enc []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.queue) >= s.maxRecords || s.bytes+len(enc) > s.maxBytes {
+		s.dropped++
+		s.total++
+	} else {
+		s.queue = append(s.queue, item{enc: enc, droppedBefore: s.dropped})
+		s.bytes += len(enc)
+		s.dropped = 0
+	}
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// Ready is signalled when Take has something to return.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the hub closed (daemon shutdown).
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Dropped counts the records this subscription lost in all.
+func (s *Subscription) Dropped() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// Take returns the queued records, encoded, oldest first, each at most
+// once. Where records were lost, a NameDaemon marker record saying how
+// many stands in their place.
+func (s *Subscription) Take() [][]byte {
+	s.mu.Lock()
+	q, trailing := s.queue, s.dropped
+	s.queue, s.bytes, s.dropped = nil, 0, 0
+	s.mu.Unlock()
+	if len(q) == 0 && trailing == 0 {
+		return nil
+	}
+	out := make([][]byte, 0, len(q)+1)
+	for _, it := range q {
+		if it.droppedBefore > 0 {
+			out = append(out, s.marker(it.droppedBefore))
+		}
+		out = append(out, it.enc)
+	}
+	if trailing > 0 {
+		out = append(out, s.marker(trailing))
+	}
+	return out
+}
+
+func (s *Subscription) marker(n uint64) []byte {
+	h := s.hub
+	r := Record{
+		Name: NameDaemon, Hostname: h.cfg.Hostname, Pid: h.cfg.Pid, Level: 40,
+		Msg:       fmt.Sprintf("[webtaskd: %d log lines dropped: this log reader is too slow]", n),
+		Time:      h.cfg.Now().UTC().Format(time.RFC3339Nano),
+		Container: s.container, Dropped: n,
+	}
+	enc, _ := json.Marshal(&r)
+	return enc
+}
+
+// Close ends the subscription (idempotent).
+func (s *Subscription) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.queue = nil
+	s.mu.Unlock()
+	h := s.hub
+	h.mu.Lock()
+	if t := h.topics[s.container]; t != nil {
+		delete(t.subs, s)
+	}
+	h.mu.Unlock()
+}
