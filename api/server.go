@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -44,6 +45,12 @@ type Config struct {
 	PublicURL string
 	// MaxBodyBytes caps request bodies (default 5 MiB); larger ones get 413.
 	MaxBodyBytes int64
+	// LogPingInterval is the keep-alive period of log streams (default
+	// DefaultLogPingInterval).
+	LogPingInterval time.Duration
+	// LogWriteTimeout bounds one write to a log reader (default
+	// DefaultLogWriteTimeout); a stalled reader is disconnected.
+	LogWriteTimeout time.Duration
 }
 
 // Store is the webtask persistence the API needs (*store.Store).
@@ -107,6 +114,9 @@ type Deps struct {
 	// Data keeps per-webtask storage (the /data routes and Storage); nil
 	// answers them with 503.
 	Data DataStore
+	// Logs is the real-time log hub behind GET /api/logs/tenant/{c}; nil
+	// answers it with 503.
+	Logs *logstream.Hub
 }
 
 // Server is the HTTP API.
@@ -132,6 +142,7 @@ type Server struct {
 	limitStore    ContainerLimitsStore
 	metrics       http.Handler
 	data          DataStore
+	logs          *logstream.Hub
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -147,6 +158,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.LogPingInterval < 0 || cfg.LogWriteTimeout < 0 {
+		return nil, errors.New("api: LogPingInterval and LogWriteTimeout must not be negative")
+	}
+	if cfg.LogPingInterval == 0 {
+		cfg.LogPingInterval = DefaultLogPingInterval
+	}
+	if cfg.LogWriteTimeout == 0 {
+		cfg.LogWriteTimeout = DefaultLogWriteTimeout
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Logger == nil {
@@ -169,6 +189,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		limits: newLimiters(),
 		fleet:  d.Fleet, limitStore: d.ContainerLimits,
 		data:     d.Data,
+		logs:     d.Logs,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
 		idPrefix: hex.EncodeToString(b[:]),
@@ -202,6 +223,7 @@ func (s *Server) routes() *echo.Echo {
 	e.PUT("/api/webtask/:container/:name", s.putWebtask)
 	e.GET("/api/webtask/:container/:name", s.getWebtask)
 	e.DELETE("/api/webtask/:container/:name", s.deleteWebtask)
+	e.GET("/api/logs/tenant/:container", s.streamLogs)
 	e.GET("/api/webtask/:container/:name/data", s.getData)
 	e.PUT("/api/webtask/:container/:name/data", s.putData)
 

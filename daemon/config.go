@@ -14,6 +14,8 @@ import (
 
 	units "github.com/docker/go-units"
 
+	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/sandbox"
 )
 
@@ -73,6 +75,12 @@ type Config struct {
 	MaxBodyBytes int64
 	// LogLimitBytes caps the user output captured per invocation.
 	LogLimitBytes int
+	// LogStreamBufferRecords is how many log records may wait for one
+	// real-time log reader; past it the reader loses records (and is told
+	// how many), the webtask never waits.
+	LogStreamBufferRecords int
+	// LogPingInterval is the keep-alive period of real-time log streams.
+	LogPingInterval time.Duration
 
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM
 	// before sandboxes are killed.
@@ -88,24 +96,27 @@ type Config struct {
 // DefaultConfig returns the embedded defaults.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:      "127.0.0.1:8721",
-		DataDir:         "/var/lib/webtaskd",
-		StateDir:        "/run/webtaskd",
-		CgroupParent:    "/webtaskd",
-		Limits:          sandbox.DefaultLimits,
-		IdleTimeout:     5 * time.Minute,
-		PoolSize:        2,
-		MaxSandboxes:    1000,
-		MemoryBudget:    "0",
-		FreezeAfter:     2 * time.Second,
-		MaxConcurrency:  sandbox.DefaultMaxConcurrency,
-		QueueTimeout:    sandbox.DefaultQueueTimeout,
-		ExecTimeout:     30 * time.Second,
-		MaxBodyBytes:    5 << 20,
-		LogLimitBytes:   64 << 10,
-		ShutdownGrace:   10 * time.Second,
-		ShutdownTimeout: 30 * time.Second,
-		LogLevel:        "info",
+		ListenAddr:     "127.0.0.1:8721",
+		DataDir:        "/var/lib/webtaskd",
+		StateDir:       "/run/webtaskd",
+		CgroupParent:   "/webtaskd",
+		Limits:         sandbox.DefaultLimits,
+		IdleTimeout:    5 * time.Minute,
+		PoolSize:       2,
+		MaxSandboxes:   1000,
+		MemoryBudget:   "0",
+		FreezeAfter:    2 * time.Second,
+		MaxConcurrency: sandbox.DefaultMaxConcurrency,
+		QueueTimeout:   sandbox.DefaultQueueTimeout,
+		ExecTimeout:    30 * time.Second,
+		MaxBodyBytes:   5 << 20,
+		LogLimitBytes:  64 << 10,
+
+		LogStreamBufferRecords: logstream.DefaultBufferRecords,
+		LogPingInterval:        api.DefaultLogPingInterval,
+		ShutdownGrace:          10 * time.Second,
+		ShutdownTimeout:        30 * time.Second,
+		LogLevel:               "info",
 	}
 }
 
@@ -148,6 +159,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	c.MaxBodyBytes = int64(c.envInt("max-body-bytes", int(c.MaxBodyBytes)))
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", c.MaxBodyBytes, "request body limit in bytes (env WEBTASKD_MAX_BODY_BYTES)")
 	num(&c.LogLimitBytes, "log-limit-bytes", "user output captured per invocation, in bytes")
+	num(&c.LogStreamBufferRecords, "log-stream-buffer-records", "log records waiting for one real-time log reader at most; more are dropped for that reader")
+	dur(&c.LogPingInterval, "log-ping-interval", "keep-alive period of real-time log streams")
 	dur(&c.ShutdownGrace, "shutdown-grace", "time in-flight calls get to finish on shutdown")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "hard bound on the whole shutdown")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
@@ -219,6 +232,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LogLimitBytes < 0 {
 		bad("--log-limit-bytes must not be negative")
+	}
+	if c.LogStreamBufferRecords < 1 || c.LogPingInterval <= 0 {
+		bad("--log-stream-buffer-records and --log-ping-interval must be positive")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -42,6 +43,7 @@ type Daemon struct {
 	ring  *keyring.Ring
 	store *store.Store
 	mgr   *sandbox.Manager
+	logs  *logstream.Hub             // real-time webtask output
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
@@ -84,6 +86,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
+	d.logs = logstream.New(logstream.Config{BufferRecords: d.cfg.LogStreamBufferRecords})
 	budget, err := d.cfg.MemoryBudgetBytes()
 	if err != nil {
 		return fmt.Errorf("memory budget: %w", err)
@@ -115,9 +118,14 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "webtaskd_log_records_dropped_total",
+		Help: "Webtask log records dropped because a real-time log reader was too slow (counted per reader).",
+	}, func() float64 { return float64(d.logs.DroppedTotal()) }))
 	handler, err := api.New(api.Config{
-		PublicURL:    d.cfg.PublicURL,
-		MaxBodyBytes: d.cfg.MaxBodyBytes,
+		PublicURL:       d.cfg.PublicURL,
+		MaxBodyBytes:    d.cfg.MaxBodyBytes,
+		LogPingInterval: d.cfg.LogPingInterval,
 	}, api.Deps{
 		Store:     d.store,
 		Keys:      d.ring,
@@ -134,6 +142,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		ContainerLimits: d.store,
 		Metrics:         metrics,
 		Data:            d.store,
+		Logs:            d.logs,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -178,6 +187,11 @@ func (d *Daemon) Err() <-chan error { return d.serveErr }
 // database. ctx bounds the whole (the hard timeout).
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
+	if d.logs != nil {
+		// Log streams never finish on their own: end them first so that
+		// the graceful shutdown below does not wait for them.
+		d.logs.Close()
+	}
 	if d.srv != nil {
 		grace, cancel := context.WithTimeout(ctx, d.cfg.ShutdownGrace)
 		if err := d.srv.Shutdown(grace); err != nil {
@@ -267,7 +281,12 @@ func (d *Daemon) onStorage(ctx context.Context, op agent.StorageOp) agent.Storag
 
 // onUserLog receives webtask output. It is data, not daemon log: it is never
 // written to the daemon's log stream.
-func (d *Daemon) onUserLog(container string, line agent.LogLine) {}
+// It goes to the container's real-time log readers (never blocking).
+func (d *Daemon) onUserLog(container string, line agent.LogLine) {
+	d.logs.Publish(container, logstream.Record{
+		Msg: line.Msg, ReqID: line.ReqID, Stream: line.Stream, Sandbox: true,
+	})
+}
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))

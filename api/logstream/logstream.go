@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,6 +113,8 @@ type Hub struct {
 	mu     sync.Mutex
 	topics map[string]*topic
 	closed bool
+
+	dropped atomic.Uint64 // records dropped for any reader
 }
 
 // topic is one container's subscribers and backlog. Guarded by Hub.mu.
@@ -236,6 +239,10 @@ func (h *Hub) Close() {
 	h.topics = map[string]*topic{}
 }
 
+// DroppedTotal counts the records dropped for slow readers (each reader's
+// losses counted separately), since the hub was made.
+func (h *Hub) DroppedTotal() uint64 { return h.dropped.Load() }
+
 // Subscribers counts the live subscriptions of container.
 func (h *Hub) Subscribers(container string) int {
 	h.mu.Lock()
@@ -279,6 +286,7 @@ func (s *Subscription) push(enc []byte) {
 	if len(s.queue) >= s.maxRecords || s.bytes+len(enc) > s.maxBytes {
 		s.dropped++
 		s.total++
+		s.hub.dropped.Add(1)
 	} else {
 		s.queue = append(s.queue, item{enc: enc, droppedBefore: s.dropped})
 		s.bytes += len(enc)

@@ -1,0 +1,120 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/logstream"
+)
+
+// Defaults of the real-time log stream.
+const (
+	// DefaultLogPingInterval is the keep-alive period of log streams (the
+	// browser client gives up after 20 s of silence).
+	DefaultLogPingInterval = 15 * time.Second
+	// DefaultLogWriteTimeout bounds one write to a log reader; a reader
+	// that does not take an event for this long is disconnected.
+	DefaultLogWriteTimeout = 10 * time.Second
+	// maxLogTail caps the backlog a reader may ask for.
+	maxLogTail = 1000
+)
+
+var (
+	sseOpen = []byte(":ok\n\n")
+	ssePing = []byte("event: ping\ndata: {}\n\n")
+)
+
+// streamLogs is GET /api/logs/tenant/{container}?key=T[&tail=N][&follow=0]:
+// the container's webtask output as Server-Sent Events, one bunyan record
+// per "data:" line (reference §1.4), "event: ping" keep-alives. tail=N
+// first sends up to N recent records (default 0: only new ones);
+// follow=0 ends the stream after them. The stream ends when the client
+// goes, a write stalls past the write timeout, or the daemon shuts down.
+func (s *Server) streamLogs(c echo.Context) error {
+	_, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	if s.logs == nil {
+		return apiErr(ErrUnavailable, "log streaming is not configured")
+	}
+	tail := 0
+	if v := c.QueryParam("tail"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return apiErr(ErrBadRequest, "tail must be a non-negative integer")
+		}
+		tail = min(n, maxLogTail)
+	}
+	follow := true
+	if v := c.QueryParam("follow"); v == "0" || v == "false" {
+		follow = false
+	}
+	sub, err := s.logs.Subscribe(container, tail)
+	if errors.Is(err, logstream.ErrClosed) {
+		return apiErr(ErrUnavailable, "the daemon is shutting down")
+	}
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+
+	res := c.Response()
+	h := res.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	res.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(res)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve more requests
+	// write sends one whole event and flushes it.
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.LogWriteTimeout))
+		if _, err := res.Write(b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !write(sseOpen) {
+		return nil
+	}
+	var buf []byte
+	send := func() bool {
+		for _, enc := range sub.Take() {
+			buf = append(buf[:0], "data: "...)
+			buf = append(buf, enc...)
+			buf = append(buf, '\n', '\n')
+			if !write(buf) {
+				return false
+			}
+		}
+		return true
+	}
+	if !follow {
+		send()
+		return nil
+	}
+	ping := time.NewTicker(s.cfg.LogPingInterval)
+	defer ping.Stop()
+	ctx := c.Request().Context()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.Done():
+			return nil
+		case <-ping.C:
+			if !write(ssePing) {
+				return nil
+			}
+		case <-sub.Ready():
+			if !send() {
+				return nil
+			}
+		}
+	}
+}
