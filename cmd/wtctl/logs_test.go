@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/webtaskd/webtaskd/daemon/daemontest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestLogsBacklogAndFollow(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.LogPingInterval = 200 * time.Millisecond // pings must not print anything
+	env := Start(t, cfg)
+	env.PutWebtask("lg", "say", `module.exports = function (ctx, cb) {
+	  console.log('said ' + (ctx.query.w || 'nothing'));
+	  cb(null, {});
+	};`, nil)
+	MustStatus(t, env.Call("GET", "/api/run/lg/say?w=first", "", nil), 200, "run")
+
+	// Without -f: the recent lines, then exit. (Output reaches the hub
+	// asynchronously, just after the response: poll.)
+	var out string
+	var err error
+	WaitFor(t, "the backlog", 10*time.Second, func() bool {
+		out, err = wtctl(t, env, "logs", "lg")
+		return err != nil || out != ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, " said first\n") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("wtctl logs printed %q", out)
+	}
+	out, err = wtctl(t, env, "logs", "--json", "lg")
+	if err != nil || !strings.Contains(out, `"msg":"said first"`) || !strings.Contains(out, `"sandbox":true`) {
+		t.Fatalf("wtctl logs --json printed %q, %v", out, err)
+	}
+
+	// -f: new lines until interrupted.
+	var buf syncBuffer
+	m := NewMain(&buf, &buf)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Run(ctx, []string{"--url", env.Base, "--data-dir", env.Cfg.DataDir, "logs", "-f", "--tail", "0", "lg"})
+	}()
+	// The follower subscribes asynchronously: call until its line shows up.
+	WaitFor(t, "a followed line", 20*time.Second, func() bool {
+		MustStatus(t, env.Call("GET", "/api/run/lg/say?w=followed", "", nil), 200, "run")
+		return strings.Contains(buf.String(), " said followed\n")
+	})
+	if strings.Contains(buf.String(), "said first") || strings.Contains(buf.String(), "ping") {
+		t.Fatalf("--tail 0 printed the backlog or pings: %q", buf.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wtctl logs -f after interrupt: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("wtctl logs -f did not stop when interrupted")
+	}
+
+	// A stream closed by the daemon is an error for -f.
+	go func() {
+		done <- NewMain(&buf, &buf).Run(context.Background(), []string{"--url", env.Base, "--data-dir", env.Cfg.DataDir, "logs", "-f", "lg"})
+	}()
+	WaitFor(t, "the follower to print the backlog", 20*time.Second, func() bool {
+		return strings.Count(buf.String(), "said followed") >= 2
+	})
+	env.Stop()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "closed") {
+			t.Fatalf("wtctl logs -f when the daemon stopped: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("wtctl logs -f did not end when the daemon stopped")
+	}
+	if _, err := wtctl(t, Start(t, cfg), "logs", "no/such"); err == nil {
+		t.Fatal("an invalid container name was accepted")
+	}
+}
