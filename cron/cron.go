@@ -1,0 +1,448 @@
+// Package cron runs webtask cron jobs: a robfig/cron/v3 scheduler (standard
+// 5-field specs, per-job IANA time zone) that, for every active job, POSTs
+// the job record to its named webtask and records the outcome in the store.
+//
+// Runs go in-process through the API's own http.Handler (POST
+// /api/run/{c}/{n} with "Authorization: Bearer <job token>"), not over
+// loopback HTTP: a run then takes exactly the path of an external call
+// (request id, rate limits, stored-token checks, sandbox queue, error
+// mapping) without depending on the listen address being reachable from
+// the daemon itself (0.0.0.0, a TLS proxy in front, firewalls), and without
+// a socket per run. The scheduler is stopped before the HTTP server, so the
+// daemon's shutdown bounds runs the same way it bounds external calls.
+package cron
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	rcron "github.com/robfig/cron/v3"
+
+	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// Defaults of Config.
+const (
+	// DefaultRunTimeout bounds one run (the webtask's own exec timeout is
+	// usually shorter and answers first).
+	DefaultRunTimeout = 2 * time.Minute
+	// DefaultMaxResultBodyBytes is how much of a run's response body is kept
+	// in its history entry.
+	DefaultMaxResultBodyBytes = 4 << 10
+	// DefaultTZ is the time zone of jobs created without one.
+	DefaultTZ = "UTC"
+	// recordTimeout bounds writing one result to the store.
+	recordTimeout = 10 * time.Second
+)
+
+// ErrInvalid: a schedule or time zone does not parse. The message says
+// which and why.
+var ErrInvalid = errors.New("invalid cron job")
+
+// Parse validates a 5-field schedule (or a robfig descriptor such as
+// @hourly) in the IANA time zone tz ("" means DefaultTZ) and returns it.
+func Parse(schedule, tz string) (rcron.Schedule, error) {
+	if tz == "" {
+		tz = DefaultTZ
+	}
+	schedule = strings.TrimSpace(schedule)
+	if schedule == "" {
+		return nil, fmt.Errorf("%w: the schedule is empty", ErrInvalid)
+	}
+	if strings.HasPrefix(schedule, "TZ=") || strings.HasPrefix(schedule, "CRON_TZ=") {
+		return nil, fmt.Errorf("%w: give the time zone in tz, not in the schedule", ErrInvalid)
+	}
+	if strings.ContainsAny(tz, " \t\n") || tz == "Local" {
+		return nil, fmt.Errorf("%w: unknown time zone %q", ErrInvalid, tz)
+	}
+	if _, err := time.LoadLocation(tz); err != nil {
+		return nil, fmt.Errorf("%w: unknown time zone %q", ErrInvalid, tz)
+	}
+	s, err := rcron.ParseStandard("CRON_TZ=" + tz + " " + schedule)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schedule %q: %v", ErrInvalid, schedule, err)
+	}
+	return s, nil
+}
+
+// Store is what the scheduler needs from persistence (*store.Store).
+type Store interface {
+	ListCronJobs(ctx context.Context, o store.CronListOptions) ([]*store.CronJob, error)
+	GetCronJob(ctx context.Context, container, name string) (*store.CronJob, error)
+	GetWebtask(ctx context.Context, container, name string) (*store.Webtask, error)
+	AddCronResult(ctx context.Context, container, name string, r *store.CronResult) error
+}
+
+// Config configures a Scheduler.
+type Config struct {
+	Store Store
+	// Host is the Host header of run requests (the daemon's public host),
+	// so webtasks see the same host as for external calls.
+	Host string
+	// RunTimeout bounds one run (default DefaultRunTimeout).
+	RunTimeout time.Duration
+	// MaxResultBodyBytes caps the body kept per result (default
+	// DefaultMaxResultBodyBytes).
+	MaxResultBodyBytes int
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+type key struct{ container, name string }
+
+// Scheduler runs the active cron jobs of the store. Start loads them; Put
+// and Remove keep it in step with API changes; Stop ends it.
+type Scheduler struct {
+	cfg Config
+	log *slog.Logger
+	c   *rcron.Cron
+
+	mu      sync.Mutex
+	h       http.Handler
+	entries map[key]rcron.EntryID
+	running map[key]bool // a run in progress: the next tick is skipped
+	started bool
+	stopped bool
+
+	runCtx    context.Context // canceled by Stop: aborts runs in flight
+	cancelRun context.CancelFunc
+}
+
+// New returns a scheduler that is not running yet.
+func New(cfg Config) (*Scheduler, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("cron: Store is required")
+	}
+	if cfg.RunTimeout < 0 || cfg.MaxResultBodyBytes < 0 {
+		return nil, errors.New("cron: RunTimeout and MaxResultBodyBytes must not be negative")
+	}
+	if cfg.RunTimeout == 0 {
+		cfg.RunTimeout = DefaultRunTimeout
+	}
+	if cfg.MaxResultBodyBytes == 0 {
+		cfg.MaxResultBodyBytes = DefaultMaxResultBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Scheduler{
+		cfg: cfg, log: cfg.Logger,
+		entries: map[key]rcron.EntryID{}, running: map[key]bool{},
+	}
+	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
+	// Each job carries its own zone (CRON_TZ); the scheduler's clock is UTC.
+	// Recover keeps a panicking run from taking the daemon down.
+	logger := cronLogger{cfg.Logger}
+	s.c = rcron.New(rcron.WithLocation(time.UTC), rcron.WithLogger(logger), rcron.WithChain(rcron.Recover(logger)))
+	return s, nil
+}
+
+// Start loads every active job from the store and starts the clock; runs
+// go through h (the API handler). Call it once.
+func (s *Scheduler) Start(ctx context.Context, h http.Handler) error {
+	if h == nil {
+		return errors.New("cron: nil handler")
+	}
+	jobs, err := s.cfg.Store.ListCronJobs(ctx, store.CronListOptions{State: store.CronActive})
+	if err != nil {
+		return fmt.Errorf("cron: loading jobs: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started || s.stopped {
+		return errors.New("cron: Start called twice or after Stop")
+	}
+	s.h = h
+	for _, j := range jobs {
+		if err := s.putLocked(j); err != nil {
+			// A job stored by an older binary with a spec this one rejects
+			// must not stop the daemon: skip it, loudly.
+			s.log.Warn("cron job not scheduled", "container", j.Container, "name", j.Name, "err", err)
+		}
+	}
+	s.c.Start()
+	s.started = true
+	s.log.Info("cron scheduler started", "jobs", len(s.entries))
+	return nil
+}
+
+// Put schedules j (replacing its previous schedule), or unschedules it when
+// it is inactive. A run in progress is not interrupted.
+func (s *Scheduler) Put(j *store.CronJob) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	return s.putLocked(j)
+}
+
+func (s *Scheduler) putLocked(j *store.CronJob) error {
+	k := key{j.Container, j.Name}
+	if id, ok := s.entries[k]; ok {
+		s.c.Remove(id)
+		delete(s.entries, k)
+	}
+	if j.State != store.CronActive {
+		return nil
+	}
+	sched, err := Parse(j.Schedule, j.TZ)
+	if err != nil {
+		return err
+	}
+	r := &run{s: s, k: k}
+	r.id = s.c.Schedule(sched, r)
+	s.entries[k] = r.id
+	return nil
+}
+
+// Remove unschedules container/name (no-op when not scheduled).
+func (s *Scheduler) Remove(container, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key{container, name}
+	if id, ok := s.entries[k]; ok {
+		s.c.Remove(id)
+		delete(s.entries, k)
+	}
+}
+
+// Scheduled reports whether container/name is scheduled (for tests and
+// the admin view).
+func (s *Scheduler) Scheduled(container, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.entries[key{container, name}]
+	return ok
+}
+
+// Stop stops the clock, cancels runs in flight and waits for them to
+// record their results, bounded by ctx. Idempotent.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		return nil
+	}
+	s.stopped = true
+	s.mu.Unlock()
+	done := s.c.Stop() // no new runs; done when the running ones return
+	s.cancelRun()
+	select {
+	case <-done.Done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cron: runs still in flight at shutdown: %w", ctx.Err())
+	}
+}
+
+// run is one scheduled job as robfig sees it.
+type run struct {
+	s  *Scheduler
+	k  key
+	id rcron.EntryID
+}
+
+// Run is called by robfig on each tick, in its own goroutine (robfig's
+// Stop waits for it).
+func (r *run) Run() {
+	s := r.s
+	s.mu.Lock()
+	if s.running[r.k] {
+		s.mu.Unlock()
+		s.log.Info("cron job still running; this tick is skipped", "container", r.k.container, "name", r.k.name)
+		return
+	}
+	s.running[r.k] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, r.k)
+		s.mu.Unlock()
+	}()
+	// Prev is the tick this run belongs to (robfig sets it right after
+	// starting the job; the snapshot is served once the tick is handled).
+	scheduled := s.c.Entry(r.id).Prev
+	started := s.cfg.Now().UTC()
+	if scheduled.IsZero() || scheduled.After(started) {
+		scheduled = started.Truncate(time.Second)
+	}
+	s.runOnce(r.k, scheduled.UTC(), started)
+}
+
+// RunNow runs container/name once, as a tick scheduled now would, and
+// returns when its result is recorded (for tests and manual triggers).
+func (s *Scheduler) RunNow(container, name string) error {
+	k := key{container, name}
+	s.mu.Lock()
+	if s.h == nil || s.stopped {
+		s.mu.Unlock()
+		return errors.New("cron: scheduler not running")
+	}
+	if s.running[k] {
+		s.mu.Unlock()
+		return errors.New("cron: job already running")
+	}
+	s.running[k] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.running, k)
+		s.mu.Unlock()
+	}()
+	now := s.cfg.Now().UTC()
+	return s.runOnce(k, now, now)
+}
+
+// runOnce runs the job k and records the outcome.
+func (s *Scheduler) runOnce(k key, scheduled, started time.Time) error {
+	log := s.log.With("container", k.container, "name", k.name)
+	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RunTimeout)
+	defer cancel()
+	job, err := s.cfg.Store.GetCronJob(ctx, k.container, k.name)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deleted behind our back (with its webtask): stop scheduling it.
+		s.Remove(k.container, k.name)
+		return err
+	}
+	if err != nil {
+		log.Warn("cron run: reading the job failed", "err", err)
+		return err
+	}
+	if job.State != store.CronActive {
+		s.Remove(k.container, k.name)
+		return nil
+	}
+	w, err := s.cfg.Store.GetWebtask(ctx, k.container, k.name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.Remove(k.container, k.name)
+		return err
+	}
+	if err != nil {
+		log.Warn("cron run: reading the webtask failed", "err", err)
+		return err
+	}
+	res := s.call(ctx, job, w, scheduled, started)
+	rctx, rcancel := context.WithTimeout(context.Background(), recordTimeout)
+	defer rcancel()
+	if err := s.cfg.Store.AddCronResult(rctx, k.container, k.name, res); err != nil {
+		if !errors.Is(err, store.ErrNotFound) {
+			log.Warn("cron run: recording the result failed", "err", err)
+		}
+		return err
+	}
+	log.Debug("cron run", "type", res.Type, "status", res.StatusCode, "duration", res.CompletedAt.Sub(res.StartedAt))
+	return nil
+}
+
+// RunToken is the token a run of job sends: the job's own, except that a
+// job without one, or whose token is an earlier token of the same named
+// webtask, sends the webtask's current token (so `wt update` does not
+// break a cron-authenticated webtask: wt-cli issue #157).
+func RunToken(job *store.CronJob, w *store.Webtask) string {
+	if job.Token == "" {
+		return w.Token
+	}
+	if c, _, err := token.ParseUnverified(job.Token); err == nil && c.Jtn == job.Name {
+		if cn, ok := c.SingleContainer(); ok && cn == job.Container {
+			return w.Token
+		}
+	}
+	return job.Token
+}
+
+// call POSTs the job record to the webtask through the API handler.
+func (s *Scheduler) call(ctx context.Context, job *store.CronJob, w *store.Webtask, scheduled, started time.Time) *store.CronResult {
+	rec := Record(job, nil, started)
+	rec.Token = ""
+	body, _ := json.Marshal(rec) // plain strings, maps and times: cannot fail
+	path := "/api/run/" + url.PathEscape(job.Container) + "/" + url.PathEscape(job.Name)
+	res := &store.CronResult{ScheduledAt: scheduled, StartedAt: started}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
+	if err != nil {
+		res.CompletedAt, res.Type, res.Body = s.cfg.Now().UTC(), store.CronError, "cron: "+err.Error()
+		return res
+	}
+	req.RequestURI = path
+	req.Host = s.cfg.Host
+	req.RemoteAddr = "127.0.0.1:0"
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "webtaskd-cron")
+	req.Header.Set("Authorization", "Bearer "+RunToken(job, w))
+	rw := newRecorder(s.cfg.MaxResultBodyBytes)
+	s.mu.Lock()
+	h := s.h
+	s.mu.Unlock()
+	h.ServeHTTP(rw, req)
+	res.CompletedAt = s.cfg.Now().UTC()
+	res.StatusCode = rw.status()
+	res.Body = rw.body.String()
+	res.Headers = map[string]string{}
+	for k, v := range rw.header {
+		if len(v) > 0 {
+			res.Headers[strings.ToLower(k)] = v[0]
+		}
+	}
+	res.Type = store.CronSuccess
+	if res.StatusCode >= 400 {
+		res.Type = store.CronError
+	}
+	return res
+}
+
+// recorder is an http.ResponseWriter keeping the status, headers and the
+// first max bytes of the body.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+	max    int
+}
+
+func newRecorder(max int) *recorder { return &recorder{header: http.Header{}, max: max} }
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	if room := r.max - r.body.Len(); room > 0 {
+		r.body.Write(p[:min(len(p), room)])
+	}
+	return len(p), nil
+}
+
+func (r *recorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// cronLogger adapts slog to robfig's logger (it logs panics of jobs).
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("cron: "+msg, kv...) }
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("cron: "+msg, append(kv, "err", err)...)
+}
