@@ -117,6 +117,10 @@ type Deps struct {
 	// Logs is the real-time log hub behind GET /api/logs/tenant/{c}; nil
 	// answers it with 503.
 	Logs *logstream.Hub
+	// CronStore and Cron back the /api/cron routes (jobs, state,
+	// history); nil answers them with 503.
+	CronStore CronStore
+	Cron      CronScheduler
 }
 
 // Server is the HTTP API.
@@ -143,6 +147,8 @@ type Server struct {
 	metrics       http.Handler
 	data          DataStore
 	logs          *logstream.Hub
+	cronStore     CronStore
+	cron          CronScheduler
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -188,8 +194,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		security: d.Security, keyAdmin: d.KeyAdmin, onKeysChanged: d.OnKeysChanged,
 		limits: newLimiters(),
 		fleet:  d.Fleet, limitStore: d.ContainerLimits,
-		data:     d.Data,
-		logs:     d.Logs,
+		data:      d.Data,
+		logs:      d.Logs,
+		cronStore: d.CronStore, cron: d.Cron,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
 		idPrefix: hex.EncodeToString(b[:]),
@@ -226,6 +233,13 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/api/logs/tenant/:container", s.streamLogs)
 	e.GET("/api/webtask/:container/:name/data", s.getData)
 	e.PUT("/api/webtask/:container/:name/data", s.putData)
+
+	e.GET("/api/cron/:container", s.listCronJobs)
+	e.PUT("/api/cron/:container/:name", s.putCronJob)
+	e.GET("/api/cron/:container/:name", s.getCronJob)
+	e.DELETE("/api/cron/:container/:name", s.deleteCronJob)
+	e.PUT("/api/cron/:container/:name/state", s.setCronJobState)
+	e.GET("/api/cron/:container/:name/history", s.cronHistory)
 
 	e.Any("/api/run/:container", s.runUnnamed)
 	e.Any("/api/run/:container/:name", s.runNamed)

@@ -148,6 +148,10 @@ func (s *Server) deleteWebtask(c echo.Context) error {
 	if err := s.store.DeleteWebtask(c.Request().Context(), container, name); err != nil {
 		return err
 	}
+	if s.cron != nil {
+		// The store deleted its cron job with it (cascade); stop its clock.
+		s.cron.Remove(container, name)
+	}
 	return c.NoContent(http.StatusNoContent)
 }
 

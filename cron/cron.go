@@ -87,7 +87,8 @@ type Store interface {
 type Config struct {
 	Store Store
 	// Host is the Host header of run requests (the daemon's public host),
-	// so webtasks see the same host as for external calls.
+	// so webtasks see the same host as for external calls. Start may
+	// set it once the listen address is known.
 	Host string
 	// RunTimeout bounds one run (default DefaultRunTimeout).
 	RunTimeout time.Duration
@@ -153,8 +154,9 @@ func New(cfg Config) (*Scheduler, error) {
 }
 
 // Start loads every active job from the store and starts the clock; runs
-// go through h (the API handler). Call it once.
-func (s *Scheduler) Start(ctx context.Context, h http.Handler) error {
+// go through h (the API handler) with Host host ("" keeps Config.Host).
+// Call it once.
+func (s *Scheduler) Start(ctx context.Context, h http.Handler, host string) error {
 	if h == nil {
 		return errors.New("cron: nil handler")
 	}
@@ -168,6 +170,9 @@ func (s *Scheduler) Start(ctx context.Context, h http.Handler) error {
 		return errors.New("cron: Start called twice or after Stop")
 	}
 	s.h = h
+	if host != "" {
+		s.cfg.Host = host
+	}
 	for _, j := range jobs {
 		if err := s.putLocked(j); err != nil {
 			// A job stored by an older binary with a spec this one rejects

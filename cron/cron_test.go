@@ -117,7 +117,7 @@ func newScheduler(t *testing.T, st Store, h http.Handler) *Scheduler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(context.Background(), h); err != nil {
+	if err := s.Start(context.Background(), h, ""); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -136,7 +136,7 @@ func TestRunPostsTheJobRecordAndRecordsTheOutcome(t *testing.T) {
 	st.put(&store.CronJob{Container: "c", Name: "boom", Schedule: "0 0 1 1 *", TZ: "UTC", State: store.CronActive})
 	type seen struct {
 		method, uri, host, auth, ctype string
-		body                          JobJSON
+		body                           JobJSON
 	}
 	var mu sync.Mutex
 	var calls []seen
@@ -283,7 +283,7 @@ func TestStopCancelsRunsInFlightAndWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Start(context.Background(), h); err != nil {
+	if err := s.Start(context.Background(), h, ""); err != nil {
 		t.Fatal(err)
 	}
 	select {

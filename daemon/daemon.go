@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/cron"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -44,6 +46,7 @@ type Daemon struct {
 	store *store.Store
 	mgr   *sandbox.Manager
 	logs  *logstream.Hub             // real-time webtask output
+	cron  *cron.Scheduler            // runs the cron jobs
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
@@ -122,6 +125,15 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Name: "webtaskd_log_records_dropped_total",
 		Help: "Webtask log records dropped because a real-time log reader was too slow (counted per reader).",
 	}, func() float64 { return float64(d.logs.DroppedTotal()) }))
+	if d.cron, err = cron.New(cron.Config{
+		Store: d.store,
+		// A run waits for a queue slot, maybe a sandbox boot, then the
+		// webtask's own exec timeout answers.
+		RunTimeout: d.cfg.QueueTimeout + d.cfg.ExecTimeout + 30*time.Second,
+		Logger:     d.log.With("component", "cron"),
+	}); err != nil {
+		return fmt.Errorf("cron: %w", err)
+	}
 	handler, err := api.New(api.Config{
 		PublicURL:       d.cfg.PublicURL,
 		MaxBodyBytes:    d.cfg.MaxBodyBytes,
@@ -143,6 +155,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Metrics:         metrics,
 		Data:            d.store,
 		Logs:            d.logs,
+		CronStore:       d.store,
+		Cron:            d.cron,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -156,6 +170,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
+	}
+	// Cron runs go in-process through the API handler (see package cron);
+	// their Host is the public URL's, else the listen address.
+	cronHost := d.ln.Addr().String()
+	if u, err := url.Parse(d.cfg.PublicURL); err == nil && u.Host != "" {
+		cronHost = u.Host
+	}
+	if err := d.cron.Start(ctx, handler.Handler(), cronHost); err != nil {
+		_ = d.ln.Close()
+		return err
 	}
 	go func() {
 		if err := d.srv.Serve(d.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -187,6 +211,14 @@ func (d *Daemon) Err() <-chan error { return d.serveErr }
 // database. ctx bounds the whole (the hard timeout).
 func (d *Daemon) Close(ctx context.Context) error {
 	var errs []error
+	if d.cron != nil {
+		// No new cron runs; runs in flight are canceled and recorded.
+		grace, cancel := context.WithTimeout(ctx, d.cfg.ShutdownGrace)
+		if err := d.cron.Stop(grace); err != nil {
+			d.log.Warn("cron runs did not finish within the grace period", "err", err)
+		}
+		cancel()
+	}
 	if d.logs != nil {
 		// Log streams never finish on their own: end them first so that
 		// the graceful shutdown below does not wait for them.
@@ -206,6 +238,11 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) closeResources(ctx context.Context) error {
 	var errs []error
+	if d.cron != nil {
+		if err := d.cron.Stop(ctx); err != nil { // idempotent
+			errs = append(errs, err)
+		}
+	}
 	if d.mgr != nil {
 		if err := d.mgr.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sandboxes: %w", err))

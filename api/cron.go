@@ -1,0 +1,314 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/cron"
+	"github.com/webtaskd/webtaskd/store"
+)
+
+// CronStore persists cron jobs and their history (*store.Store).
+type CronStore interface {
+	PutCronJob(ctx context.Context, j *store.CronJob) (*store.CronJob, error)
+	GetCronJob(ctx context.Context, container, name string) (*store.CronJob, error)
+	SetCronJobState(ctx context.Context, container, name, state string) (*store.CronJob, error)
+	DeleteCronJob(ctx context.Context, container, name string) error
+	ListCronJobs(ctx context.Context, o store.CronListOptions) ([]*store.CronJob, error)
+	CronHistory(ctx context.Context, container, name string, offset, limit int) ([]*store.CronResult, error)
+}
+
+// CronScheduler keeps the running schedule in step with the store
+// (*cron.Scheduler).
+type CronScheduler interface {
+	// Put (re)schedules an active job, unschedules an inactive one.
+	Put(j *store.CronJob) error
+	Remove(container, name string)
+}
+
+// defaultHistoryLimit is the history page size without ?limit (wt asks 20).
+const defaultHistoryLimit = 20
+
+// putCronBody is the PUT /api/cron/{c}/{n} body (§1.1; wt sends the keys
+// in this order).
+type putCronBody struct {
+	Schedule *string           `json:"schedule"`
+	Token    *string           `json:"token"`
+	State    *string           `json:"state"`
+	Meta     map[string]string `json:"meta"`
+	TZ       *string           `json:"tz"`
+}
+
+// cronParams authenticates the caller for :container and validates :name.
+func (s *Server) cronParams(c echo.Context) (container, name string, err error) {
+	if s.cronStore == nil || s.cron == nil {
+		return "", "", apiErr(ErrUnavailable, "cron jobs are not enabled on this server")
+	}
+	_, container, err = s.containerParam(c)
+	if err != nil {
+		return "", "", err
+	}
+	if name, err = pathName(c, "name", "cron job"); err != nil {
+		return "", "", err
+	}
+	return container, name, nil
+}
+
+// cronJSON is the job's wire shape with its last result.
+func (s *Server) cronJSON(ctx context.Context, j *store.CronJob) (cron.JobJSON, error) {
+	last, err := s.cronStore.CronHistory(ctx, j.Container, j.Name, 0, 1)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return cron.JobJSON{}, err
+	}
+	var lr *store.CronResult
+	if len(last) > 0 {
+		lr = last[0]
+	}
+	out := cron.Record(j, lr, s.now())
+	if out.Token == "" {
+		// Bound to the webtask's current token: show that one's expiry.
+		if w, err := s.store.GetWebtask(ctx, j.Container, j.Name); err == nil {
+			out.ExpiresAt = cron.Record(&store.CronJob{Token: w.Token}, nil, s.now()).ExpiresAt
+		}
+	}
+	return out, nil
+}
+
+// putCronJob is PUT /api/cron/{c}/{n}: create or replace the job that runs
+// the named webtask {c}/{n} (which must exist).
+func (s *Server) putCronJob(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	raw, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var body putCronBody
+	if err := decodeJSON(raw, &body); err != nil {
+		return err
+	}
+	if body.Schedule == nil || strings.TrimSpace(*body.Schedule) == "" {
+		return apiErr(ErrBadRequest, "the `schedule` field is required")
+	}
+	j := &store.CronJob{Container: container, Name: name, Schedule: strings.TrimSpace(*body.Schedule),
+		TZ: cron.DefaultTZ, State: store.CronActive, Meta: body.Meta}
+	if body.TZ != nil && *body.TZ != "" {
+		j.TZ = *body.TZ
+	}
+	if body.State != nil {
+		if j.State, err = cronState(*body.State); err != nil {
+			return err
+		}
+	}
+	if _, err := cron.Parse(j.Schedule, j.TZ); err != nil {
+		return apiErr(ErrBadRequest, "%s", err.Error())
+	}
+	if body.Token != nil && *body.Token != "" {
+		tok, err := s.verifier.Verify(*body.Token, s.now())
+		if err != nil {
+			return apiErr(ErrBadRequest, "invalid job token: %s", err.Error())
+		}
+		if !tok.AllowsContainer(container) {
+			return apiErr(ErrBadRequest, "the job token is not valid for container `%s`", container)
+		}
+		j.Token = *body.Token
+	}
+	ctx := c.Request().Context()
+	stored, err := s.cronStore.PutCronJob(ctx, j)
+	if errors.Is(err, store.ErrNotFound) {
+		return apiErr(ErrNotFound, "no webtask `%s` in container `%s` to schedule", name, container)
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.cron.Put(stored); err != nil {
+		return err // parsed above; not expected
+	}
+	out, err := s.cronJSON(ctx, stored)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func cronState(v string) (string, error) {
+	switch v {
+	case store.CronActive, store.CronInactive:
+		return v, nil
+	}
+	return "", apiErr(ErrBadRequest, "the `state` field must be `active` or `inactive`")
+}
+
+// getCronJob is GET /api/cron/{c}/{n}.
+func (s *Server) getCronJob(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	j, err := s.cronStore.GetCronJob(ctx, container, name)
+	if err != nil {
+		return cronNotFound(err, name)
+	}
+	out, err := s.cronJSON(ctx, j)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func cronNotFound(err error, name string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return apiErr(ErrNotFound, "no cron job `%s`", name)
+	}
+	return err
+}
+
+// deleteCronJob is DELETE /api/cron/{c}/{n}: 204; the webtask and its token
+// stay.
+func (s *Server) deleteCronJob(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	if err := s.cronStore.DeleteCronJob(c.Request().Context(), container, name); err != nil {
+		return cronNotFound(err, name)
+	}
+	s.cron.Remove(container, name)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// setCronJobState is PUT /api/cron/{c}/{n}/state with {"state": ...}.
+func (s *Server) setCronJobState(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	raw, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		State *string `json:"state"`
+	}
+	if err := decodeJSON(raw, &body); err != nil {
+		return err
+	}
+	if body.State == nil {
+		return apiErr(ErrBadRequest, "the `state` field is required")
+	}
+	state, err := cronState(*body.State)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	j, err := s.cronStore.SetCronJobState(ctx, container, name, state)
+	if err != nil {
+		return cronNotFound(err, name)
+	}
+	if err := s.cron.Put(j); err != nil {
+		return err
+	}
+	out, err := s.cronJSON(ctx, j)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// listCronJobs is GET /api/cron/{c}?offset=&limit=&meta=k:v...
+func (s *Server) listCronJobs(c echo.Context) error {
+	if s.cronStore == nil || s.cron == nil {
+		return apiErr(ErrUnavailable, "cron jobs are not enabled on this server")
+	}
+	_, container, err := s.containerParam(c)
+	if err != nil {
+		return err
+	}
+	offset, limit, err := pageParams(c, maxListLimit)
+	if err != nil {
+		return err
+	}
+	o := store.CronListOptions{Container: container, Offset: offset, Limit: limit}
+	for _, f := range c.QueryParams()["meta"] {
+		k, v, ok := strings.Cut(f, ":")
+		if !ok || k == "" {
+			return apiErr(ErrBadRequest, "meta filters must have the form key:value")
+		}
+		if o.Meta == nil {
+			o.Meta = map[string]string{}
+		}
+		if old, dup := o.Meta[k]; dup && old != v {
+			return c.JSON(http.StatusOK, []cron.JobJSON{})
+		}
+		o.Meta[k] = v
+	}
+	ctx := c.Request().Context()
+	jobs, err := s.cronStore.ListCronJobs(ctx, o)
+	if err != nil {
+		return err
+	}
+	out := make([]cron.JobJSON, 0, len(jobs))
+	for _, j := range jobs {
+		rec, err := s.cronJSON(ctx, j)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec)
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// cronHistory is GET /api/cron/{c}/{n}/history?offset=&limit=: newest first.
+func (s *Server) cronHistory(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	offset, limit, err := pageParams(c, store.CronHistoryKeep)
+	if err != nil {
+		return err
+	}
+	if c.QueryParam("limit") == "" {
+		limit = defaultHistoryLimit
+	}
+	rs, err := s.cronStore.CronHistory(c.Request().Context(), container, name, offset, limit)
+	if err != nil {
+		return cronNotFound(err, name)
+	}
+	out := make([]cron.ResultJSON, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, cron.Result(r))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// pageParams parses ?offset and ?limit; limit defaults to and is capped at
+// max.
+func pageParams(c echo.Context, max int) (offset, limit int, err error) {
+	limit = max
+	if v := c.QueryParam("offset"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, apiErr(ErrBadRequest, "offset must be a non-negative integer")
+		}
+		offset = n
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, 0, apiErr(ErrBadRequest, "limit must be a non-negative integer")
+		}
+		if n > 0 && n < max {
+			limit = n
+		}
+	}
+	return offset, limit, nil
+}
