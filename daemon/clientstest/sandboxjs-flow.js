@@ -1,0 +1,92 @@
+// Drives sandboxjs 5.0.0 against webtaskd: create / run / list /
+// getStorage / updateStorage (with an etag conflict) / remove. Run by
+// TestSandboxJS with WT_URL, WT_TOKEN and WT_CONTAINER; prints one JSON
+// line {"ok":true,"steps":[...]} on success, exits 1 with the error
+// otherwise.
+'use strict';
+
+const assert = require('assert');
+const Sandbox = require('sandboxjs');
+
+const profile = Sandbox.init({
+    url: process.env.WT_URL,
+    token: process.env.WT_TOKEN,
+    container: process.env.WT_CONTAINER,
+});
+const steps = [];
+const step = (name) => steps.push(name);
+
+// Counts its runs in ctx.storage.
+const code = `module.exports = function (ctx, cb) {
+  ctx.storage.get(function (err, data) {
+    if (err) return cb(err);
+    data = data || { n: 0 };
+    data.n++;
+    ctx.storage.set(data, function (err) {
+      if (err) return cb(err);
+      cb(null, { n: data.n, secret: ctx.secrets.S, q: ctx.query.x || null });
+    });
+  });
+};`;
+
+async function main() {
+    const wt = await profile.create(code, { name: 'sbx', secrets: { S: 'sv' }, meta: { owner: 'sdk' } });
+    assert.strictEqual(wt.claims.jtn, 'sbx');
+    step('create');
+
+    let res = await wt.run({ query: { x: 'y' } });
+    assert.strictEqual(res.statusCode, 200, res.text);
+    assert.deepStrictEqual(res.body, { n: 1, secret: 'sv', q: 'y' });
+    step('run');
+
+    let list = await profile.listWebtasks({ meta: { owner: 'sdk' } });
+    assert.ok(list.some((w) => w.claims.jtn === 'sbx'), 'listWebtasks with meta lists sbx');
+    list = await profile.listWebtasks({ meta: { owner: 'nobody' } });
+    assert.ok(!list.some((w) => w.claims.jtn === 'sbx'), 'listWebtasks with another meta value does not list sbx');
+    step('list');
+
+    const st = await profile.getStorage({ name: 'sbx' });
+    assert.deepStrictEqual(st.data, { n: 1 });
+    assert.ok(st.etag !== undefined && st.etag !== null, 'getStorage returns an etag');
+    step('getStorage');
+
+    await profile.updateStorage({ data: { n: 10 }, etag: st.etag }, { name: 'sbx' });
+    step('updateStorage');
+
+    let conflict;
+    try {
+        await profile.updateStorage({ data: { n: 99 }, etag: st.etag }, { name: 'sbx' });
+    } catch (err) {
+        conflict = err;
+    }
+    assert.ok(conflict, 'updateStorage with a stale etag must fail');
+    assert.strictEqual(conflict.statusCode, 409, String(conflict));
+    const st2 = await profile.getStorage({ name: 'sbx' });
+    assert.deepStrictEqual(st2.data, { n: 10 }, 'the stale write changed nothing');
+    assert.notStrictEqual(String(st2.etag), String(st.etag));
+    step('updateStorage-conflict');
+
+    res = await wt.run();
+    assert.deepStrictEqual(res.body, { n: 11, secret: 'sv', q: null });
+    step('run-sees-storage');
+
+    await wt.remove();
+    list = await profile.listWebtasks();
+    assert.ok(!list.some((w) => w.claims.jtn === 'sbx'), 'removed webtask is not listed');
+    let gone;
+    try {
+        await profile.getStorage({ name: 'sbx' });
+    } catch (err) {
+        gone = err;
+    }
+    assert.ok(gone && gone.statusCode === 404, 'storage is removed with the webtask: ' + gone);
+    step('remove');
+}
+
+main().then(
+    () => console.log(JSON.stringify({ ok: true, steps })),
+    (err) => {
+        console.error(JSON.stringify({ ok: false, steps, error: String(err && err.stack || err) }));
+        process.exit(1);
+    }
+);
