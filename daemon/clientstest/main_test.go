@@ -126,6 +126,11 @@ func newWT(t *testing.T, modules string) *wt {
 // ansi matches the colour escapes wt prints (chalk ignores NO_COLOR).
 var ansi = regexp.MustCompile("\x1b\\[[0-9;]*m")
 
+// jwtRe matches tokens, kept out of the test log.
+var jwtRe = regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`)
+
+func redact(s string) string { return jwtRe.ReplaceAllString(s, "<jwt>") }
+
 // wtTimeout bounds one wt command.
 const wtTimeout = 90 * time.Second
 
@@ -156,7 +161,7 @@ func (w *wt) run(args ...string) (string, int) {
 		w.t.Fatalf("wt %s: timed out after %s\n%s", strings.Join(args, " "), wtTimeout, out.String())
 	}
 	text := ansi.ReplaceAllString(out.String(), "")
-	w.t.Logf("$ wt %s  (exit %d)\n%s", strings.Join(args, " "), code, text)
+	w.t.Logf("$ wt %s  (exit %d)\n%s", redact(strings.Join(args, " ")), code, redact(text))
 	return text, code
 }
 
@@ -230,7 +235,7 @@ func (ls *lineStream) waitLine(t *testing.T, want string, timeout time.Duration)
 			if !ok {
 				t.Fatalf("the command ended before printing %q", want)
 			}
-			t.Logf("| %s", l)
+			t.Logf("| %s", redact(l))
 			if strings.Contains(l, want) {
 				return time.Now()
 			}

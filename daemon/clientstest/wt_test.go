@@ -125,6 +125,10 @@ func TestWtCLI(t *testing.T) {
 		t.Fatalf("wt cron get tick:\n%s", out)
 	}
 	wt.must("cron", "history", "tick")
+	out = wt.must("cron", "reschedule", "tick", "--schedule", "10m", "--state", "inactive")
+	if !strings.Contains(out, "inactive") || !strings.Contains(out, "/10 * * * *") || !strings.Contains(out, "Meta.kind") {
+		t.Fatalf("wt cron reschedule tick --schedule 10m --state inactive:\n%s", out)
+	}
 	if out := wt.must("cron", "history", "tick", "-o", "json"); !strings.HasPrefix(strings.TrimSpace(out), "[") {
 		t.Fatalf("wt cron history -o json is not an array:\n%s", out)
 	}
@@ -143,6 +147,9 @@ func TestWtCLI(t *testing.T) {
 		t.Fatalf("wt token create printed %q, want a JWT", out)
 	}
 	MustStatus(t, env.Call("GET", "/api/webtask/"+c, child, nil), 200, "list with the created token")
+	if out := wt.must("token", "inspect", child); !strings.Contains(out, c) {
+		t.Fatalf("wt token inspect does not show the container:\n%s", out)
+	}
 	wt.must("token", "revoke", child)
 	r = env.Call("GET", "/api/webtask/"+c, child, nil)
 	MustStatus(t, r, 403, "list with the revoked token")
