@@ -19,6 +19,11 @@ const (
 	// DefaultLogWriteTimeout bounds one write to a log reader; a reader
 	// that does not take an event for this long is disconnected.
 	DefaultLogWriteTimeout = 10 * time.Second
+	// DefaultLogReplayWindow: a stream opened without tail starts with the
+	// lines of this recent past, so that a reader connecting just as a call
+	// runs does not miss its first lines (wt logs reports "connected"
+	// before its request reaches the daemon).
+	DefaultLogReplayWindow = 5 * time.Second
 	// maxLogTail caps the backlog a reader may ask for.
 	maxLogTail = 1000
 )
@@ -31,8 +36,9 @@ var (
 // streamLogs is GET /api/logs/tenant/{container}?key=T[&tail=N][&follow=0]:
 // the container's webtask output as Server-Sent Events, one bunyan record
 // per "data:" line (reference §1.4), "event: ping" keep-alives. tail=N
-// first sends up to N recent records (default 0: only new ones);
-// follow=0 ends the stream after them. The stream ends when the client
+// first sends up to N recent records (tail=0: only new ones; without tail,
+// the records of the last DefaultLogReplayWindow); follow=0 ends the
+// stream after them. The stream ends when the client
 // goes, a write stalls past the write timeout, or the daemon shuts down.
 func (s *Server) streamLogs(c echo.Context) error {
 	_, container, err := s.containerParam(c)
@@ -42,19 +48,19 @@ func (s *Server) streamLogs(c echo.Context) error {
 	if s.logs == nil {
 		return apiErr(ErrUnavailable, "log streaming is not configured")
 	}
-	tail := 0
+	backlog := logstream.Backlog{Max: maxLogTail, Since: s.now().Add(-DefaultLogReplayWindow)}
 	if v := c.QueryParam("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
 			return apiErr(ErrBadRequest, "tail must be a non-negative integer")
 		}
-		tail = min(n, maxLogTail)
+		backlog = logstream.Backlog{Max: min(n, maxLogTail)}
 	}
 	follow := true
 	if v := c.QueryParam("follow"); v == "0" || v == "false" {
 		follow = false
 	}
-	sub, err := s.logs.Subscribe(container, tail)
+	sub, err := s.logs.Subscribe(container, backlog)
 	if errors.Is(err, logstream.ErrClosed) {
 		return apiErr(ErrUnavailable, "the daemon is shutting down")
 	}

@@ -243,6 +243,19 @@ func TestLogsTruncatedPerInvocation(t *testing.T) {
 			t.Fatalf("record %d: %q", i, rec.Msg)
 		}
 	}
+	// A stream opened without tail starts with the last seconds' lines: a
+	// reader connecting just after a call still sees its output.
+	env.PutWebtask("lg", "early", `module.exports = function (cb) { console.log('early bird'); cb(null, {}); };`, nil)
+	MustStatus(t, env.Call("GET", "/api/run/lg/early", "", nil), 200, "run early")
+	late, resp := openLogStream(t, env, "lg", "", env.Master)
+	if late == nil {
+		t.Fatalf("log stream: %d", resp.StatusCode)
+	}
+	for {
+		if rec := late.next(t, deadline); rec.Msg == "early bird" {
+			break
+		}
+	}
 }
 
 var droppedMetric = regexp.MustCompile(`(?m)^webtaskd_log_records_dropped_total (\S+)$`)

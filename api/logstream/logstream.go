@@ -120,9 +120,23 @@ type Hub struct {
 // topic is one container's subscribers and backlog. Guarded by Hub.mu.
 type topic struct {
 	subs      map[*Subscription]struct{}
-	hist      [][]byte // oldest first
+	hist      []histEntry // oldest first
 	histBytes int
 	lastWrite time.Time
+}
+
+// histEntry is one backlog record and when it was published.
+type histEntry struct {
+	at  time.Time
+	enc []byte
+}
+
+// Backlog selects the recent records a new subscription starts with: at
+// most Max of them, and only those published at or after Since (zero:
+// any age).
+type Backlog struct {
+	Max   int
+	Since time.Time
 }
 
 // New returns a hub.
@@ -155,11 +169,11 @@ func (h *Hub) Publish(container string, r Record) {
 	}
 	t := h.topicLocked(container, now)
 	t.lastWrite = now
-	t.hist = append(t.hist, enc)
+	t.hist = append(t.hist, histEntry{at: now, enc: enc})
 	t.histBytes += len(enc)
 	for len(t.hist) > h.cfg.HistoryRecords || (t.histBytes > h.cfg.HistoryBytes && len(t.hist) > 1) {
-		t.histBytes -= len(t.hist[0])
-		t.hist[0] = nil
+		t.histBytes -= len(t.hist[0].enc)
+		t.hist[0] = histEntry{}
 		t.hist = t.hist[1:]
 	}
 	for s := range t.subs {
@@ -190,10 +204,10 @@ func (h *Hub) topicLocked(container string, now time.Time) *topic {
 	return t
 }
 
-// Subscribe starts a reader of container: up to tail records of its
-// backlog first, then everything published from now on. Close the
+// Subscribe starts a reader of container: the records of its backlog that
+// b selects first, then everything published from now on. Close the
 // subscription when done. After Close of the hub it returns ErrClosed.
-func (h *Hub) Subscribe(container string, tail int) (*Subscription, error) {
+func (h *Hub) Subscribe(container string, b Backlog) (*Subscription, error) {
 	s := &Subscription{
 		hub:        h,
 		container:  container,
@@ -208,13 +222,12 @@ func (h *Hub) Subscribe(container string, tail int) (*Subscription, error) {
 		return nil, ErrClosed
 	}
 	t := h.topicLocked(container, h.cfg.Now())
-	if tail > 0 {
-		from := len(t.hist) - tail
-		if from < 0 {
-			from = 0
-		}
-		for _, enc := range t.hist[from:] {
-			s.push(enc)
+	if b.Max > 0 {
+		from := max(len(t.hist)-b.Max, 0)
+		for _, e := range t.hist[from:] {
+			if !e.at.Before(b.Since) {
+				s.push(e.enc)
+			}
 		}
 	}
 	t.subs[s] = struct{}{}

@@ -26,12 +26,12 @@ func fixedHub(cfg Config) *Hub {
 
 func TestPublishShapeAndOrder(t *testing.T) {
 	h := fixedHub(Config{})
-	s, err := h.Subscribe("c", 0)
+	s, err := h.Subscribe("c", Backlog{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	other, _ := h.Subscribe("other", 0)
+	other, _ := h.Subscribe("other", Backlog{})
 	defer other.Close()
 	for i := 0; i < 1000; i++ {
 		h.Publish("c", Record{Msg: fmt.Sprint("line ", i), ReqID: "r1", Stream: "stdout", Sandbox: true})
@@ -73,9 +73,9 @@ func TestPublishShapeAndOrder(t *testing.T) {
 // blocking the publisher; markers say how many, where they were lost.
 func TestSlowReaderDropsAndMarks(t *testing.T) {
 	h := fixedHub(Config{BufferRecords: 10})
-	s, _ := h.Subscribe("c", 0)
+	s, _ := h.Subscribe("c", Backlog{})
 	defer s.Close()
-	fast, _ := h.Subscribe("c", 0)
+	fast, _ := h.Subscribe("c", Backlog{})
 	defer fast.Close()
 	for i := 0; i < 25; i++ { // 10 kept, 15 dropped
 		h.Publish("c", Record{Msg: fmt.Sprint(i)})
@@ -105,7 +105,7 @@ func TestSlowReaderDropsAndMarks(t *testing.T) {
 
 func TestMarkerPrecedesRecordAfterGap(t *testing.T) {
 	h := fixedHub(Config{BufferRecords: 2})
-	s, _ := h.Subscribe("c", 0)
+	s, _ := h.Subscribe("c", Backlog{})
 	defer s.Close()
 	h.Publish("c", Record{Msg: "0"})
 	h.Publish("c", Record{Msg: "1"})
@@ -146,15 +146,22 @@ func TestBacklogAndCaps(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		h.Publish("c", Record{Msg: fmt.Sprint(i)})
 	}
-	s, _ := h.Subscribe("c", 3)
+	s, _ := h.Subscribe("c", Backlog{Max: 3})
 	recs := decode(t, s.Take())
 	if len(recs) != 3 || recs[0].Msg != "5" || recs[2].Msg != "7" {
 		t.Fatalf("tail 3 = %+v", recs)
 	}
 	s.Close()
-	s, _ = h.Subscribe("c", 100)
+	s, _ = h.Subscribe("c", Backlog{Max: 100})
 	if n := len(s.Take()); n != 5 {
 		t.Fatalf("backlog holds %d records, want the cap 5", n)
+	}
+	s.Close()
+	// Only records published since a time (the clock ticks 1 s per call:
+	// records 5, 6, 7 were published at +6 s, +7 s, +8 s).
+	s, _ = h.Subscribe("c", Backlog{Max: 100, Since: time.Date(2026, 1, 2, 3, 4, 12, 0, time.UTC)})
+	if recs := decode(t, s.Take()); len(recs) != 2 || recs[0].Msg != "6" {
+		t.Fatalf("backlog since +7 s = %+v", recs)
 	}
 	s.Close()
 	// A third container evicts the stalest backlog without readers.
@@ -172,7 +179,7 @@ func TestBacklogAndCaps(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		hb.Publish("c", Record{Msg: fmt.Sprintf("%0100d", i)})
 	}
-	s, _ = hb.Subscribe("c", 100)
+	s, _ = hb.Subscribe("c", Backlog{Max: 100})
 	if n := len(s.Take()); n == 0 || n > 4 {
 		t.Fatalf("byte-capped backlog holds %d records", n)
 	}
@@ -180,14 +187,14 @@ func TestBacklogAndCaps(t *testing.T) {
 
 func TestCloseEndsSubscriptions(t *testing.T) {
 	h := fixedHub(Config{})
-	s, _ := h.Subscribe("c", 0)
+	s, _ := h.Subscribe("c", Backlog{})
 	h.Close()
 	select {
 	case <-s.Done():
 	default:
 		t.Fatal("Done not closed by hub Close")
 	}
-	if _, err := h.Subscribe("c", 0); err != ErrClosed {
+	if _, err := h.Subscribe("c", Backlog{}); err != ErrClosed {
 		t.Fatalf("Subscribe after Close = %v", err)
 	}
 	h.Publish("c", Record{Msg: "late"}) // no panic, no effect
@@ -197,7 +204,7 @@ func TestCloseEndsSubscriptions(t *testing.T) {
 
 func TestUnsubscribe(t *testing.T) {
 	h := fixedHub(Config{})
-	s, _ := h.Subscribe("c", 0)
+	s, _ := h.Subscribe("c", Backlog{})
 	if h.Subscribers("c") != 1 {
 		t.Fatal("not subscribed")
 	}
@@ -216,7 +223,7 @@ func TestUnsubscribe(t *testing.T) {
 // costs the same as with none (drops are counted, nothing blocks).
 func BenchmarkPublishStalledReader(b *testing.B) {
 	h := New(Config{})
-	s, _ := h.Subscribe("c", 0)
+	s, _ := h.Subscribe("c", Backlog{})
 	defer s.Close()
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
