@@ -90,6 +90,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 
+	// Clock is the time source of the API (token windows, rate limits) and
+	// the store (timestamps). Not a flag: nil means time.Now; tests inject
+	// a controllable clock.
+	Clock func() time.Time
+
 	envErrs []error // unparsable environment values, reported by Validate
 }
 

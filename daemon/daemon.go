@@ -83,6 +83,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if d.store, err = store.Open(ctx, store.Options{
 		Path: filepath.Join(d.cfg.DataDir, "webtaskd.db"),
 		Ring: d.ring,
+		Now:  d.cfg.Clock,
 	}); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
@@ -144,6 +145,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Runner:    d.mgr,
 		Sandboxes: d.mgr,
 		Logger:    d.log.With("component", "api"),
+		Now:       d.cfg.Clock,
 		// Revocations are checked on every request against the store's
 		// in-memory set; key retirement re-seals through the store.
 		Security:      d.store,
