@@ -90,9 +90,15 @@ type Client struct {
 	conn  io.ReadWriteCloser
 	onLog func(LogLine)
 
-	wmu sync.Mutex // serialises writes
-	bw  *bufio.Writer
-	enc *json.Encoder
+	// Writes are group-committed: a sender with nothing being written
+	// writes its message itself; a sender that finds a write in progress
+	// appends its message to out, and the writing sender writes everything
+	// that accumulated before it returns (one syscall for many messages
+	// when calls are concurrent).
+	omu     sync.Mutex
+	out     []byte // messages waiting for the active writer
+	spare   []byte // the other buffer, swapped with out
+	writing bool   // a sender is writing
 
 	nextID atomic.Uint64
 
@@ -131,7 +137,6 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 	c := &Client{
 		conn:           conn,
 		onLog:          onLog,
-		bw:             bufio.NewWriterSize(conn, 64<<10),
 		pending:        make(map[uint64]*call),
 		known:          make(map[string]struct{}),
 		readyCh:        make(chan struct{}),
@@ -144,8 +149,6 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		o(c)
 	}
 	c.life, c.endLife = context.WithCancel(context.Background())
-	c.enc = json.NewEncoder(c.bw)
-	c.enc.SetEscapeHTML(false)
 	if onLog != nil {
 		c.logs = make(chan LogLine, logBuffer)
 		go c.logLoop()
@@ -253,31 +256,24 @@ func (c *Client) forget(id uint64, _ *call) {
 	c.mu.Unlock()
 }
 
+// msgBufPool holds encoding buffers of invoke messages.
+var msgBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // send writes one invoke message.
 func (c *Client) send(id uint64, req *Request, withCode bool) error {
-	msg := invokeMsg{Op: "invoke", ID: id, Req: req}
-	var stripped Request
-	if !withCode && req.Code != "" {
-		stripped = *req
-		stripped.Code = ""
-		msg.Req = &stripped
-	}
-	c.wmu.Lock()
-	err := c.enc.Encode(&msg)
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	bp := msgBufPool.Get().(*[]byte)
+	b, err := appendInvoke((*bp)[:0], id, req, withCode)
 	if err != nil {
-		var ue *json.UnsupportedValueError
-		var ut *json.UnsupportedTypeError
-		var me *json.MarshalerError
-		if errors.As(err, &ue) || errors.As(err, &ut) || errors.As(err, &me) {
-			// Encode marshals fully before writing: nothing reached the
-			// channel, which stays usable.
-			return fmt.Errorf("encoding runtime request: %w", err)
-		}
-		c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
+		msgBufPool.Put(bp)
+		// Nothing reached the channel, which stays usable.
+		return fmt.Errorf("encoding runtime request: %w", err)
+	}
+	err = c.write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		msgBufPool.Put(bp)
+	}
+	if err != nil {
 		return c.closedErr()
 	}
 	if withCode && req.CodeHash != "" {
@@ -289,6 +285,45 @@ func (c *Client) send(id uint64, req *Request, withCode bool) error {
 		c.mu.Unlock()
 	}
 	return nil
+}
+
+// write sends whole messages (each "\n" terminated) on the channel; see
+// Client.omu. It returns once msg was written or handed to the sender that
+// is writing (whose failure closes the channel, which every waiting Do
+// sees). A write failure closes the channel.
+func (c *Client) write(msg []byte) error {
+	c.omu.Lock()
+	if c.writing {
+		c.out = append(c.out, msg...)
+		c.omu.Unlock()
+		return nil
+	}
+	c.writing = true
+	c.omu.Unlock()
+	queued := false // msg is a buffer taken from the queue
+	for {
+		_, err := c.conn.Write(msg)
+		c.omu.Lock()
+		if queued && cap(msg) <= 1<<20 {
+			c.spare = msg[:0] // only the writer touches spare
+		}
+		if err != nil {
+			c.writing = false
+			c.out = c.out[:0]
+			c.omu.Unlock()
+			c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
+			return err
+		}
+		if len(c.out) == 0 {
+			c.writing = false
+			c.omu.Unlock()
+			return nil
+		}
+		// Write what others queued meanwhile.
+		msg, c.out, c.spare = c.out, c.spare, nil
+		queued = true
+		c.omu.Unlock()
+	}
 }
 
 // Close closes the channel; pending and later Do calls fail with ErrClosed.
@@ -393,6 +428,9 @@ func (c *Client) readLoop() {
 
 // dispatch handles one line from the agent.
 func (c *Client) dispatch(line []byte) error {
+	if id, status, hdr, body, err := parseResult(line); err == nil {
+		return c.result(id, status, hdr, body)
+	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
 		return fmt.Errorf("malformed agent message: %v: %w", err, ErrProtocol)
@@ -402,23 +440,15 @@ func (c *Client) dispatch(line []byte) error {
 		if m.ID == 0 {
 			return fmt.Errorf("agent %s without id: %w", m.Op, ErrProtocol)
 		}
+		if m.Op == "result" {
+			return c.result(m.ID, m.Status, m.Header, m.Body)
+		}
 		c.mu.Lock()
 		cl, ok := c.pending[m.ID]
-		if ok && m.Op == "result" {
-			delete(c.pending, m.ID)
-		}
 		c.mu.Unlock()
-		if !ok {
-			return nil // abandoned by its caller (ctx expiry)
-		}
-		if m.Op == "need_code" {
+		if ok {
 			cl.ch <- reply{needCode: true}
-			return nil
-		}
-		if m.Status < 100 || m.Status > 999 {
-			return fmt.Errorf("agent result %d with status %d: %w", m.ID, m.Status, ErrProtocol)
-		}
-		cl.ch <- reply{resp: &Response{Status: m.Status, Headers: m.Header, Body: m.Body}}
+		} // else abandoned by its caller (ctx expiry)
 	case "log":
 		if c.logs == nil {
 			return nil
@@ -440,6 +470,27 @@ func (c *Client) dispatch(line []byte) error {
 	default:
 		return fmt.Errorf("unknown agent op %q: %w", m.Op, ErrProtocol)
 	}
+	return nil
+}
+
+// result hands a result to its waiting Do.
+func (c *Client) result(id uint64, status int, hdr map[string][]string, body []byte) error {
+	if id == 0 {
+		return fmt.Errorf("agent result without id: %w", ErrProtocol)
+	}
+	c.mu.Lock()
+	cl, ok := c.pending[id]
+	if ok {
+		delete(c.pending, id)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil // abandoned by its caller (ctx expiry)
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("agent result %d with status %d: %w", id, status, ErrProtocol)
+	}
+	cl.ch <- reply{resp: &Response{Status: status, Headers: hdr, Body: body}}
 	return nil
 }
 
@@ -508,13 +559,11 @@ func (c *Client) storageReply(sid uint64, r StorageResult) {
 	if closed {
 		return
 	}
-	c.wmu.Lock()
-	err := c.enc.Encode(&msg)
-	if err == nil {
-		err = c.bw.Flush()
-	}
-	c.wmu.Unlock()
+	b, err := appendJSON(make([]byte, 0, 128+len(r.Doc)+len(r.Message)), &msg)
 	if err != nil {
-		c.shutdown(fmt.Errorf("writing to runtime: %v: %w", err, ErrClosed))
+		// Only strings and numbers: cannot happen.
+		c.shutdown(fmt.Errorf("encoding storage result: %v: %w", err, ErrProtocol))
+		return
 	}
+	_ = c.write(append(b, '\n'))
 }

@@ -103,6 +103,12 @@ type Request struct {
 	Token string `json:"token,omitempty"`
 	// LogLimitBytes caps this invocation's captured user output.
 	LogLimitBytes int `json:"log_limit"`
+
+	// Fixed, when set, is the pre-encoded form of Secrets, Params, Meta,
+	// PB, MB and Token (EncodeFixed of this webtask version): the client
+	// sends it instead of encoding those fields again. It must describe
+	// the same values; it is not sent as a field of its own.
+	Fixed *Fixed `json:"-"`
 }
 
 // Response is the HTTP response the webtask produced.

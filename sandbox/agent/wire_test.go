@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// encodeStd is what the client sent before the hand-written encoder:
+// json.Encoder without HTML escaping of invokeMsg.
+func encodeStd(t *testing.T, id uint64, r *Request, withCode bool) []byte {
+	t.Helper()
+	cp := *r
+	cp.Fixed = nil
+	if !withCode {
+		cp.Code = ""
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&invokeMsg{Op: "invoke", ID: id, Req: &cp}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// wireRequests covers every field, empty and nil values, and strings that
+// need escaping (control characters, quotes, HTML, non-ASCII, invalid
+// UTF-8, U+2028).
+func wireRequests() []*Request {
+	odd := "a\"b\\c\n\r\t\b\f\x00\x1f<>&\u2028\u2029é\xff日本"
+	return []*Request{
+		{},
+		{ReqID: "r1", Container: "c", CodeHash: "h", Code: "module.exports = (cb) => cb(null, \"x\");\n", Method: "GET", URL: "/api/run/c", URLFormat: 1},
+		{
+			ReqID: "r-2", Container: "demo", Name: "hello", URLFormat: 1, CodeHash: "abc", Code: "x",
+			Method: "POST", URL: "/api/run/demo/hello/sub?x=1&y=%20",
+			Headers: map[string][]string{"host": {"127.0.0.1"}, "accept": {"*/*"}, "x-multi": {"a", "b"}, "x-empty": {}, "x-nil": nil, "z": {""}},
+			Body:    []byte("{\"a\":1}\x00\xff"),
+			Secrets: map[string]any{"S": "v", "N": 1.5, "nested": map[string]any{"k": []any{1, "<x>", nil}}},
+			Params:  map[string]any{"p": true},
+			Meta:    map[string]string{"m": "v", "a": odd},
+			PB:      1, MB: 2, Token: "eyJ.abc.def", LogLimitBytes: 65536,
+		},
+		{ReqID: odd, Container: odd, Name: odd, CodeHash: odd, Code: odd, Method: odd, URL: odd,
+			Headers: map[string][]string{odd: {odd, odd}}, Secrets: map[string]any{odd: odd}, Meta: map[string]string{odd: odd}, Token: odd},
+		{Headers: map[string][]string{}, Secrets: map[string]any{}, Params: map[string]any{}, Meta: map[string]string{}, Body: []byte{}, PB: -1, MB: -7, LogLimitBytes: -1},
+	}
+}
+
+func TestAppendInvokeMatchesEncodingJSON(t *testing.T) {
+	for i, r := range wireRequests() {
+		for _, withCode := range []bool{true, false} {
+			want := encodeStd(t, uint64(i+1)*1e15, r, withCode)
+			got, err := appendInvoke(nil, uint64(i+1)*1e15, r, withCode)
+			if err != nil {
+				t.Fatalf("request %d: %v", i, err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("request %d withCode=%v:\n got %s\nwant %s", i, withCode, got, want)
+			}
+			// The same with the per-webtask part pre-encoded.
+			f, err := EncodeFixed(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rf := *r
+			rf.Fixed = f
+			got, err = appendInvoke(nil, uint64(i+1)*1e15, &rf, withCode)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("request %d withCode=%v with Fixed (%v):\n got %s\nwant %s", i, withCode, err, got, want)
+			}
+		}
+	}
+}
+
+func TestAppendInvokeUnencodable(t *testing.T) {
+	r := &Request{Params: map[string]any{"n": math.Inf(1)}}
+	var ue *json.UnsupportedValueError
+	if _, err := appendInvoke(nil, 1, r, true); !errors.As(err, &ue) {
+		t.Fatalf("appendInvoke: %v, want UnsupportedValueError", err)
+	}
+	if _, err := EncodeFixed(r); !errors.As(err, &ue) {
+		t.Fatalf("EncodeFixed: %v, want UnsupportedValueError", err)
+	}
+}
+
+// decodeStd is how every line was decoded before the fast path.
+func decodeStd(line []byte) (m message, err error) {
+	err = json.Unmarshal(line, &m)
+	return m, err
+}
+
+func TestParseResultMatchesEncodingJSON(t *testing.T) {
+	fast := []string{
+		`{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}`,
+		`{"op":"result","id":1,"status":204,"headers":{},"body":""}`,
+		`{"op":"result","id":18446744073709551,"status":999,"headers":{"a":[],"set-cookie":["a=1","b=2"],"x":["é日本"],"y":[""]},"body":"AA=="}`,
+		`{"op":"result","id":3,"status":100,"headers":{"a":["1"],"a":["2"]},"body":"QUJD"}`,
+	}
+	for _, l := range fast {
+		line := []byte(l + "\n")
+		id, status, hdr, body, err := parseResult(line)
+		if err != nil {
+			t.Errorf("%s: not parsed by the fast path: %v", l, err)
+			continue
+		}
+		m, err := decodeStd(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id != m.ID || status != m.Status || !reflect.DeepEqual(hdr, m.Header) || !reflect.DeepEqual(body, m.Body) {
+			t.Errorf("%s:\n fast %d %d %#v %#v\n  std %d %d %#v %#v", l, id, status, hdr, body, m.ID, m.Status, m.Header, m.Body)
+		}
+	}
+	// Lines the fast path must leave to encoding/json.
+	slow := []string{
+		`{"op":"result","id":7,"status":200,"headers":{"a":["x\"y"]},"body":""}`,           // escape
+		`{"op":"result","id":7,"status":200,"headers":{"a":["x\u0041"]},"body":""}`,        // escape
+		`{"op":"result","id":7,"status":200,"headers":{"a":["` + "\xff" + `"]},"body":""}`, // invalid UTF-8
+		`{"op":"result","id":7,"status":200,"headers":{"a":"x"},"body":""}`,                // not an array
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"QUJD\u0041"}`,             // escaped body
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"!!"}`,                     // bad base64
+		`{"op":"result","id":7,"status":200,"headers":{},"body":""} `,                      // trailing space
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"","x":1}`,                 // more fields
+		`{"op":"result","id":07,"status":200,"headers":{},"body":""}`,                      // leading zero
+		`{"op":"result","id":7,"status":200.5,"headers":{},"body":""}`,
+		`{"op":"result","id":7,"status":-1,"headers":{},"body":""}`,
+		`{"op":"result","id":123456789012345678901,"status":200,"headers":{},"body":""}`,
+		`{"op":"result","id":7,"status":200}`,
+		`{"op":"result", "id":7,"status":200,"headers":{},"body":""}`,
+		`{"op":"log","id":7,"stream":"stdout","msg":"hi"}`,
+		`{"op":"result","id":7,"status":200,"headers":{"a":["b"],},"body":""}`,
+	}
+	for _, l := range slow {
+		if _, _, _, _, err := parseResult([]byte(l + "\n")); err == nil {
+			t.Errorf("fast path accepted %s", l)
+		}
+	}
+	// Without the newline (a truncated line) nothing is accepted either.
+	if _, _, _, _, err := parseResult([]byte(fast[0])); err == nil {
+		t.Error("fast path accepted a line without its newline")
+	}
+	if _, _, _, _, err := parseResult([]byte(strings.TrimSuffix(fast[0], "}") + "\n")); err == nil {
+		t.Error("fast path accepted a truncated object")
+	}
+}
+
+func BenchmarkAppendInvoke(b *testing.B) {
+	r := wireRequests()[2]
+	r.Secrets = nil
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if buf, err = appendInvoke(buf[:0], 12345, r, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseResult(b *testing.B) {
+	line := []byte(`{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}` + "\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, _, _, err := parseResult(line); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
