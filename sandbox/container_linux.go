@@ -560,7 +560,7 @@ func (s *container) cgroupStats() (*CgroupStats, error) {
 func (s *container) Done() <-chan struct{} { return s.done }
 
 // Invoke runs one invocation in the warm runtime.
-func (s *container) Invoke(ctx context.Context, req *agent.Request) (*agent.Response, error) {
+func (s *container) Invoke(ctx context.Context, req *agent.Request, timeout time.Duration) (*agent.Response, error) {
 	if s.destroyed.Load() {
 		return nil, ErrDestroyed
 	}
@@ -580,9 +580,12 @@ func (s *container) Invoke(ctx context.Context, req *agent.Request) (*agent.Resp
 		s.lastUsedAt = time.Now()
 		s.mu.Unlock()
 	}()
-	resp, err := s.client.Do(ctx, req)
+	resp, err := s.client.DoTimeout(ctx, req, timeout)
 	if err == nil {
 		return resp, nil
+	}
+	if errors.Is(err, agent.ErrTimeout) {
+		return nil, fmt.Errorf("sandbox %s: %w", s.id, ErrTimeout)
 	}
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", s.id, context.Cause(ctx))

@@ -176,7 +176,7 @@ func TestDestroyAndPause(t *testing.T) {
 	if pidAlive(pid) {
 		t.Errorf("runtime %d alive after Destroy", pid)
 	}
-	_, err := sb.Invoke(context.Background(), req(helloCode))
+	_, err := sb.Invoke(context.Background(), req(helloCode), 0)
 	if !errors.Is(err, sandbox.ErrDestroyed) {
 		t.Fatalf("Invoke after Destroy: %v, want ErrDestroyed", err)
 	}

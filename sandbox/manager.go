@@ -396,14 +396,14 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 	}
 	req.LogLimitBytes = m.cfg.LogLimitBytes
 
-	tctx, cancel := context.WithTimeoutCause(ctx, e.execTimeout, ErrTimeout)
-	resp, err := e.sb.Invoke(tctx, req)
-	cancel()
+	// The exec timeout is a timer of the agent client (a derived context
+	// per call cost more than the rest of the manager's warm path).
+	resp, err := e.sb.Invoke(ctx, req, e.execTimeout)
 	if err == nil {
 		return resp, served, nil
 	}
 	switch {
-	case errors.Is(context.Cause(tctx), ErrTimeout) && ctx.Err() == nil:
+	case errors.Is(err, ErrTimeout) && ctx.Err() == nil:
 		m.met.timeouts.Inc()
 		m.met.failures.WithLabelValues(failTimeout).Inc()
 		m.log.Warn("invocation timed out; recycling sandbox", "container", container, "sandbox", e.sb.ID(), "req_id", req.ReqID)

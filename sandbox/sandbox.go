@@ -186,7 +186,9 @@ type Sandbox interface {
 	ID() string
 	// Invoke runs one invocation in the warm runtime. Several may run at
 	// once. It never starts a process. After Destroy it returns ErrDestroyed.
-	Invoke(ctx context.Context, req *agent.Request) (*agent.Response, error)
+	// timeout bounds the invocation (0: only ctx does); past it the error
+	// wraps ErrTimeout (the invocation may still run in the runtime).
+	Invoke(ctx context.Context, req *agent.Request, timeout time.Duration) (*agent.Response, error)
 	// Pause freezes every process of the sandbox (cgroup freezer); Resume
 	// thaws it. Both are no-ops in the state they move to.
 	Pause() error

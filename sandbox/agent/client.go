@@ -21,6 +21,10 @@ var ErrClosed = errors.New("runtime channel closed")
 // ErrProtocol: the agent sent a line that is not a valid protocol message.
 var ErrProtocol = errors.New("runtime protocol violation")
 
+// ErrTimeout: DoTimeout's timeout passed before the agent answered. The
+// invocation may still be running in the agent.
+var ErrTimeout = errors.New("runtime invocation timed out")
+
 const (
 	// maxLineBytes bounds one message from the agent.
 	maxLineBytes = 64 << 20
@@ -72,6 +76,10 @@ type reply struct {
 type call struct {
 	ch  chan reply // buffered 1
 	req *Request   // the invocation's request (its identity for storage calls)
+	// timer bounds DoTimeout; created on first use, stopped whenever the
+	// call is back in the pool (a stopped timer never delivers a stale
+	// tick: go.mod's go >= 1.23 timer semantics).
+	timer *time.Timer
 }
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
@@ -189,6 +197,13 @@ func (c *Client) WaitReady(ctx context.Context) (Ready, error) {
 // invocation may still be running in the agent (the caller recycles the
 // sandbox). After the channel closed Do returns an error wrapping ErrClosed.
 func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
+	return c.DoTimeout(ctx, req, 0)
+}
+
+// DoTimeout is Do bounded by timeout as well (0: no bound): past it, it
+// returns an error wrapping ErrTimeout. It is cheaper than a
+// context.WithTimeout around Do (a pooled timer, no derived context).
+func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Duration) (*Response, error) {
 	id := c.nextID.Add(1)
 	cl := callPool.Get().(*call)
 
@@ -203,6 +218,15 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 	_, haveCode := c.known[req.CodeHash]
 	c.mu.Unlock()
 
+	var expired <-chan time.Time // nil (never ready) without a timeout
+	if timeout > 0 {
+		if cl.timer == nil {
+			cl.timer = time.NewTimer(timeout)
+		} else {
+			cl.timer.Reset(timeout)
+		}
+		expired = cl.timer.C
+	}
 	withCode := !haveCode || req.CodeHash == ""
 	if err := c.send(id, req, withCode); err != nil {
 		c.forget(id, cl)
@@ -225,16 +249,14 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 				continue
 			}
 			// The read loop removed id from pending before replying.
-			cl.req = nil
-			callPool.Put(cl)
+			recycle(cl)
 			return r.resp, nil
 		case <-c.done:
 			// A reply may have raced with the close.
 			select {
 			case r := <-cl.ch:
 				if !r.needCode {
-					cl.req = nil
-					callPool.Put(cl)
+					recycle(cl)
 					return r.resp, nil
 				}
 			default:
@@ -244,13 +266,28 @@ func (c *Client) Do(ctx context.Context, req *Request) (*Response, error) {
 		case <-ctx.Done():
 			c.forget(id, cl)
 			return nil, fmt.Errorf("runtime invocation %d: %w", id, ctx.Err())
+		case <-expired:
+			c.forget(id, cl)
+			return nil, fmt.Errorf("runtime invocation %d: %w after %s", id, ErrTimeout, timeout)
 		}
 	}
 }
 
+// recycle returns a finished call to the pool.
+func recycle(cl *call) {
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
+	cl.req = nil
+	callPool.Put(cl)
+}
+
 // forget drops an abandoned call. The call is not returned to the pool: the
 // read loop may still hold it and reply into its channel.
-func (c *Client) forget(id uint64, _ *call) {
+func (c *Client) forget(id uint64, cl *call) {
+	if cl.timer != nil {
+		cl.timer.Stop()
+	}
 	c.mu.Lock()
 	delete(c.pending, id)
 	c.mu.Unlock()

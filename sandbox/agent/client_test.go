@@ -257,3 +257,45 @@ func TestClientUnencodableRequestKeepsChannel(t *testing.T) {
 		t.Fatal(r.err)
 	}
 }
+
+func TestClientDoTimeout(t *testing.T) {
+	c, f := newFake(t, nil)
+	// Answered in time: the result, and the pooled timer is stopped.
+	ch := make(chan doResult, 1)
+	go func() {
+		resp, err := c.DoTimeout(context.Background(), &Request{CodeHash: "h", Code: "x"}, time.Hour)
+		ch <- doResult{resp, err}
+	}()
+	m := f.recv()
+	f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":201,"headers":{},"body":""}`)
+	if r := wait(t, ch); r.err != nil || r.resp.Status != 201 {
+		t.Fatalf("in time: %+v %v", r.resp, r.err)
+	}
+	// Never answered: ErrTimeout, the channel stays open.
+	go func() {
+		resp, err := c.DoTimeout(context.Background(), &Request{CodeHash: "h"}, 50*time.Millisecond)
+		ch <- doResult{resp, err}
+	}()
+	late := f.recv()
+	r := wait(t, ch)
+	if !errors.Is(r.err, ErrTimeout) || errors.Is(r.err, ErrClosed) {
+		t.Fatalf("unanswered: %v, want ErrTimeout", r.err)
+	}
+	// A late result for the timed-out call is ignored; later calls work,
+	// whatever timer state their pooled call carries.
+	f.send(`{"op":"result","id":` + itoa(late.ID) + `,"status":200,"headers":{},"body":""}`)
+	for i := range 3 {
+		go func() {
+			resp, err := c.DoTimeout(context.Background(), &Request{CodeHash: "h"}, time.Hour)
+			ch <- doResult{resp, err}
+		}()
+		m := f.recv()
+		f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":202,"headers":{},"body":""}`)
+		if r := wait(t, ch); r.err != nil || r.resp.Status != 202 {
+			t.Fatalf("call %d after the timeout: %+v %v", i, r.resp, r.err)
+		}
+	}
+	if err := c.Err(); err != nil {
+		t.Fatalf("channel closed: %v", err)
+	}
+}
