@@ -9,7 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/cron"
+	"github.com/webtaskd/webtaskd/api/cron"
 	"github.com/webtaskd/webtaskd/store"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/cron"
 	"github.com/webtaskd/webtaskd/api/token"
-	"github.com/webtaskd/webtaskd/cron"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"

@@ -22,9 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/cron"
 	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/api/token"
-	"github.com/webtaskd/webtaskd/cron"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"

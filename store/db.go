@@ -149,6 +149,13 @@ func loadMigrations() ([]migration, error) {
 		ms = append(ms, migration{version: v, name: name, sql: string(b)})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
+	// Versions are contiguous from 1: a gap would be skipped forever by a
+	// database that already applied a later version.
+	for i, m := range ms {
+		if m.version != i+1 {
+			return nil, fmt.Errorf("store: migration %q: versions must be contiguous from 1, want %04d: %w", m.name, i+1, ErrMigration)
+		}
+	}
 	return ms, nil
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/cron"
+	"github.com/webtaskd/webtaskd/api/cron"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
 
