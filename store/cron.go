@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 )
@@ -161,24 +160,10 @@ func (s *Store) DeleteCronJob(ctx context.Context, container, name string) error
 // o.Container, o.State and every o.Meta pair, paged by o.Offset and o.Limit
 // (0: all).
 func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob, error) {
-	var where []string
-	var args []any
-	if o.Container != "" {
-		where = append(where, "container = ?")
-		args = append(args, o.Container)
-	}
+	where, args := listFilter("cron_jobs", o.Container, o.Meta)
 	if o.State != "" {
 		where = append(where, "state = ?")
 		args = append(args, o.State)
-	}
-	keys := make([]string, 0, len(o.Meta))
-	for k := range o.Meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each(cron_jobs.meta) AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)")
-		args = append(args, k, o.Meta[k])
 	}
 	q := `SELECT ` + cronColumns + ` FROM cron_jobs`
 	if len(where) > 0 {

@@ -205,21 +205,7 @@ func (s *Store) DeleteWebtask(ctx context.Context, container, name string) error
 // o.Limit (0 means 100). Results are fresh copies (not cached); secrets are
 // unsealed.
 func (s *Store) ListWebtasks(ctx context.Context, o ListOptions) ([]*Webtask, error) {
-	var where []string
-	var args []any
-	if o.Container != "" {
-		where = append(where, "container = ?")
-		args = append(args, o.Container)
-	}
-	keys := make([]string, 0, len(o.Meta))
-	for k := range o.Meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each(webtasks.meta) AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)")
-		args = append(args, k, o.Meta[k])
-	}
+	where, args := listFilter("webtasks", o.Container, o.Meta)
 	q := `SELECT ` + webtaskColumns + ` FROM webtasks`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -335,4 +321,24 @@ func marshalObject[M ~map[string]V, V any](m M) ([]byte, error) {
 func codeHash(code string) string {
 	sum := sha256.Sum256([]byte(code))
 	return hex.EncodeToString(sum[:])
+}
+
+// listFilter builds the WHERE terms (joined with AND by the caller) and
+// their arguments shared by the list queries: an optional container, and
+// every meta key:value pair held in table.meta (a JSON object).
+func listFilter(table, container string, meta map[string]string) (where []string, args []any) {
+	if container != "" {
+		where = append(where, "container = ?")
+		args = append(args, container)
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		where = append(where, "EXISTS (SELECT 1 FROM json_each("+table+".meta) AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)")
+		args = append(args, k, meta[k])
+	}
+	return where, args
 }
