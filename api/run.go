@@ -64,6 +64,7 @@ func (s *Server) runNamed(c echo.Context) error {
 	req.Name = name
 	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
 	req.PB, req.MB, req.Token = w.PB, w.MB, w.Token
+	req.Fixed = s.fixedOf(w, req)
 	return s.invoke(c, container, req)
 }
 

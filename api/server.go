@@ -142,6 +142,7 @@ type Server struct {
 	keyMu         sync.Mutex // serialises key rotation and retirement
 	limits        *limiters
 	stored        claimsCache
+	fixed         fixedCache
 	fleet         Fleet
 	limitStore    ContainerLimitsStore
 	metrics       http.Handler
