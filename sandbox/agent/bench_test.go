@@ -2,7 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"strings"
 	"testing"
+
+	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
 
 // BenchmarkDo measures one warm hello-world round trip (Go -> agent ->
@@ -26,6 +29,37 @@ func BenchmarkDo(b *testing.B) {
 func BenchmarkDoParallel(b *testing.B) {
 	h := startAgent(b)
 	req := newReq(`module.exports = function (ctx, cb) { cb(null, 'hello world'); }`)
+	h.do(b, req)
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			resp, err := h.client.Do(ctx, req)
+			if err != nil || resp.Status != 200 {
+				b.Errorf("Do: %v %+v", err, resp)
+				return
+			}
+		}
+	})
+}
+
+// daemonReq is what the daemon sends for `GET /api/run/bench/hello` of
+// make bench: a few headers and the webtask's own token.
+func daemonReq() *agent.Request {
+	r := newReq(`module.exports = (ctx, cb) => cb(null, { hello: 'world' });`)
+	r.Container, r.Name, r.URL, r.PB = "bench", "hello", "/api/run/bench/hello", 0
+	r.Headers = map[string][]string{"host": {"127.0.0.1:18721"}, "user-agent": {"Go-http-client/1.1"}, "accept-encoding": {"gzip"}}
+	r.Token = "eyJhbGciOiJIUzI1NiIsImtpZCI6IjQ4MjhjY2E2NTlmZjI5MjIifQ." + strings.Repeat("eyJ0ZW4iOiJiZW5jaCIsImp0biI6ImhlbGxvIiwian", 6) + ".Gu3V3V64wMiOElAgB21zAeqU09TlykHENnIwb6Qi-v0"
+	return r
+}
+
+// BenchmarkDoParallelDaemonLike is BenchmarkDoParallel with the request
+// the daemon sends for the make bench webtask.
+func BenchmarkDoParallelDaemonLike(b *testing.B) {
+	h := startAgent(b)
+	req := daemonReq()
 	h.do(b, req)
 	b.ReportAllocs()
 	b.SetParallelism(8)
