@@ -137,7 +137,7 @@ function Invocation(id, req) {
   this.truncated = false;
   this.wt = undefined; // lazily built module.webtask view
   this.storage = undefined; // lazily built ctx.storage
-  this.reqIDJSON = stringify(typeof req.req_id === 'string' ? req.req_id : '');
+  this.reqIDJSON = undefined; // JSON of req_id, built by the first log line
 }
 
 const JSON_HEADERS = '{"content-type":["application/json"]}';
@@ -296,13 +296,20 @@ function compile(inv, code) {
   return { fn: fn, arity: arity };
 }
 
+// lastHash is the most recently used cache key (already last in the LRU
+// order: a repeated hit need not move it).
+let lastHash;
+
 function lookup(inv, r) {
   const hash = r.code_hash;
   if (hash) {
     const hit = cache.get(hash);
     if (hit !== undefined) {
-      cache.delete(hash);
-      cache.set(hash, hit);
+      if (hash !== lastHash) {
+        cache.delete(hash);
+        cache.set(hash, hit);
+        lastHash = hash;
+      }
       return hit;
     }
   }
@@ -310,6 +317,7 @@ function lookup(inv, r) {
   const entry = compile(inv, r.code);
   if (hash) {
     cache.set(hash, entry);
+    lastHash = hash;
     if (cache.size > MAX_CACHED_FUNCTIONS) cache.delete(cache.keys().next().value);
   }
   return entry;
@@ -760,6 +768,9 @@ function resultHeaders(res) {
 // User output capture
 
 function sendLog(inv, stream, msg) {
+  if (inv.reqIDJSON === undefined) {
+    inv.reqIDJSON = stringify(typeof inv.req.req_id === 'string' ? inv.req.req_id : '');
+  }
   sendRaw(
     '{"op":"log","id":' + inv.id + ',"req_id":' + inv.reqIDJSON + ',"stream":"' + stream + '","msg":' + stringify(msg) + '}\n'
   );
