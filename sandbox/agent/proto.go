@@ -24,6 +24,12 @@
 //	{"op":"storage_result","sid":3,"data":"{\"n\":1}","etag":2}   success ("data" absent: nothing stored)
 //	{"op":"storage_result","sid":4,"code":409,"message":"...","data":"<current>","etag":3}
 //
+// Both ends coalesce writes: the daemon writes the messages of concurrent
+// calls in one write, the agent writes everything it sends in one tick in
+// one write; a reader splits on "\n" and never assumes one message per
+// read. The daemon encodes invoke messages and decodes the usual result
+// line by hand (wire.go); the bytes are exactly what encoding/json gives.
+//
 // Invocation ids are chosen by the daemon, unique per channel, and never 0.
 // The agent answers each invoke with exactly one "result" or "need_code".
 // After "need_code" the daemon resends the same invoke with Code set.
