@@ -280,7 +280,7 @@ func startSandbox(o startOptions) (_ *container, retErr error) {
 		name:       o.Container,
 		limits:     o.Spec.Limits,
 		createdAt:  time.Now(),
-		log:        log.With("sandbox", o.Spec.ID, "container", o.Container),
+		log:        log.With("sandbox", o.Spec.ID), // the container is added per line: a pooled sandbox gets one later
 		c:          lc,
 		cgroupPath: sandboxCgroupPath(o.Spec.CgroupParent, o.Spec.ID),
 		bootLimits: o.Spec.Limits,
@@ -469,13 +469,13 @@ func (s *container) wait(oomCh <-chan struct{}, stdio *sync.WaitGroup) {
 		s.exitErr = ErrCrashed
 	}
 	if s.exitErr != ErrDestroyed {
-		s.log.Warn("sandbox runtime exited", "state", fmt.Sprint(state), "wait_err", werr, "oom", oom)
+		s.log.Warn("sandbox runtime exited", "container", s.owner(), "state", fmt.Sprint(state), "wait_err", werr, "oom", oom)
 	}
 	close(s.done)
 	_ = s.client.Close()
 	stdio.Wait()
 	if err := s.cleanup(); err != nil {
-		s.log.Error("sandbox cleanup failed", "err", err)
+		s.log.Error("sandbox cleanup failed", "container", s.owner(), "err", err)
 	}
 }
 
