@@ -19,6 +19,8 @@ app.get('/items/:id', (req, res) => res.json({
   secret: req.webtaskContext.secrets.S, jtn: req.x_wt.jtn,
 }));
 app.post('/items', (req, res) => res.status(201).json({ created: req.body }));
+app.get('/redirect', (req, res) => res.redirect('/elsewhere'));
+app.get('/boom', (req, res, next) => next(new Error('express error')));
 app.use((req, res) => res.status(404).json({ nope: req.url }));
 module.exports = Webtask.fromExpress(app);
 `
@@ -57,6 +59,15 @@ func TestExpressWebtaskTools(t *testing.T) {
 	if got["root"] != true || got["url"] != "/" {
 		t.Fatalf("GET / = %s", r.Body)
 	}
+
+	r = env.Call("GET", "/api/run/web/app/redirect", "", nil)
+	MustStatus(t, r, 302, "GET /redirect")
+	if loc := r.Header.Get("Location"); loc != "/elsewhere" {
+		t.Fatalf("GET /redirect: Location %q", loc)
+	}
+
+	r = env.Call("GET", "/api/run/web/app/boom", "", nil)
+	MustStatus(t, r, 500, "GET /boom (next(err) reaches Express's error handler)")
 
 	r = env.Call("GET", "/api/run/web/app/nowhere", "", nil)
 	MustStatus(t, r, 404, "GET /nowhere")

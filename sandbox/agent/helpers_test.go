@@ -78,9 +78,6 @@ func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Op
 	cmd := exec.Command(node, "--max-old-space-size=64", script)
 	cmd.ExtraFiles = []*os.File{theirs}
 	modulesDir := filepath.Join(dir, "node_modules")
-	if d := os.Getenv("WEBTASKD_TEST_NODE_MODULES"); d != "" {
-		modulesDir = d
-	}
 	cmd.Env = []string{"WEBTASKD_MODULES_DIR=" + modulesDir}
 	cmd.Stdout = os.Stderr
 	cmd.Stderr = os.Stderr
