@@ -5,8 +5,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -207,6 +209,39 @@ func TestRunUnnamedWithWebtaskToken(t *testing.T) {
 	}
 }
 
+func TestRemoteCodeFromPrivateAddressRefused(t *testing.T) {
+	var hits atomic.Int32
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		fmt.Fprint(w, "module.exports = cb => cb(null, 'internal')")
+	}))
+	defer remote.Close()
+	_, port, _ := net.SplitHostPort(remote.Listener.Addr().String())
+	e := newEnv(t, Config{}) // default: private addresses refused
+	for _, u := range []string{remote.URL + "/x.js", "http://localhost:" + port + "/x.js", "http://[::1]:" + port + "/x.js"} {
+		body := fmt.Sprintf(`{"ten":"test","url":%q,"jtn":"r"}`, u)
+		if w := e.do("POST", "/api/tokens/issue", e.tenant, body); w.Code != 200 {
+			t.Fatalf("%d %s", w.Code, w.Body)
+		}
+		w := e.do("GET", "/api/run/test/r", "", "")
+		if w.Code != 400 || !strings.Contains(w.Body.String(), "private") {
+			t.Fatalf("%s: %d %s, want 400 naming private addresses", u, w.Code, w.Body)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Fatalf("the loopback server was reached %d times", hits.Load())
+	}
+	for addr, public := range map[string]bool{
+		"8.8.8.8": true, "2001:4860:4860::8888": true, "127.0.0.1": false, "10.1.2.3": false,
+		"172.16.0.1": false, "192.168.1.1": false, "169.254.169.254": false, "100.64.0.1": false,
+		"::1": false, "fe80::1": false, "fd00::1": false, "0.0.0.0": false, "::ffff:127.0.0.1": false,
+	} {
+		if got := publicAddr(netip.MustParseAddr(addr)); got != public {
+			t.Errorf("publicAddr(%s) = %v, want %v", addr, got, public)
+		}
+	}
+}
+
 func TestRunRemoteCodeCached(t *testing.T) {
 	var hits atomic.Int32
 	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -218,7 +253,7 @@ func TestRunRemoteCodeCached(t *testing.T) {
 		fmt.Fprint(w, "module.exports = cb => cb(null, 'remote')")
 	}))
 	defer remote.Close()
-	e := newEnv(t, Config{})
+	e := newEnv(t, Config{AllowPrivateCodeURLs: true}) // the test server is on loopback
 	body := fmt.Sprintf(`{"ten":"test","url":%q,"jtn":"r"}`, remote.URL+"/x.js")
 	if w := e.do("POST", "/api/tokens/issue", e.tenant, body); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)

@@ -166,6 +166,9 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 		return "", "", apiErr(ErrBadRequest, "unsupported code url")
 	}
 	code, hash, err = s.remote.get(u)
+	if errors.Is(err, ErrPrivateAddress) {
+		return "", "", apiErr(ErrBadRequest, "the webtask code url points to a loopback, private or link-local address, which is not allowed")
+	}
 	if err != nil {
 		s.log.Warn("fetching remote webtask code failed", "req_id", reqID(c), "err", err)
 		return "", "", apiErr(ErrBadGateway, "unable to fetch the webtask code from its url")
@@ -270,9 +273,9 @@ type remoteEntry struct {
 	fetchedAt time.Time
 }
 
-func newRemoteCache(maxBytes int64, now func() time.Time) *remoteCache {
+func newRemoteCache(maxBytes int64, now func() time.Time, allowPrivate bool) *remoteCache {
 	return &remoteCache{
-		client:   &http.Client{Timeout: remoteFetchTimeout},
+		client:   remoteCodeClient(allowPrivate),
 		maxBytes: maxBytes,
 		now:      now,
 		m:        make(map[string]*remoteEntry),

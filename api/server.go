@@ -45,6 +45,10 @@ type Config struct {
 	PublicURL string
 	// MaxBodyBytes caps request bodies (default 5 MiB); larger ones get 413.
 	MaxBodyBytes int64
+	// AllowPrivateCodeURLs lets remote webtask code (http/https url claims,
+	// webtask_url) come from loopback, private and link-local addresses.
+	// Off by default: tenants must not reach the daemon's network through it.
+	AllowPrivateCodeURLs bool
 	// LogPingInterval is the keep-alive period of log streams (default
 	// DefaultLogPingInterval).
 	LogPingInterval time.Duration
@@ -199,7 +203,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
-		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now),
+		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix: hex.EncodeToString(b[:]),
 	}
 	if d.Metrics != nil {

@@ -41,6 +41,10 @@ type Config struct {
 	// NodePath is the Node binary bound into sandboxes; empty resolves
 	// `node` on PATH.
 	NodePath string
+	// AllowPrivateCodeURLs lets remote webtask code come from loopback,
+	// private and link-local addresses (off: tenants cannot make the daemon
+	// fetch from its own network).
+	AllowPrivateCodeURLs bool
 	// ModulesDir, when set, is a node_modules directory bound read-only at
 	// /node_modules in every sandbox (what `require` can load).
 	ModulesDir string
@@ -147,6 +151,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.CgroupParent, "cgroup-parent", "absolute parent cgroup of all sandboxes")
 	str(&c.NodePath, "node", "node binary for sandboxes; empty = `node` on PATH")
 	str(&c.ModulesDir, "modules-dir", "node_modules directory mounted read-only into sandboxes")
+	c.AllowPrivateCodeURLs = envParse(c, "allow-private-code-urls", c.AllowPrivateCodeURLs, strconv.ParseBool)
+	fs.BoolVar(&c.AllowPrivateCodeURLs, "allow-private-code-urls", c.AllowPrivateCodeURLs, "let remote webtask code come from loopback, private and link-local addresses (env WEBTASKD_ALLOW_PRIVATE_CODE_URLS)")
 	num(&c.Limits.MemoryMB, "memory-mb", "default sandbox memory limit in MiB")
 	num(&c.Limits.Pids, "pids", "default sandbox task (pids) limit")
 	num(&c.Limits.TmpMB, "tmp-mb", "size of each sandbox's /tmp in MiB")

@@ -136,9 +136,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("cron: %w", err)
 	}
 	handler, err := api.New(api.Config{
-		PublicURL:       d.cfg.PublicURL,
-		MaxBodyBytes:    d.cfg.MaxBodyBytes,
-		LogPingInterval: d.cfg.LogPingInterval,
+		PublicURL:            d.cfg.PublicURL,
+		MaxBodyBytes:         d.cfg.MaxBodyBytes,
+		AllowPrivateCodeURLs: d.cfg.AllowPrivateCodeURLs,
+		LogPingInterval:      d.cfg.LogPingInterval,
 	}, api.Deps{
 		Store:     d.store,
 		Keys:      d.ring,
