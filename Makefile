@@ -4,7 +4,9 @@
 SHELL      := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 export CGO_ENABLED := 1
-GO         ?= go
+# The go on PATH when it is recent enough, else the one install-deps puts
+# in /usr/local/go (Debian's own Go is too old).
+GO         ?= $(shell go version 2>/dev/null | grep -qE 'go1\.(2[1-9]|[3-9][0-9])' && echo go || echo /usr/local/go/bin/go)
 TAGS       := seccomp
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X main.version=$(VERSION)
