@@ -59,6 +59,9 @@ type Store struct {
 	// revoked is the in-memory set of revoked jtis (security.go).
 	revMu   sync.RWMutex
 	revoked map[string]struct{}
+
+	// codes caches content-addressed code blobs (codes.go).
+	codes codeCache
 }
 
 type cacheKey struct{ container, name string }
