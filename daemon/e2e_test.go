@@ -396,3 +396,42 @@ func TestKillNineRecovery(t *testing.T) {
 		t.Errorf("run after restart = %s", r.Body)
 	}
 }
+
+// TestShutdownLetsInFlightCallsFinish: Close stops accepting, lets a call in
+// flight finish within the grace period, then destroys the sandboxes.
+func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.PoolSize = 0
+	env := Start(t, cfg)
+	env.PutWebtask("acme", "slow", `module.exports = (ctx, cb) => setTimeout(() => cb(null, 'finished'), 1500);`, nil)
+	MustStatus(t, env.Call("GET", "/api/run/acme/slow", "", nil), 200, "warm up")
+
+	result := make(chan Response, 1)
+	go func() { result <- env.Call("GET", "/api/run/acme/slow", "", nil) }()
+	WaitFor(t, "the call to be in flight", 10*time.Second, func() bool {
+		list := env.Sandboxes()
+		return len(list) == 1 && list[0].InFlight == 1
+	})
+	pid := env.Sandboxes()[0].Pid
+	env.Stop() // returns once shutdown is complete
+
+	select {
+	case r := <-result:
+		MustStatus(t, r, 200, "call in flight during shutdown")
+		if !bytes.Contains(r.Body, []byte("finished")) {
+			t.Fatalf("in-flight call answered %s", r.Body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the in-flight call never answered")
+	}
+	if ProcAlive(pid) {
+		t.Errorf("sandbox runtime %d survived the shutdown", pid)
+	}
+	if left := CgroupLeftovers(cfg.CgroupParent); len(left) != 0 {
+		t.Errorf("cgroups left after shutdown: %v", left)
+	}
+	if _, err := net.DialTimeout("tcp", env.Base[len("http://"):], time.Second); err == nil {
+		t.Errorf("the daemon still accepts connections after shutdown")
+	}
+}
