@@ -110,9 +110,7 @@ func TestIssueUnnamed(t *testing.T) {
 	if e.fstore.writeCount() != 0 {
 		t.Fatal("unnamed token stored something")
 	}
-	// Inline code without jtn is refused for now.
-	w = e.do("POST", "/api/tokens/issue", e.tenant, `{"ten":"test","code":"x"}`)
-	wantError(t, w, 400, "code without jtn is not supported yet")
+	// Inline code without jtn: TestIssueUnnamedCode (code_test.go).
 }
 
 func TestIssueChildInheritsSealedSecrets(t *testing.T) {

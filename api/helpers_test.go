@@ -172,6 +172,7 @@ type env struct {
 	fstore *fakeStore
 	runner *fakeRunner
 	sbx    *fakeSandboxes
+	codes  *fakeCodes
 	ring   *keyring.Ring
 	now    time.Time
 	master string
@@ -198,8 +199,9 @@ func newEnvWith(t testing.TB, cfg Config, mkStore func(*keyring.Ring) Store) *en
 		st = mkStore(ring)
 	}
 	e.store = st
+	e.codes = newFakeCodes()
 	srv, err := New(cfg, Deps{
-		Store: st, Keys: ring, Runner: e.runner, Sandboxes: e.sbx,
+		Store: st, Keys: ring, Runner: e.runner, Sandboxes: e.sbx, Codes: e.codes,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now:    func() time.Time { return e.now },
 	})

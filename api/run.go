@@ -146,9 +146,23 @@ func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, er
 	return s.codeAt(c, w.CodeURL)
 }
 
-// codeAt resolves a url claim: webtask://{c}/{n} from the store (one
-// level), http(s) through the remote cache.
+// codeAt resolves a url claim: webtask:///code/{sha256} from the code
+// blobs (cached in memory), webtask://{c}/{n} from the store (one level),
+// http(s) through the remote cache.
 func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error) {
+	if h, ok := parseCodeURL(u); ok {
+		if s.codes == nil {
+			return "", "", apiErr(ErrUnavailable, "code storage is not configured")
+		}
+		code, err := s.codes.GetCode(c.Request().Context(), h)
+		if errors.Is(err, store.ErrNotFound) {
+			return "", "", apiErr(ErrNotFound, "the code named by the url claim is not stored")
+		}
+		if err != nil {
+			return "", "", err
+		}
+		return code, h, nil
+	}
 	if cn, n, ok := parseWebtaskURL(u); ok {
 		w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 		if err != nil {

@@ -125,6 +125,16 @@ type Deps struct {
 	// history); nil answers them with 503.
 	CronStore CronStore
 	Cron      CronScheduler
+	// Codes keeps the inline code of unnamed code tokens (content-
+	// addressed); nil refuses such issues with 503.
+	Codes CodeStore
+}
+
+// CodeStore keeps code blobs by content (*store.Store). GetCode is on the
+// run path of unnamed code tokens and must answer warm reads from memory.
+type CodeStore interface {
+	PutCode(ctx context.Context, code string) (hash string, err error)
+	GetCode(ctx context.Context, hash string) (string, error)
 }
 
 // Server is the HTTP API.
@@ -154,6 +164,7 @@ type Server struct {
 	logs          *logstream.Hub
 	cronStore     CronStore
 	cron          CronScheduler
+	codes         CodeStore
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -202,6 +213,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		data:      d.Data,
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
+		codes:    d.Codes,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix: hex.EncodeToString(b[:]),

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -68,17 +69,19 @@ type issued struct {
 	webtask *store.Webtask
 }
 
-// issue narrows req against the caller, seals, signs and, for a request
-// naming a webtask (jtn), stores it. Nothing is stored on any error before
-// the store write.
-func (s *Server) issue(c echo.Context, caller *token.Claims, req *token.IssueRequest) (*issued, error) {
+// issue narrows req against the caller, seals, signs and stores: the
+// webtask for a request naming one (jtn), the code blob for inline code
+// without jtn (its url claim becomes webtask:///code/{sha256}). Nothing is
+// stored on any error before the store write.
+func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.IssueRequest) (*issued, error) {
 	child, err := token.Narrow(caller, req, s.now())
 	if err != nil {
 		return nil, err
 	}
 	named := req.Has("jtn")
-	if req.Has("code") && !named {
-		return nil, apiErr(ErrBadRequest, "code without jtn is not supported yet")
+	inlineCode := req.Has("code") && !named
+	if inlineCode && s.codes == nil {
+		return nil, apiErr(ErrUnavailable, "code storage is not configured")
 	}
 	var container string
 	if named {
@@ -86,6 +89,8 @@ func (s *Server) issue(c echo.Context, caller *token.Claims, req *token.IssueReq
 		if req.Has("code") {
 			child.URL = "webtask://" + container + "/" + child.Jtn
 		}
+	} else if inlineCode {
+		child.URL = codeURL(store.CodeHash(req.Code))
 	}
 	plain := child.Secrets
 	if plain == nil && child.Ectx != "" {
@@ -99,6 +104,11 @@ func (s *Server) issue(c echo.Context, caller *token.Claims, req *token.IssueReq
 		return nil, err
 	}
 	out := &issued{raw: raw, claims: child}
+	if inlineCode {
+		if _, err := s.codes.PutCode(ctx, req.Code); err != nil {
+			return nil, fmt.Errorf("storing inline code: %w", err)
+		}
+	}
 	if named {
 		w := &store.Webtask{
 			Container: container, Name: child.Jtn,
@@ -106,7 +116,7 @@ func (s *Server) issue(c echo.Context, caller *token.Claims, req *token.IssueReq
 			Meta: child.Meta, Params: child.Pctx, Secrets: plain,
 			PB: child.Pb, MB: child.Mb, Token: raw,
 		}
-		if out.webtask, err = s.store.PutWebtask(c.Request().Context(), w); err != nil {
+		if out.webtask, err = s.store.PutWebtask(ctx, w); err != nil {
 			return nil, fmt.Errorf("storing webtask %s/%s: %w", container, child.Jtn, err)
 		}
 	}
@@ -128,7 +138,7 @@ func (s *Server) issueToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.issue(c, caller, req)
+	out, err := s.issue(c.Request().Context(), caller, req)
 	if err != nil {
 		return err
 	}
@@ -207,7 +217,13 @@ func (s *Server) inspectToken(c echo.Context) error {
 		out["ectx"], out["secrets"] = secrets, secrets
 	}
 	if queryBool(c, "fetch_code") {
-		if cn, n, ok := parseWebtaskURL(tok.URL); ok && caller.AllowsContainer(cn) {
+		if h, ok := parseCodeURL(tok.URL); ok && s.codes != nil {
+			code, err := s.codes.GetCode(c.Request().Context(), h)
+			if err != nil {
+				return err
+			}
+			out["code"] = code
+		} else if cn, n, ok := parseWebtaskURL(tok.URL); ok && caller.AllowsContainer(cn) {
 			w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 			if err != nil {
 				return err
@@ -229,4 +245,21 @@ func parseWebtaskURL(u string) (container, name string, ok bool) {
 	}
 	container, name, ok = strings.Cut(rest, "/")
 	return container, name, ok && token.ValidName(container) && token.ValidName(name)
+}
+
+// codePrefix starts the url claim of inline code stored without a name:
+// webtask:///code/{sha256 hex}. Its empty host keeps it apart from
+// webtask://{container}/{name} (a container name is never empty), and
+// like every webtask:// url only the server mints it.
+const codePrefix = "webtask:///code/"
+
+func codeURL(hash string) string { return codePrefix + hash }
+
+// parseCodeURL returns the code hash of a webtask:///code/{sha256} url.
+func parseCodeURL(u string) (hash string, ok bool) {
+	hash, ok = strings.CutPrefix(u, codePrefix)
+	if !ok || len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return hash, true
 }

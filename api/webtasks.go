@@ -96,7 +96,7 @@ func (s *Server) putWebtask(c echo.Context) error {
 	if body.Host != nil {
 		req.Host, req.Set["host"] = *body.Host, true
 	}
-	out, err := s.issue(c, caller, req)
+	out, err := s.issue(c.Request().Context(), caller, req)
 	if err != nil {
 		return err
 	}

@@ -160,6 +160,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Logs:            d.logs,
 		CronStore:       d.store,
 		Cron:            d.cron,
+		Codes:           d.store,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
