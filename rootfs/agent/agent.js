@@ -115,7 +115,7 @@ function handleLine(line) {
     onInvoke(m.id, m.req);
     return;
   }
-  if (m.op === 'storage_result') {
+  if (m.op === 'storage_result' || m.op === 'token_result') {
     onStorageResult(m);
     return;
   }
@@ -431,8 +431,8 @@ function prepare(inv, r, arity) {
     id: r.req_id,
     token: r.token,
     storage: storageOf(inv),
-    create_token: createTokenStub,
-    create_token_url: createTokenStub,
+    create_token: tokenCreator(inv, false),
+    create_token_url: tokenCreator(inv, true),
   };
   const raw = r.body ? BufferFrom(r.body, 'base64') : undefined;
   if (parseBody) {
@@ -482,10 +482,12 @@ function storageError(code, message) {
   return err;
 }
 
-function storageCall(inv, fields, cb) {
+// storageCall sends one storage (or, with op 'token', token) call of inv;
+// cb gets the answer with the same sid.
+function storageCall(inv, fields, cb, op) {
   const sid = ++nextSid;
   storageCalls.set(sid, AsyncResource.bind(cb));
-  sendRaw('{"op":"storage","id":' + inv.id + ',"sid":' + sid + ',' + fields + '}\n');
+  sendRaw('{"op":"' + (op || 'storage') + '","id":' + inv.id + ',"sid":' + sid + ',' + fields + '}\n');
 }
 
 function onStorageResult(m) {
@@ -589,11 +591,41 @@ function makeStorage(inv) {
   };
 }
 
-function createTokenStub(options, cb) {
-  const err = new Error('token creation is not available');
-  if (typeof options === 'function') cb = options;
-  if (typeof cb === 'function') nextTick(cb, err);
-  else throw err;
+// ---------------------------------------------------------------------------
+// ctx.create_token(options, cb) / ctx.create_token_url(options, cb): the
+// daemon issues a child of the token this invocation runs under, narrowed
+// as POST /api/tokens/issue narrows (options are its claims; a string is
+// {url: string}). cb(err) carries err.code (the API's HTTP status); on
+// success cb(null, token) or cb(null, url). Calls share the storage sids.
+
+function tokenCreator(inv, asURL) {
+  return function createToken(options, cb) {
+    if (typeof options === 'function') {
+      cb = options;
+      options = undefined;
+    }
+    if (typeof cb !== 'function') throw new TypeError('create_token requires a callback');
+    if (typeof options === 'string') options = { url: options };
+    if (options === undefined || options === null) options = {};
+    if (typeof options !== 'object' || Array.isArray(options)) {
+      nextTick(cb, storageError(400, 'the token options must be an object'));
+      return;
+    }
+    let claims;
+    try {
+      claims = stringify(options);
+    } catch (e) {
+      nextTick(cb, storageError(400, 'the token options are not JSON-serializable: ' + e.message));
+      return;
+    }
+    storageCall(inv, '"claims":' + claims + (asURL ? ',"as_url":true' : ''), (r) => {
+      if (r.code) {
+        cb(storageError(r.code, r.message || 'token creation failed'));
+        return;
+      }
+      cb(null, asURL ? r.url : r.token);
+    }, 'token');
+  };
 }
 
 // ---------------------------------------------------------------------------

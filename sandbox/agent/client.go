@@ -58,6 +58,18 @@ func WithStorage(h StorageHandler, timeout time.Duration) Option {
 	}
 }
 
+// WithTokens serves the agent's create_token calls with h, on their own
+// goroutines under the same bounds as storage calls (timeout 0:
+// DefaultStorageTimeout). Without it every token call fails with code 503.
+func WithTokens(h TokenHandler, timeout time.Duration) Option {
+	return func(c *Client) {
+		c.onToken = h
+		if timeout > 0 {
+			c.tokenTimeout = timeout
+		}
+	}
+}
+
 // Ready is the agent's boot announcement.
 type Ready struct {
 	// Pid is the agent's process id as seen inside its pid namespace.
@@ -128,8 +140,10 @@ type Client struct {
 
 	onStorage      StorageHandler
 	storageTimeout time.Duration
-	storageSlots   chan struct{}   // one token per storage call being served
-	storageWG      sync.WaitGroup  // storage goroutines
+	onToken        TokenHandler
+	tokenTimeout   time.Duration
+	storageSlots   chan struct{}   // one slot per storage or token call being served
+	storageWG      sync.WaitGroup  // storage and token goroutines
 	life           context.Context // cancelled when the channel closes
 	endLife        context.CancelFunc
 }
@@ -151,6 +165,7 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		done:           make(chan struct{}),
 		logsDone:       make(chan struct{}),
 		storageTimeout: DefaultStorageTimeout,
+		tokenTimeout:   DefaultStorageTimeout,
 		storageSlots:   make(chan struct{}, DefaultMaxStorageOps),
 	}
 	for _, o := range opts {
@@ -499,6 +514,8 @@ func (c *Client) dispatch(line []byte) error {
 		}
 	case "storage":
 		return c.storage(&m)
+	case "token":
+		return c.token(&m)
 	case "ready":
 		c.readyOnce.Do(func() {
 			c.ready = Ready{Pid: m.Pid, Node: m.Node}
@@ -600,6 +617,68 @@ func (c *Client) storageReply(sid uint64, r StorageResult) {
 	if err != nil {
 		// Only strings and numbers: cannot happen.
 		c.shutdown(fmt.Errorf("encoding storage result: %v: %w", err, ErrProtocol))
+		return
+	}
+	_ = c.write(append(b, '\n'))
+}
+
+// token starts serving one create_token call: the parent token and the
+// webtask's identity come from the pending invocation m.ID, the handler
+// runs on its own goroutine (sharing the storage calls' slots).
+func (c *Client) token(m *message) error {
+	if m.Sid == 0 {
+		return fmt.Errorf("agent token call without sid: %w", ErrProtocol)
+	}
+	op := TokenOp{Claims: m.Claims, URL: m.AsURL}
+	c.mu.Lock()
+	cl, ok := c.pending[m.ID]
+	if ok && cl.req != nil {
+		r := cl.req
+		op.Container, op.Name, op.ReqID, op.Headers, op.Authority = r.Container, r.Name, r.ReqID, r.Headers, r.Authority
+	}
+	c.mu.Unlock()
+	switch {
+	case !ok || cl.req == nil:
+		c.tokenReply(m.Sid, TokenResult{Code: 400, Message: "tokens can only be created while the webtask has not responded"})
+		return nil
+	case c.onToken == nil:
+		c.tokenReply(m.Sid, TokenResult{Code: 503, Message: "token creation is not available"})
+		return nil
+	case len(m.Claims) == 0 || m.Claims[0] != '{':
+		c.tokenReply(m.Sid, TokenResult{Code: 400, Message: "the token options must be an object"})
+		return nil
+	}
+	select {
+	case c.storageSlots <- struct{}{}:
+	default:
+		c.tokenReply(m.Sid, TokenResult{Code: 503, Message: "too many calls in flight"})
+		return nil
+	}
+	c.storageWG.Add(1)
+	go func(sid uint64) {
+		defer c.storageWG.Done()
+		defer func() { <-c.storageSlots }()
+		ctx, cancel := context.WithTimeout(c.life, c.tokenTimeout)
+		res := c.onToken(ctx, op)
+		cancel()
+		c.tokenReply(sid, res)
+	}(m.Sid)
+	return nil
+}
+
+// tokenReply writes one token_result (dropped once the channel closed).
+func (c *Client) tokenReply(sid uint64, r TokenResult) {
+	msg := tokenResultMsg{Op: "token_result", Sid: sid, Code: r.Code, Message: r.Message, Token: r.Token, URL: r.URL}
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return
+	}
+	b, err := appendJSON(make([]byte, 0, 64+len(r.Token)+len(r.URL)+len(r.Message)), &msg)
+	if err != nil {
+		// Only strings and numbers: cannot happen.
+		c.shutdown(fmt.Errorf("encoding token result: %v: %w", err, ErrProtocol))
 		return
 	}
 	_ = c.write(append(b, '\n'))

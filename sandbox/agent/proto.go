@@ -17,12 +17,17 @@
 //	{"op":"storage","id":7,"sid":3,"action":"get"}     ctx.storage.get of invocation 7
 //	{"op":"storage","id":7,"sid":4,"action":"set","data":"{\"n\":1}","etag":2}
 //	{"op":"storage","id":7,"sid":5,"action":"set","data":"null","force":true}
+//	{"op":"token","id":7,"sid":6,"claims":{"ten":"c","dd":0}}             ctx.create_token
+//	{"op":"token","id":7,"sid":7,"claims":{"ten":"c"},"as_url":true}     ctx.create_token_url
 //
 // Daemon -> agent:
 //
 //	{"op":"invoke","id":7,"req":{...Request...}}
 //	{"op":"storage_result","sid":3,"data":"{\"n\":1}","etag":2}   success ("data" absent: nothing stored)
 //	{"op":"storage_result","sid":4,"code":409,"message":"...","data":"<current>","etag":3}
+//	{"op":"token_result","sid":6,"token":"<jwt>"}                    success
+//	{"op":"token_result","sid":7,"token":"<jwt>","url":"http://.../api/run/c?key=<jwt>"}
+//	{"op":"token_result","sid":6,"code":400,"message":"..."}
 //
 // Both ends coalesce writes: the daemon writes the messages of concurrent
 // calls in one write, the agent writes everything it sends in one tick in
@@ -64,6 +69,20 @@
 // The daemon answers asynchronously: a slow database never stalls the
 // channel.
 //
+// # Tokens
+//
+// ctx.create_token(options, cb) and ctx.create_token_url(options, cb) ask
+// the daemon for a child token while an invocation runs: "claims" is the
+// options object (the body of POST /api/tokens/issue; a string option is
+// sent as {"url": string}), "as_url" asks for the webtask URL as well.
+// Calls share the storage calls' "sid" numbering, bounds and rules: the
+// daemon takes the parent token from its own record of invocation "id"
+// (Request.Authority, never sent to the agent), so a webtask can only
+// narrow the token it runs under. Each token message is answered by one
+// "token_result" with the same sid: "token" (and "url" when asked) on
+// success, else "code" and "message" (the HTTP API's status and message
+// for the same issue; the webtask sees them as err.code and err.message).
+//
 // An uncaught exception or unhandled rejection raised by an invocation that
 // has not answered yet answers it with 500 "Script generated an unhandled
 // asynchronous exception."; the agent keeps serving.
@@ -71,7 +90,10 @@
 // When the channel closes (the daemon went away) the agent exits at once.
 package agent
 
-import "context"
+import (
+	"context"
+	"encoding/json"
+)
 
 // Request is one invocation of a webtask, as sent to the agent.
 type Request struct {
@@ -107,6 +129,11 @@ type Request struct {
 	MB int `json:"mb"`
 	// Token is exposed as ctx.token (the webtask's own token), may be empty.
 	Token string `json:"token,omitempty"`
+	// Authority is the raw token the invocation runs under: the stored
+	// token of a named webtask, the caller's token of an unnamed run.
+	// ctx.create_token issues its children from it. Never sent to the
+	// agent (it may be wider than what ctx.token exposes).
+	Authority string `json:"-"`
 	// LogLimitBytes caps this invocation's captured user output.
 	LogLimitBytes int `json:"log_limit"`
 
@@ -171,6 +198,37 @@ type StorageResult struct {
 // on the channel's read loop) and must respect ctx.
 type StorageHandler func(ctx context.Context, op StorageOp) StorageResult
 
+// TokenOp is one ctx.create_token(_url) call of a running invocation.
+type TokenOp struct {
+	// Container, Name, ReqID and Headers come from the invocation's
+	// Request (Headers to build URLs the way the caller reached the
+	// daemon); Authority is its Request.Authority, the parent token.
+	Container string
+	Name      string
+	ReqID     string
+	Headers   map[string][]string
+	Authority string
+	// Claims is the requested claims object, raw JSON from the webtask.
+	Claims []byte
+	// URL asks for the webtask URL (create_token_url) as well.
+	URL bool
+}
+
+// TokenResult answers a TokenOp.
+type TokenResult struct {
+	// Code is 0 on success, else err.code (an HTTP status).
+	Code int
+	// Message is err.message (client-safe).
+	Message string
+	// Token is the raw child JWT; URL its webtask URL (when asked).
+	Token string
+	URL   string
+}
+
+// TokenHandler serves create_token calls, like a StorageHandler: on its
+// own goroutine, respecting ctx.
+type TokenHandler func(ctx context.Context, op TokenOp) TokenResult
+
 // message is the envelope of every line on the wire.
 type message struct {
 	Op     string              `json:"op"`
@@ -190,6 +248,19 @@ type message struct {
 	Data   string `json:"data,omitempty"`
 	Etag   int64  `json:"etag,omitempty"`
 	Force  bool   `json:"force,omitempty"`
+	// token
+	Claims json.RawMessage `json:"claims,omitempty"`
+	AsURL  bool            `json:"as_url,omitempty"`
+}
+
+// tokenResultMsg is the daemon -> agent answer to a token call.
+type tokenResultMsg struct {
+	Op      string `json:"op"`
+	Sid     uint64 `json:"sid"`
+	Code    int    `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	Token   string `json:"token,omitempty"`
+	URL     string `json:"url,omitempty"`
 }
 
 // storageResultMsg is the daemon -> agent answer to a storage call.

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// recvToken reads one token_result line.
+func (f *fakeAgent) recvToken() tokenResultMsg {
+	f.t.Helper()
+	_ = f.conn.SetReadDeadline(time.Now().Add(deadline))
+	line, err := f.br.ReadBytes('\n')
+	if err != nil {
+		f.t.Fatalf("fake agent read: %v", err)
+	}
+	var m tokenResultMsg
+	if err := json.Unmarshal(line, &m); err != nil || m.Op != "token_result" {
+		f.t.Fatalf("bad token_result %q: %v", line, err)
+	}
+	return m
+}
+
+// TestClientTokenParentFromInvocation: the handler gets the invocation's
+// Authority (never part of the invoke message) and identity; calls of
+// unknown or finished invocations and non-object claims never reach it.
+func TestClientTokenParentFromInvocation(t *testing.T) {
+	ops := make(chan TokenOp, 4)
+	h := func(ctx context.Context, op TokenOp) TokenResult {
+		ops <- op
+		if op.URL {
+			return TokenResult{Token: "child", URL: "http://x/api/run/box?key=child"}
+		}
+		return TokenResult{Token: "child"}
+	}
+	c, f := newFakeWith(t, WithTokens(h, deadline))
+	req := &Request{Container: "box", Name: "task", ReqID: "r9", CodeHash: "h", Code: "x",
+		Headers: map[string][]string{"host": {"h:1"}}, Authority: "parent-jwt"}
+	ch := goDo(c, context.Background(), req)
+	m := f.recv()
+	id := itoa(m.ID)
+
+	f.send(`{"op":"token","id":` + id + `,"sid":1,"claims":{"ten":"box","dd":0}}`)
+	if r := f.recvToken(); r.Sid != 1 || r.Code != 0 || r.Token != "child" || r.URL != "" {
+		t.Fatalf("create_token answered %+v", r)
+	}
+	op := <-ops
+	if op.Authority != "parent-jwt" || op.Container != "box" || op.Name != "task" || op.ReqID != "r9" ||
+		string(op.Claims) != `{"ten":"box","dd":0}` || op.URL || op.Headers["host"][0] != "h:1" {
+		t.Fatalf("op %+v", op)
+	}
+	f.send(`{"op":"token","id":` + id + `,"sid":2,"claims":{},"as_url":true}`)
+	if r := f.recvToken(); r.Sid != 2 || r.URL == "" || r.Token != "child" {
+		t.Fatalf("create_token_url answered %+v", r)
+	}
+	if op = <-ops; !op.URL {
+		t.Fatalf("op %+v, want URL", op)
+	}
+	for sid, claims := range map[int]string{3: `[1]`, 4: `"s"`} {
+		f.send(`{"op":"token","id":` + id + `,"sid":` + itoa(uint64(sid)) + `,"claims":` + claims + `}`)
+		if r := f.recvToken(); r.Sid != uint64(sid) || r.Code != 400 {
+			t.Fatalf("claims %s answered %+v", claims, r)
+		}
+	}
+	f.send(`{"op":"token","id":424242,"sid":5,"claims":{}}`)
+	if r := f.recvToken(); r.Sid != 5 || r.Code != 400 {
+		t.Fatalf("unknown invocation answered %+v", r)
+	}
+	f.send(`{"op":"result","id":` + id + `,"status":200}`)
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+	f.send(`{"op":"token","id":` + id + `,"sid":6,"claims":{}}`)
+	if r := f.recvToken(); r.Sid != 6 || r.Code != 400 {
+		t.Fatalf("finished invocation answered %+v", r)
+	}
+	select {
+	case op := <-ops:
+		t.Fatalf("handler reached by a refused call: %+v", op)
+	default:
+	}
+}
+
+func TestClientTokenWithoutHandler(t *testing.T) {
+	c, f := newFakeWith(t)
+	_ = goDo(c, context.Background(), &Request{Container: "box", CodeHash: "h", Code: "x", Authority: "p"})
+	m := f.recv()
+	f.send(`{"op":"token","id":` + itoa(m.ID) + `,"sid":1,"claims":{}}`)
+	if r := f.recvToken(); r.Code != 503 {
+		t.Fatalf("no handler answered %+v", r)
+	}
+}
+
+// TestAuthorityNeverOnTheWire: both encoders leave Request.Authority out.
+func TestAuthorityNeverOnTheWire(t *testing.T) {
+	r := &Request{ReqID: "r", Container: "c", CodeHash: "h", Code: "x", Token: "tok", Authority: "secret-parent-token"}
+	b, err := appendInvoke(nil, 1, r, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(b, []byte("secret-parent-token")) || bytes.Contains(encodeStd(t, 1, r, true), []byte("secret-parent-token")) {
+		t.Fatalf("the invoke message carries the authority: %s", b)
+	}
+	fx, err := EncodeFixed(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Fixed = fx
+	if b, err = appendInvoke(nil, 1, r, true); err != nil || bytes.Contains(b, []byte("secret-parent-token")) {
+		t.Fatalf("the fixed invoke message carries the authority: %s %v", b, err)
+	}
+}
