@@ -195,3 +195,15 @@ func (s *Server) storageResult(op agent.StorageOp, err error) agent.StorageResul
 	}
 	return agent.StorageResult{Code: status, Message: msg}
 }
+
+// tokenResult maps a failed ctx.create_token of a running webtask to the
+// code it sees as err.code, with the statuses and messages of
+// POST /api/tokens/issue.
+func (s *Server) tokenResult(op agent.TokenOp, err error) agent.TokenResult {
+	status, msg, level, log := classify(err)
+	if log {
+		s.log.Log(context.Background(), level, "create_token failed",
+			"req_id", op.ReqID, "container", op.Container, "name", op.Name, "status", status, "err", err)
+	}
+	return agent.TokenResult{Code: status, Message: msg}
+}

@@ -64,6 +64,7 @@ func (s *Server) runNamed(c echo.Context) error {
 	req.Name = name
 	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
 	req.PB, req.MB, req.Token = w.PB, w.MB, w.Token
+	req.Authority = w.Token // ctx.create_token narrows the stored token
 	req.Fixed = s.fixedOf(w, req)
 	return s.invoke(c, container, req)
 }
@@ -118,6 +119,7 @@ func (s *Server) runUnnamed(c echo.Context) error {
 	req.Name = caller.Jtn
 	req.Secrets, req.Params, req.Meta = secrets, caller.Pctx, caller.Meta
 	req.PB, req.MB = caller.Pb, caller.Mb
+	req.Authority = raw // ctx.create_token narrows the caller's token
 	if caller.URL != "" {
 		// ctx.token is exposed only when the token fixes the code.
 		req.Token = raw

@@ -321,7 +321,12 @@ func (s *Server) baseURL(c echo.Context) string {
 }
 
 func (s *Server) runURL(c echo.Context, container, name string) string {
-	u := s.baseURL(c) + "/api/run/" + pathEscape(container)
+	return runURLAt(s.baseURL(c), container, name)
+}
+
+// runURLAt is the URL of webtask container/name ("": unnamed) under base.
+func runURLAt(base, container, name string) string {
+	u := base + "/api/run/" + pathEscape(container)
 	if name != "" {
 		u += "/" + pathEscape(name)
 	}

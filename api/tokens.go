@@ -69,6 +69,19 @@ type issued struct {
 	webtask *store.Webtask
 }
 
+// url is the webtask URL of an issued token under base: the named
+// webtask's, else the first container's with ?key=<token> ("" when the
+// token names no literal container).
+func (o *issued) url(base string) string {
+	if o.webtask != nil {
+		return runURLAt(base, o.webtask.Container, o.webtask.Name)
+	}
+	if first := o.claims.FirstContainer(); first != "" {
+		return runURLAt(base, first, "") + "?key=" + url.QueryEscape(o.raw)
+	}
+	return ""
+}
+
 // issue narrows req against the caller, seals, signs and stores: the
 // webtask for a request naming one (jtn), the code blob for inline code
 // without jtn (its url claim becomes webtask:///code/{sha256}). Nothing is
@@ -142,10 +155,8 @@ func (s *Server) issueToken(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if out.webtask != nil {
-		c.Response().Header().Set(echo.HeaderLocation, s.runURL(c, out.webtask.Container, out.webtask.Name))
-	} else if first := out.claims.FirstContainer(); first != "" {
-		c.Response().Header().Set(echo.HeaderLocation, s.runURL(c, first, "")+"?key="+url.QueryEscape(out.raw))
+	if u := out.url(s.baseURL(c)); u != "" {
+		c.Response().Header().Set(echo.HeaderLocation, u)
 	}
 	return c.Blob(http.StatusOK, echo.MIMETextPlainCharsetUTF8, []byte(out.raw))
 }

@@ -106,6 +106,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Logger:        d.log.With("component", "sandbox"),
 		OnLog:         d.onUserLog,
 		OnStorage:     d.onStorage,
+		OnToken:       d.onToken,
 
 		PoolSize:          d.cfg.PoolSize,
 		MaxSandboxes:      d.cfg.MaxSandboxes,
@@ -318,6 +319,15 @@ func (d *Daemon) onStorage(ctx context.Context, op agent.StorageOp) agent.Storag
 		return a.Storage(ctx, op)
 	}
 	return agent.StorageResult{Code: http.StatusServiceUnavailable, Message: "storage is not ready"}
+}
+
+// onToken serves the webtasks' ctx.create_token calls through the API
+// (the narrowing and answers of POST /api/tokens/issue).
+func (d *Daemon) onToken(ctx context.Context, op agent.TokenOp) agent.TokenResult {
+	if a := d.api.Load(); a != nil {
+		return a.CreateToken(ctx, op)
+	}
+	return agent.TokenResult{Code: http.StatusServiceUnavailable, Message: "token creation is not ready"}
 }
 
 // onUserLog receives webtask output. It is data, not daemon log: it is never

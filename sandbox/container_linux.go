@@ -222,6 +222,8 @@ type startOptions struct {
 	OnLog func(agent.LogLine)
 	// OnStorage serves storage calls (may be nil).
 	OnStorage agent.StorageHandler
+	// OnToken serves create_token calls (may be nil).
+	OnToken agent.TokenHandler
 	// Self, when set, receives the sandbox as soon as it exists.
 	Self *atomic.Pointer[container]
 }
@@ -393,6 +395,9 @@ func startSandbox(o startOptions) (_ *container, retErr error) {
 	var clientOpts []agent.Option
 	if o.OnStorage != nil {
 		clientOpts = append(clientOpts, agent.WithStorage(o.OnStorage, 0))
+	}
+	if o.OnToken != nil {
+		clientOpts = append(clientOpts, agent.WithTokens(o.OnToken, 0))
 	}
 	s.client = agent.NewClient(conn, func(l agent.LogLine) {
 		if o.OnLog != nil {

@@ -72,6 +72,10 @@ type Config struct {
 	// OnStorage serves the webtasks' ctx.storage calls (the identity comes
 	// from each invocation's Request); nil: storage calls fail with 503.
 	OnStorage agent.StorageHandler
+	// OnToken serves the webtasks' ctx.create_token calls (the parent
+	// token comes from each invocation's Request.Authority); nil: they
+	// fail with 503.
+	OnToken agent.TokenHandler
 
 	// PoolSize is how many generic, pre-booted sandboxes (agent ready, no
 	// user code) wait for a never-seen container; 0 disables the pool. Pool
@@ -569,6 +573,7 @@ func (m *Manager) startOptions(name string, l Limits) startOptions {
 		StartTimeout: m.cfg.StartTimeout,
 		Logger:       m.log,
 		OnStorage:    m.cfg.OnStorage,
+		OnToken:      m.cfg.OnToken,
 	}
 	if m.cfg.OnLog == nil {
 		return o
