@@ -1,5 +1,6 @@
 // Drives sandboxjs 5.0.0 against webtaskd: create / run / list /
-// getStorage / updateStorage (with an etag conflict) / remove. Run by
+// getStorage / updateStorage (with an etag conflict) / remove / unnamed
+// inline code (sandbox.run, createUrl). Run by
 // TestSandboxJS with WT_URL, WT_TOKEN and WT_CONTAINER; prints one JSON
 // line {"ok":true,"steps":[...]} on success, exits 1 with the error
 // otherwise.
@@ -81,6 +82,16 @@ async function main() {
     }
     assert.ok(gone && gone.statusCode === 404, 'storage is removed with the webtask: ' + gone);
     step('remove');
+
+    // Unnamed inline code: sandbox.run issues a code token (no jtn) and
+    // runs it through the Location URL (?key=), secrets sealed in it.
+    const unnamed = `module.exports = function (ctx, cb) { cb(null, { s: ctx.secrets.S, q: ctx.query.x || null }); };`;
+    res = await profile.run(unnamed, { secrets: { S: 'u' }, query: { x: 'z' } });
+    assert.strictEqual(res.statusCode, 200, res.text);
+    assert.deepStrictEqual(res.body, { s: 'u', q: 'z' });
+    const url = await profile.createUrl({ code: unnamed, secrets: { S: 'v' } });
+    assert.ok(/\/api\/run\/[^/?]+\?key=/.test(url), 'createUrl of unnamed code: ' + url);
+    step('run-unnamed-code');
 }
 
 main().then(

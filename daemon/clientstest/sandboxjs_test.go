@@ -40,7 +40,7 @@ func TestSandboxJS(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil || !res.OK {
 		t.Fatalf("sandboxjs flow printed %q (%v)", stdout.Bytes(), err)
 	}
-	want := []string{"create", "run", "list", "getStorage", "updateStorage", "updateStorage-conflict", "run-sees-storage", "remove"}
+	want := []string{"create", "run", "list", "getStorage", "updateStorage", "updateStorage-conflict", "run-sees-storage", "remove", "run-unnamed-code"}
 	if len(res.Steps) != len(want) {
 		t.Fatalf("steps %v, want %v", res.Steps, want)
 	}
