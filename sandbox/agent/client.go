@@ -583,40 +583,55 @@ func (c *Client) storage(m *message) error {
 		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "storage is not available"})
 		return nil
 	}
-	select {
-	case c.storageSlots <- struct{}{}:
-	default:
+	c.callback(c.storageTimeout, func() {
 		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "too many storage calls in flight"})
-		return nil
-	}
-	c.storageWG.Add(1)
-	go func(sid uint64) {
-		defer c.storageWG.Done()
-		defer func() { <-c.storageSlots }()
-		ctx, cancel := context.WithTimeout(c.life, c.storageTimeout)
-		res := c.onStorage(ctx, op)
-		cancel()
-		c.storageReply(sid, res)
-	}(m.Sid)
+	}, func(ctx context.Context) {
+		c.storageReply(m.Sid, c.onStorage(ctx, op))
+	})
 	return nil
 }
 
-// storageReply writes one storage_result (dropped once the channel closed).
+// callback runs one mid-invocation call of the agent (storage or token) on
+// its own goroutine, within the shared slots and its timeout; when every
+// slot is taken it answers busy at once. Close waits for running ones.
+func (c *Client) callback(timeout time.Duration, busy func(), run func(ctx context.Context)) {
+	select {
+	case c.storageSlots <- struct{}{}:
+	default:
+		busy()
+		return
+	}
+	c.storageWG.Add(1)
+	go func() {
+		defer c.storageWG.Done()
+		defer func() { <-c.storageSlots }()
+		ctx, cancel := context.WithTimeout(c.life, timeout)
+		defer cancel()
+		run(ctx)
+	}()
+}
+
+// storageReply writes one storage_result.
 func (c *Client) storageReply(sid uint64, r StorageResult) {
 	msg := storageResultMsg{Op: "storage_result", Sid: sid, Code: r.Code, Message: r.Message, Etag: r.Etag}
 	if r.Doc != "" {
 		msg.Data = &r.Doc
 	}
+	c.reply(&msg, 128+len(r.Doc)+len(r.Message))
+}
+
+// reply writes one answer to a callback of the agent (dropped once the
+// channel closed). msg holds only strings and numbers.
+func (c *Client) reply(msg any, sizeHint int) {
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
 		return
 	}
-	b, err := appendJSON(make([]byte, 0, 128+len(r.Doc)+len(r.Message)), &msg)
+	b, err := appendJSON(make([]byte, 0, sizeHint), msg)
 	if err != nil {
-		// Only strings and numbers: cannot happen.
-		c.shutdown(fmt.Errorf("encoding storage result: %v: %w", err, ErrProtocol))
+		c.shutdown(fmt.Errorf("encoding a callback result: %v: %w", err, ErrProtocol))
 		return
 	}
 	_ = c.write(append(b, '\n'))
@@ -648,38 +663,16 @@ func (c *Client) token(m *message) error {
 		c.tokenReply(m.Sid, TokenResult{Code: 400, Message: "the token options must be an object"})
 		return nil
 	}
-	select {
-	case c.storageSlots <- struct{}{}:
-	default:
+	c.callback(c.tokenTimeout, func() {
 		c.tokenReply(m.Sid, TokenResult{Code: 503, Message: "too many calls in flight"})
-		return nil
-	}
-	c.storageWG.Add(1)
-	go func(sid uint64) {
-		defer c.storageWG.Done()
-		defer func() { <-c.storageSlots }()
-		ctx, cancel := context.WithTimeout(c.life, c.tokenTimeout)
-		res := c.onToken(ctx, op)
-		cancel()
-		c.tokenReply(sid, res)
-	}(m.Sid)
+	}, func(ctx context.Context) {
+		c.tokenReply(m.Sid, c.onToken(ctx, op))
+	})
 	return nil
 }
 
-// tokenReply writes one token_result (dropped once the channel closed).
+// tokenReply writes one token_result.
 func (c *Client) tokenReply(sid uint64, r TokenResult) {
-	msg := tokenResultMsg{Op: "token_result", Sid: sid, Code: r.Code, Message: r.Message, Token: r.Token, URL: r.URL}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return
-	}
-	b, err := appendJSON(make([]byte, 0, 64+len(r.Token)+len(r.URL)+len(r.Message)), &msg)
-	if err != nil {
-		// Only strings and numbers: cannot happen.
-		c.shutdown(fmt.Errorf("encoding token result: %v: %w", err, ErrProtocol))
-		return
-	}
-	_ = c.write(append(b, '\n'))
+	c.reply(&tokenResultMsg{Op: "token_result", Sid: sid, Code: r.Code, Message: r.Message, Token: r.Token, URL: r.URL},
+		64+len(r.Token)+len(r.URL)+len(r.Message))
 }
