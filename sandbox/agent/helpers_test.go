@@ -53,38 +53,9 @@ func startAgentWrapped(t testing.TB, wrap func(net.Conn) net.Conn) *harness {
 // startAgentWith is startAgentWrapped with client options.
 func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Option) *harness {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
-	}
 	dir := t.TempDir()
-	script := filepath.Join(dir, "agent.js")
-	if err := os.WriteFile(script, rootfs.AgentJS, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The daemon's end must be pollable so that Close interrupts a
-	// blocked Read: hand it to the runtime poller via net.FileConn.
-	ourFile := os.NewFile(uintptr(fds[0]), "agent-chan")
-	ours, err := net.FileConn(ourFile)
-	ourFile.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
-	cmd := exec.Command(node, "--max-old-space-size=64", script)
-	cmd.ExtraFiles = []*os.File{theirs}
 	modulesDir := filepath.Join(dir, "node_modules")
-	cmd.Env = []string{"WEBTASKD_MODULES_DIR=" + modulesDir}
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	theirs.Close()
+	ours, cmd := spawnAgent(t, dir, "WEBTASKD_MODULES_DIR="+modulesDir)
 	h := &harness{cmd: cmd, exited: make(chan struct{}), logc: make(chan agent.LogLine, 1024),
 		modulesDir: modulesDir}
 	if tt, ok := t.(*testing.T); ok {
@@ -123,6 +94,42 @@ func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Op
 		t.Fatalf("ready = %+v, want pid %d", r, cmd.Process.Pid)
 	}
 	return h
+}
+
+// spawnAgent starts the runtime agent (written into dir) with the host's
+// node and env, its fd 3 one end of a socketpair; it returns the other
+// end, pollable so that Close interrupts a blocked Read.
+func spawnAgent(t testing.TB, dir string, env ...string) (net.Conn, *exec.Cmd) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
+	}
+	script := filepath.Join(dir, "agent.js")
+	if err := os.WriteFile(script, rootfs.AgentJS, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ourFile := os.NewFile(uintptr(fds[0]), "agent-chan")
+	ours, err := net.FileConn(ourFile)
+	ourFile.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
+	cmd := exec.Command(node, "--max-old-space-size=64", script)
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.Env = env
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	theirs.Close()
+	return ours, cmd
 }
 
 func hashOf(code string) string {

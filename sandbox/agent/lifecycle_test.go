@@ -8,16 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
 
@@ -157,32 +152,7 @@ func TestNeedCodeRawProtocol(t *testing.T) {
 // startRawAgent starts the agent with a bare connection (no Client).
 func startRawAgent(t *testing.T) (net.Conn, <-chan struct{}) {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
-	}
-	script := filepath.Join(t.TempDir(), "agent.js")
-	if err := os.WriteFile(script, rootfs.AgentJS, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := os.NewFile(uintptr(fds[0]), "chan")
-	conn, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := os.NewFile(uintptr(fds[1]), "child")
-	cmd := exec.Command(node, script)
-	cmd.ExtraFiles = []*os.File{child}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child.Close()
+	conn, cmd := spawnAgent(t, t.TempDir())
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
