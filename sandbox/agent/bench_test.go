@@ -27,8 +27,12 @@ func BenchmarkDo(b *testing.B) {
 
 // BenchmarkDoParallel is BenchmarkDo with many calls in flight at once.
 func BenchmarkDoParallel(b *testing.B) {
+	benchParallel(b, newReq(`module.exports = function (ctx, cb) { cb(null, 'hello world'); }`))
+}
+
+// benchParallel sends req from 8 goroutines per CPU through one agent.
+func benchParallel(b *testing.B, req *agent.Request) {
 	h := startAgent(b)
-	req := newReq(`module.exports = function (ctx, cb) { cb(null, 'hello world'); }`)
 	h.do(b, req)
 	b.ReportAllocs()
 	b.SetParallelism(8)
@@ -58,20 +62,5 @@ func daemonReq() *agent.Request {
 // BenchmarkDoParallelDaemonLike is BenchmarkDoParallel with the request
 // the daemon sends for the make bench webtask.
 func BenchmarkDoParallelDaemonLike(b *testing.B) {
-	h := startAgent(b)
-	req := daemonReq()
-	h.do(b, req)
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			resp, err := h.client.Do(ctx, req)
-			if err != nil || resp.Status != 200 {
-				b.Errorf("Do: %v %+v", err, resp)
-				return
-			}
-		}
-	})
+	benchParallel(b, daemonReq())
 }
