@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 )
 
@@ -86,13 +84,7 @@ func TestResealSecretsThenRetire(t *testing.T) {
 		t.Fatalf("second reseal = %d, %v", n, err)
 	}
 	// The plain value is not in any database file.
-	files, _ := filepath.Glob(filepath.Join(e.dir, "webtaskd.db*"))
-	for _, f := range files {
-		b, _ := os.ReadFile(f)
-		if bytes.Contains(b, []byte("日本語")) {
-			t.Fatalf("plain secret in %s", f)
-		}
-	}
+	assertNotInDBFiles(t, e.dir, "after reseal", "日本語", "cb(null, 'hi')")
 }
 
 func TestReplaceTokenCompareAndSwap(t *testing.T) {

@@ -348,28 +348,7 @@ func TestSecretsNeverStoredInPlainText(t *testing.T) {
 	if _, err := s.PutWebtask(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	dbPath := filepath.Join(e.dir, "webtaskd.db")
-	check := func(when string) {
-		t.Helper()
-		var all []byte
-		for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
-			b, err := os.ReadFile(p)
-			if errors.Is(err, os.ErrNotExist) {
-				continue
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if bytes.Contains(b, []byte(secret)) {
-				t.Fatalf("%s: plaintext secret found in %s", when, filepath.Base(p))
-			}
-			all = append(all, b...)
-		}
-		// Positive control: the grep would have found a plain value.
-		if !bytes.Contains(all, []byte(marker)) {
-			t.Fatalf("%s: control marker not found in DB files; the check proves nothing", when)
-		}
-	}
+	check := func(when string) { t.Helper(); assertNotInDBFiles(t, e.dir, when, secret, marker) }
 	check("while open")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -612,5 +591,30 @@ func TestStaleFillDropped(t *testing.T) {
 	got, err := s.GetWebtask(ctx, "c", "n")
 	if err != nil || got.Code != "new" {
 		t.Fatalf("Get = %v, %v; stale fill won", got, err)
+	}
+}
+
+// assertNotInDBFiles fails if any database file in dir (db, -wal, -shm)
+// holds plain; control must be found in them (proof that the search sees
+// plain text at all).
+func assertNotInDBFiles(t *testing.T, dir, when, plain, control string) {
+	t.Helper()
+	dbPath := filepath.Join(dir, "webtaskd.db")
+	var all []byte
+	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
+		b, err := os.ReadFile(p)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(plain)) {
+			t.Fatalf("%s: plaintext secret found in %s", when, filepath.Base(p))
+		}
+		all = append(all, b...)
+	}
+	if !bytes.Contains(all, []byte(control)) {
+		t.Fatalf("%s: control marker not found in DB files; the check proves nothing", when)
 	}
 }
