@@ -96,6 +96,19 @@ func (s *Server) containerParam(c echo.Context) (*token.Claims, string, error) {
 	return claims, container, nil
 }
 
+// webtaskParams is containerParam plus the {name} of a webtask route.
+func (s *Server) webtaskParams(c echo.Context) (*token.Claims, string, string, error) {
+	claims, container, err := s.containerParam(c)
+	if err != nil {
+		return nil, "", "", err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return nil, "", "", err
+	}
+	return claims, container, name, nil
+}
+
 // readBody reads the request body up to Config.MaxBodyBytes; more is
 // ErrTooLarge. An absent body is nil.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {

@@ -43,11 +43,7 @@ func (s *Server) dataParams(c echo.Context) (string, string, error) {
 	if s.data == nil {
 		return "", "", apiErr(ErrUnavailable, "storage is not configured")
 	}
-	_, container, err := s.containerParam(c)
-	if err != nil {
-		return "", "", err
-	}
-	name, err := pathName(c, "name", "webtask")
+	_, container, name, err := s.webtaskParams(c)
 	if err != nil {
 		return "", "", err
 	}

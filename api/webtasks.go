@@ -48,11 +48,7 @@ type putWebtaskBody struct {
 // putWebtask upserts a named webtask (v2 create): the webtask gets a fresh
 // token issued from the caller's, like POST /api/tokens/issue with jtn.
 func (s *Server) putWebtask(c echo.Context) error {
-	caller, container, err := s.containerParam(c)
-	if err != nil {
-		return err
-	}
-	name, err := pathName(c, "name", "webtask")
+	caller, container, name, err := s.webtaskParams(c)
 	if err != nil {
 		return err
 	}
@@ -105,11 +101,7 @@ func (s *Server) putWebtask(c echo.Context) error {
 
 // getWebtask is GET /api/webtask/{c}/{n}[?decrypt=true&fetch_code=true].
 func (s *Server) getWebtask(c echo.Context) error {
-	caller, container, err := s.containerParam(c)
-	if err != nil {
-		return err
-	}
-	name, err := pathName(c, "name", "webtask")
+	caller, container, name, err := s.webtaskParams(c)
 	if err != nil {
 		return err
 	}
@@ -137,11 +129,7 @@ func (s *Server) getWebtask(c echo.Context) error {
 
 // deleteWebtask is DELETE /api/webtask/{c}/{n}: 204, or 404.
 func (s *Server) deleteWebtask(c echo.Context) error {
-	_, container, err := s.containerParam(c)
-	if err != nil {
-		return err
-	}
-	name, err := pathName(c, "name", "webtask")
+	_, container, name, err := s.webtaskParams(c)
 	if err != nil {
 		return err
 	}
