@@ -142,8 +142,8 @@ type Client struct {
 	storageTimeout time.Duration
 	onToken        TokenHandler
 	tokenTimeout   time.Duration
-	storageSlots   chan struct{}   // one slot per storage or token call being served
-	storageWG      sync.WaitGroup  // storage and token goroutines
+	callbackSlots  chan struct{}   // one slot per storage or token call being served
+	callbackWG     sync.WaitGroup  // storage and token goroutines
 	life           context.Context // cancelled when the channel closes
 	endLife        context.CancelFunc
 }
@@ -166,7 +166,7 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		logsDone:       make(chan struct{}),
 		storageTimeout: DefaultStorageTimeout,
 		tokenTimeout:   DefaultStorageTimeout,
-		storageSlots:   make(chan struct{}, DefaultMaxStorageOps),
+		callbackSlots:  make(chan struct{}, DefaultMaxStorageOps),
 	}
 	for _, o := range opts {
 		o(c)
@@ -385,7 +385,7 @@ func (c *Client) Close() error {
 	err := c.conn.Close()
 	c.shutdown(ErrClosed)
 	<-c.done
-	c.storageWG.Wait()
+	c.callbackWG.Wait()
 	return err
 }
 
@@ -596,15 +596,15 @@ func (c *Client) storage(m *message) error {
 // slot is taken it answers busy at once. Close waits for running ones.
 func (c *Client) callback(timeout time.Duration, busy func(), run func(ctx context.Context)) {
 	select {
-	case c.storageSlots <- struct{}{}:
+	case c.callbackSlots <- struct{}{}:
 	default:
 		busy()
 		return
 	}
-	c.storageWG.Add(1)
+	c.callbackWG.Add(1)
 	go func() {
-		defer c.storageWG.Done()
-		defer func() { <-c.storageSlots }()
+		defer c.callbackWG.Done()
+		defer func() { <-c.callbackSlots }()
 		ctx, cancel := context.WithTimeout(c.life, timeout)
 		defer cancel()
 		run(ctx)
