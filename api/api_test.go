@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 const wtCreateBody = `{"ten":"test","dd":0,"code":"module.exports = cb => cb(null, 1)","ectx":{"SECRET":"s3cr3t"},"pctx":{"P":"p"},"meta":{"k":"v"},"mb":1,"pb":1,"dr":1,"jtn":"hello"}`

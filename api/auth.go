@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // credential extracts the caller's token: "Authorization: Bearer x", else

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // fakeCodes is an in-memory CodeStore that counts reads and writes.

@@ -5,8 +5,8 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // CreateToken serves the runtime's ctx.create_token(_url) calls

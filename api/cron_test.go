@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/cron"
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // newCronEnv is an env over a real store with a running cron scheduler.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/api/logstream"
+	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
 
 // Defaults of the real-time log stream.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/webtaskd/webtaskd/api/token"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // Rate limits come from token claims (reference §2):

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // secEnv is an env over a real store wired for revocation and key admin.

@@ -24,12 +24,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/webtaskd/webtaskd/api/logstream"
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.

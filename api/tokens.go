@@ -10,8 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // sealAD is the associated data binding a token's sealed ectx: "{c}/{n}"

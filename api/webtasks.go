@@ -7,8 +7,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // maxListLimit caps list pages (reference: default and maximum 100).

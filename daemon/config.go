@@ -15,8 +15,8 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/api"
-	"github.com/webtaskd/webtaskd/api/logstream"
 	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
 
 // Config is the daemon's whole configuration. Every field has a flag and an

@@ -23,13 +23,13 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/cron"
-	"github.com/webtaskd/webtaskd/api/logstream"
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // MasterTokenFile is the name, inside the data directory, of the file that

@@ -27,8 +27,8 @@ import (
 
 	rcron "github.com/robfig/cron/v3"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // Defaults of Config.

@@ -3,8 +3,8 @@ package cron
 import (
 	"time"
 
-	"github.com/webtaskd/webtaskd/api/token"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // JobJSON is the wire shape of a cron job (reference §1.4): the API's
