@@ -4,8 +4,7 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // listSandboxes is GET /api/admin/sandboxes (master only).
@@ -19,7 +18,7 @@ func (s *Server) listSandboxes(c echo.Context) error {
 	}
 	infos := s.sandboxes.List()
 	if infos == nil {
-		infos = []sandbox.Info{}
+		infos = []types.SandboxInfo{}
 	}
 	return c.JSON(http.StatusOK, infos)
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
@@ -424,8 +425,8 @@ func TestAdminSandboxes(t *testing.T) {
 	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != "[]" {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	e.sbx.infos = []sandbox.Info{{ID: "sb1", Container: "test", Pid: 42, State: sandbox.StateRunning}}
-	infos := decode[[]sandbox.Info](t, e.do("GET", "/api/admin/sandboxes", e.master, ""))
+	e.sbx.infos = []types.SandboxInfo{{ID: "sb1", Container: "test", Pid: 42, State: types.SandboxRunning}}
+	infos := decode[[]types.SandboxInfo](t, e.do("GET", "/api/admin/sandboxes", e.master, ""))
 	if len(infos) != 1 || infos[0].ID != "sb1" || infos[0].Pid != 42 {
 		t.Fatalf("%+v", infos)
 	}

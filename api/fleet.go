@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/store"
 )
@@ -22,8 +23,8 @@ const (
 
 // Fleet is the admin view of the sandbox fleet (*sandbox.Manager).
 type Fleet interface {
-	Inspect(id string) (sandbox.Info, error)
-	Status() sandbox.Status
+	Inspect(id string) (types.SandboxInfo, error)
+	Status() types.FleetStatus
 	// Recycle gives container a fresh sandbox on its next call (new limits).
 	Recycle(container string)
 }
@@ -115,7 +116,7 @@ func (s *Server) putLimits(c echo.Context) error {
 	if err := decodeJSON(raw, &b); err != nil {
 		return err
 	}
-	o := sandbox.Limits{MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids, ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency}
+	o := types.Limits{MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids, ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency}
 	if err := sandbox.ValidateOverride(o); err != nil {
 		return apiErr(ErrBadRequest, "%s", err.Error())
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
@@ -140,14 +141,14 @@ func (f *fakeRunner) count() int {
 
 type fakeSandboxes struct {
 	mu     sync.Mutex
-	infos  []sandbox.Info
+	infos  []types.SandboxInfo
 	killed []string
 }
 
-func (f *fakeSandboxes) List() []sandbox.Info {
+func (f *fakeSandboxes) List() []types.SandboxInfo {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]sandbox.Info(nil), f.infos...)
+	return append([]types.SandboxInfo(nil), f.infos...)
 }
 
 func (f *fakeSandboxes) Kill(id string) error {

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
@@ -81,7 +81,7 @@ type Runner interface {
 
 // Sandboxes is the admin view of the sandboxes (*sandbox.Manager).
 type Sandboxes interface {
-	List() []sandbox.Info
+	List() []types.SandboxInfo
 	Kill(id string) error
 }
 

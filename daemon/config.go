@@ -15,6 +15,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
@@ -50,7 +51,7 @@ type Config struct {
 	ModulesDir string
 
 	// Limits are the default per-sandbox limits.
-	Limits sandbox.Limits
+	Limits types.Limits
 	// IdleTimeout destroys a sandbox that served no call for this long.
 	IdleTimeout time.Duration
 	// PoolSize is how many generic pre-booted sandboxes wait for never-seen

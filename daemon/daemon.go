@@ -23,6 +23,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/cron"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -299,17 +300,17 @@ func (d *Daemon) ensureMasterToken() error {
 
 // containerLimits reads a container's limit overrides for the sandbox
 // manager (on first use of a container, never on warm calls).
-func (d *Daemon) containerLimits(container string) (sandbox.Limits, error) {
+func (d *Daemon) containerLimits(container string) (types.Limits, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	l, err := d.store.GetLimits(ctx, container)
 	if errors.Is(err, store.ErrNotFound) {
-		return sandbox.Limits{}, nil
+		return types.Limits{}, nil
 	}
 	if err != nil {
-		return sandbox.Limits{}, err
+		return types.Limits{}, err
 	}
-	return sandbox.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
+	return types.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
 }
 
 // onStorage serves the webtasks' ctx.storage calls through the API (same

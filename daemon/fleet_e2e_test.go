@@ -16,17 +16,17 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 // fleetStatus reads GET /api/admin/status.
-func fleetStatus(t *testing.T, env *Env) sandbox.Status {
+func fleetStatus(t *testing.T, env *Env) types.FleetStatus {
 	t.Helper()
 	r := env.Call("GET", "/api/admin/status", env.Master, nil)
 	MustStatus(t, r, 200, "status")
 	var body struct {
-		Fleet sandbox.Status `json:"fleet"`
+		Fleet types.FleetStatus `json:"fleet"`
 	}
 	r.JSON(t, &body)
 	return body.Fleet
@@ -38,7 +38,7 @@ func waitPoolFull(t *testing.T, env *Env, n int) {
 }
 
 // sandboxOf returns the live sandbox of container (fails when none).
-func sandboxOf(t *testing.T, env *Env, container string) sandbox.Info {
+func sandboxOf(t *testing.T, env *Env, container string) types.SandboxInfo {
 	t.Helper()
 	for _, s := range env.Sandboxes() {
 		if s.Container == container {
@@ -46,7 +46,7 @@ func sandboxOf(t *testing.T, env *Env, container string) sandbox.Info {
 		}
 	}
 	t.Fatalf("no sandbox for container %s", container)
-	return sandbox.Info{}
+	return types.SandboxInfo{}
 }
 
 func putLimits(t *testing.T, env *Env, container string, body map[string]any) {
@@ -145,9 +145,9 @@ func TestFleetFreezeThawKeepsGlobal(t *testing.T) {
 	if got := r.Header.Get("X-Wt-Sandbox"); got != "cold" {
 		t.Fatalf("first call served %q, want cold (no pool)", got)
 	}
-	WaitFor(t, "sandbox frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "ice").State == sandbox.StatePaused })
+	WaitFor(t, "sandbox frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "ice").State == types.SandboxPaused })
 	st := fleetStatus(t, env)
-	if st.Sandboxes[sandbox.StatePaused] != 1 {
+	if st.Sandboxes[types.SandboxPaused] != 1 {
 		t.Errorf("status %+v, want one paused sandbox", st)
 	}
 	r = env.Call("GET", "/api/run/ice/hello", "", nil)
@@ -244,7 +244,7 @@ func TestFleetFailuresContained(t *testing.T) {
 	fid := sandboxOf(t, env, "fork").ID
 	ir := env.Call("GET", "/api/admin/sandboxes/"+fid, env.Master, nil)
 	MustStatus(t, ir, 200, "inspect")
-	var info sandbox.Info
+	var info types.SandboxInfo
 	ir.JSON(t, &info)
 	if info.Cgroup == nil || info.Cgroup.Pids > 40 || info.Cgroup.PidsLimit != 40 {
 		t.Fatalf("fork sandbox cgroup %+v, want pids <= limit 40", info.Cgroup)
@@ -360,7 +360,7 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 	MustStatus(t, env.Call("GET", "/api/run/a/hello", "", nil), 200, "a")
 	MustStatus(t, env.Call("GET", "/api/run/b/hello", "", nil), 200, "b")
 	waitPoolFull(t, env, 2)
-	WaitFor(t, "a frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "a").State == sandbox.StatePaused })
+	WaitFor(t, "a frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "a").State == types.SandboxPaused })
 	// Every process of the fleet: assigned and pooled.
 	var pids []int
 	for _, f := range mustGlob(t, filepath.Join("/sys/fs/cgroup/pids", cfg.CgroupParent, "*", "cgroup.procs")) {

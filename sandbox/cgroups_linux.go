@@ -10,6 +10,7 @@ import (
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/webtaskd/webtaskd/api/types"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,17 +96,8 @@ func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
 	return f, nil
 }
 
-// FleetStats are the parent cgroup's figures.
-type FleetStats struct {
-	MemoryBytes       uint64 `json:"memory_bytes"`
-	MemoryBudgetBytes int64  `json:"memory_budget_bytes"`
-	CPUNanos          uint64 `json:"cpu_usage_ns"`
-	Pids              uint64 `json:"pids"`
-	OOMKills          uint64 `json:"oom_kills"`
-}
-
-func (f *fleetCgroup) stats() (FleetStats, error) {
-	st := FleetStats{MemoryBudgetBytes: f.budget}
+func (f *fleetCgroup) stats() (types.FleetStats, error) {
+	st := types.FleetStats{MemoryBudgetBytes: f.budget}
 	if f.v2 != nil {
 		m, err := f.v2.Stat()
 		if err != nil {
@@ -186,8 +178,8 @@ func killFleetOrphans(path string) {
 }
 
 // sandboxCgroupStats reads the figures of the sandbox cgroup at path.
-func sandboxCgroupStats(path string) (*CgroupStats, error) {
-	st := &CgroupStats{Path: path}
+func sandboxCgroupStats(path string) (*types.CgroupStats, error) {
+	st := &types.CgroupStats{Path: path}
 	if unified() {
 		m, err := cgroup2.Load(path)
 		if err != nil {
@@ -237,7 +229,7 @@ func sandboxCgroupStats(path string) (*CgroupStats, error) {
 // updateSandboxCgroup applies the CPU quota and pids limit of l to the
 // sandbox cgroup at path (memory is fixed at boot: V8's heap limit follows
 // it and cannot change in a running runtime).
-func updateSandboxCgroup(path string, l Limits) error {
+func updateSandboxCgroup(path string, l types.Limits) error {
 	quota := int64(l.CPUs * cpuPeriodUS)
 	period := uint64(cpuPeriodUS)
 	pids := int64(l.Pids)

@@ -24,6 +24,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
@@ -61,7 +62,7 @@ type SpecOptions struct {
 	// Layout is the rootfs skeleton.
 	Layout *rootfs.Layout
 	// Limits are the resource limits of the sandbox.
-	Limits Limits
+	Limits types.Limits
 }
 
 // specconvMu serialises specconv.CreateLibcontainerConfig, which writes
@@ -232,7 +233,7 @@ type startOptions struct {
 type container struct {
 	id        string
 	name      string // webtask container
-	limits    Limits
+	limits    types.Limits
 	createdAt time.Time
 	log       *slog.Logger
 
@@ -240,9 +241,9 @@ type container struct {
 	proc       *libcontainer.Process
 	pid        int
 	client     *agent.Client
-	memFile    string // cgroup file holding current memory usage
-	cgroupPath string // cgroup path below every hierarchy's root
-	bootLimits Limits // the limits the sandbox booted with
+	memFile    string       // cgroup file holding current memory usage
+	cgroupPath string       // cgroup path below every hierarchy's root
+	bootLimits types.Limits // the limits the sandbox booted with
 
 	done      chan struct{} // closed when the runtime exited
 	exitErr   error         // ErrDestroyed, ErrOOM or ErrCrashed; written before done closes
@@ -252,7 +253,7 @@ type container struct {
 	cleanupErr  error
 
 	mu          sync.Mutex
-	served      Served // "" while pooled
+	served      types.Served // "" while pooled
 	paused      bool
 	lastUsedAt  time.Time
 	invocations uint64
@@ -539,7 +540,7 @@ func (s *container) owner() string {
 // from those it booted with (its memory limit, and V8's heap limit that
 // follows it, are fixed at boot: the Manager only assigns a pooled
 // sandbox whose memory limit matches). A sandbox is assigned at most once.
-func (s *container) assign(name string, l Limits, served Served) error {
+func (s *container) assign(name string, l types.Limits, served types.Served) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.name != "" {
@@ -558,7 +559,7 @@ func (s *container) assign(name string, l Limits, served Served) error {
 }
 
 // cgroupStats reads the sandbox's cgroup figures.
-func (s *container) cgroupStats() (*CgroupStats, error) {
+func (s *container) cgroupStats() (*types.CgroupStats, error) {
 	return sandboxCgroupStats(s.cgroupPath)
 }
 
@@ -668,15 +669,15 @@ func (s *container) Destroy() error {
 	return nil
 }
 
-// Info reports the sandbox's state and figures.
-func (s *container) Info() Info {
+// SandboxInfo reports the sandbox's state and figures.
+func (s *container) Info() types.SandboxInfo {
 	s.mu.Lock()
-	info := Info{
+	info := types.SandboxInfo{
 		ID:          s.id,
 		Container:   s.name,
 		Served:      s.served,
 		Pid:         s.pid,
-		State:       StateRunning,
+		State:       types.SandboxRunning,
 		CreatedAt:   s.createdAt,
 		LastUsedAt:  s.lastUsedAt,
 		Invocations: s.invocations,
@@ -685,19 +686,19 @@ func (s *container) Info() Info {
 	}
 	switch {
 	case s.paused:
-		info.State = StatePaused
+		info.State = types.SandboxPaused
 	case s.name == "":
-		info.State = StatePooled
+		info.State = types.SandboxPooled
 	}
 	s.mu.Unlock()
 	select {
 	case <-s.done:
-		info.State = StateDestroyed
+		info.State = types.SandboxDestroyed
 		return info
 	default:
 	}
 	if s.destroyed.Load() {
-		info.State = StateDestroyed
+		info.State = types.SandboxDestroyed
 		return info
 	}
 	if s.memFile != "" {

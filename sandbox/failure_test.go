@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 )
 
@@ -142,7 +143,7 @@ func TestDestroyAndPause(t *testing.T) {
 	if err := sb.Pause(); err != nil {
 		t.Fatalf("second Pause: %v", err)
 	}
-	if st := sb.Info().State; st != sandbox.StatePaused {
+	if st := sb.Info().State; st != types.SandboxPaused {
 		t.Errorf("state %s, want paused", st)
 	}
 	if err := sb.Resume(); err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
@@ -53,7 +54,7 @@ type Config struct {
 	// CgroupParent is the absolute parent cgroup of every sandbox.
 	CgroupParent string
 	// Limits are the limits of every sandbox.
-	Limits Limits
+	Limits types.Limits
 	// IdleTimeout: a sandbox idle this long is destroyed.
 	IdleTimeout time.Duration
 	// ExecTimeout bounds one invocation; on expiry the call fails with
@@ -101,7 +102,7 @@ type Config struct {
 	// LimitsFor returns a container's limit overrides (zero fields inherit
 	// Limits, ExecTimeout and MaxConcurrency); nil means none. It is called
 	// when a container gets a sandbox, never on warm calls.
-	LimitsFor func(container string) (Limits, error)
+	LimitsFor func(container string) (types.Limits, error)
 }
 
 // SetDefaults fills zero fields with their defaults.
@@ -188,8 +189,8 @@ type entry struct {
 	ready       chan struct{}
 	sb          *container
 	err         error
-	served      Served // how sb came to the container: pooled or cold
-	limits      Limits
+	served      types.Served // how sb came to the container: pooled or cold
+	limits      types.Limits
 	execTimeout time.Duration
 	sem         chan struct{} // one token per running call
 
@@ -236,7 +237,7 @@ type Manager struct {
 // servedMetrics are the pre-resolved series of one Served kind (no label
 // lookup on the warm path).
 type servedMetrics struct {
-	kind     Served
+	kind     types.Served
 	calls    prometheus.Counter
 	duration prometheus.Observer
 }
@@ -295,7 +296,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		reaperDone: make(chan struct{}),
 		poolDone:   make(chan struct{}),
 	}
-	for i, k := range []Served{ServedWarm, ServedPooled, ServedCold} {
+	for i, k := range []types.Served{types.ServedWarm, types.ServedPooled, types.ServedCold} {
 		m.served[i] = servedMetrics{
 			kind:     k,
 			calls:    m.met.invocations.WithLabelValues(string(k)),
@@ -310,11 +311,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) servedMetrics(s Served) *servedMetrics {
+func (m *Manager) servedMetrics(s types.Served) *servedMetrics {
 	switch s {
-	case ServedPooled:
+	case types.ServedPooled:
 		return &m.served[1]
-	case ServedCold:
+	case types.ServedCold:
 		return &m.served[2]
 	}
 	return &m.served[0]
@@ -344,7 +345,7 @@ func (m *Manager) Invoke(ctx context.Context, container string, req *agent.Reque
 	return resp, err
 }
 
-func (m *Manager) invoke(ctx context.Context, container string, req *agent.Request, ci *CallInfo) (*agent.Response, Served, error) {
+func (m *Manager) invoke(ctx context.Context, container string, req *agent.Request, ci *CallInfo) (*agent.Response, types.Served, error) {
 	if req.Container == "" {
 		req.Container = container
 	} else if req.Container != container {
@@ -427,7 +428,7 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 // acquire returns the ready entry of container, taking a pooled sandbox or
 // starting one when there is none, counts the call in flight and tells
 // how the call is served.
-func (m *Manager) acquire(ctx context.Context, container string) (*entry, Served, error) {
+func (m *Manager) acquire(ctx context.Context, container string) (*entry, types.Served, error) {
 	for {
 		m.mu.Lock()
 		if m.closed {
@@ -441,7 +442,7 @@ func (m *Manager) acquire(ctx context.Context, container string) (*entry, Served
 			m.watchers.Add(1)
 			go m.start(e)
 		}
-		served := ServedWarm
+		served := types.ServedWarm
 		select {
 		case <-e.ready:
 		default:
@@ -489,7 +490,7 @@ func (m *Manager) release(e *entry) {
 }
 
 // limitsOf resolves a container's limits: the defaults with its overrides.
-func (m *Manager) limitsOf(container string) (Limits, error) {
+func (m *Manager) limitsOf(container string) (types.Limits, error) {
 	l := m.cfg.Limits
 	l.ExecTimeoutMS = m.cfg.ExecTimeout.Milliseconds()
 	l.MaxConcurrency = m.cfg.MaxConcurrency
@@ -531,9 +532,9 @@ func (m *Manager) start(e *entry) {
 		return
 	}
 
-	sb, served := m.takePooled(e.container, limits), ServedPooled
+	sb, served := m.takePooled(e.container, limits), types.ServedPooled
 	if sb == nil {
-		served = ServedCold
+		served = types.ServedCold
 		began := time.Now()
 		sb, err = startSandbox(m.startOptions(e.container, limits))
 		if err != nil {
@@ -561,14 +562,14 @@ func (m *Manager) start(e *entry) {
 	go m.watch(e)
 }
 
-func (m *Manager) startOptions(name string, l Limits) startOptions {
+func (m *Manager) startOptions(name string, l types.Limits) startOptions {
 	o := startOptions{
 		Root:      m.root,
 		Container: name,
 		Spec: SpecOptions{
 			CgroupParent: m.cfg.CgroupParent,
 			Layout:       m.layout,
-			Limits:       Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, TmpMB: m.cfg.Limits.TmpMB},
+			Limits:       types.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, TmpMB: m.cfg.Limits.TmpMB},
 		},
 		StartTimeout: m.cfg.StartTimeout,
 		Logger:       m.log,
@@ -634,7 +635,7 @@ func (m *Manager) makeRoom(e *entry) error {
 
 // takePooled assigns a live pooled sandbox to container, or returns nil
 // when the pool is empty or its sandboxes' memory limit differs.
-func (m *Manager) takePooled(name string, l Limits) *container {
+func (m *Manager) takePooled(name string, l types.Limits) *container {
 	if m.cfg.PoolSize == 0 || l.MemoryMB != m.cfg.Limits.MemoryMB {
 		return nil
 	}
@@ -656,7 +657,7 @@ func (m *Manager) takePooled(name string, l Limits) *container {
 			continue // died in the pool; its watcher cleaned up
 		default:
 		}
-		if err := sb.assign(name, l, ServedPooled); err != nil {
+		if err := sb.assign(name, l, types.ServedPooled); err != nil {
 			m.log.Error("assigning pooled sandbox", "sandbox", sb.ID(), "err", err)
 			m.destroy(sb)
 			continue
@@ -856,7 +857,7 @@ func (m *Manager) freeze(e *entry) {
 // List reports every sandbox assigned to a container, ordered by
 // container (pooled sandboxes are in Status and PoolList). A reaped or
 // evicted sandbox is listed (as destroyed) until it is gone.
-func (m *Manager) List() []Info {
+func (m *Manager) List() []types.SandboxInfo {
 	m.mu.Lock()
 	var sbs []*container
 	for _, e := range m.entries {
@@ -868,7 +869,7 @@ func (m *Manager) List() []Info {
 		sbs = append(sbs, sb)
 	}
 	m.mu.Unlock()
-	out := make([]Info, 0, len(sbs))
+	out := make([]types.SandboxInfo, 0, len(sbs))
 	for _, sb := range sbs {
 		out = append(out, sb.Info())
 	}
@@ -877,11 +878,11 @@ func (m *Manager) List() []Info {
 }
 
 // PoolList reports the pooled sandboxes, oldest first.
-func (m *Manager) PoolList() []Info {
+func (m *Manager) PoolList() []types.SandboxInfo {
 	m.mu.Lock()
 	sbs := append([]*container(nil), m.pool...)
 	m.mu.Unlock()
-	out := make([]Info, 0, len(sbs))
+	out := make([]types.SandboxInfo, 0, len(sbs))
 	for _, sb := range sbs {
 		out = append(out, sb.Info())
 	}
@@ -907,10 +908,10 @@ func (m *Manager) find(id string) *container {
 
 // Inspect reports one sandbox (assigned or pooled) with its cgroup
 // figures: memory and CPU usage, pids, OOM kills.
-func (m *Manager) Inspect(id string) (Info, error) {
+func (m *Manager) Inspect(id string) (types.SandboxInfo, error) {
 	sb := m.find(id)
 	if sb == nil {
-		return Info{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return types.SandboxInfo{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	info := sb.Info()
 	st, err := sb.cgroupStats()
@@ -921,33 +922,24 @@ func (m *Manager) Inspect(id string) (Info, error) {
 	return info, nil
 }
 
-// Status is the fleet's state (wtctl status, /metrics).
-type Status struct {
-	PoolTarget   int           `json:"pool_target"`
-	PoolReady    int           `json:"pool_ready"`
-	MaxSandboxes int           `json:"max_sandboxes"`
-	Sandboxes    map[State]int `json:"sandboxes"`
-	Fleet        *FleetStats   `json:"fleet,omitempty"`
-}
-
-// Status reports pool and sandbox counts and the parent cgroup's figures.
-func (m *Manager) Status() Status {
-	st := Status{
+// FleetStatus reports pool and sandbox counts and the parent cgroup's figures.
+func (m *Manager) Status() types.FleetStatus {
+	st := types.FleetStatus{
 		PoolTarget:   m.cfg.PoolSize,
 		MaxSandboxes: m.cfg.MaxSandboxes,
-		Sandboxes:    map[State]int{StatePooled: 0, StateRunning: 0, StatePaused: 0},
+		Sandboxes:    map[types.SandboxState]int{types.SandboxPooled: 0, types.SandboxRunning: 0, types.SandboxPaused: 0},
 	}
 	m.mu.Lock()
 	st.PoolReady = len(m.pool)
-	st.Sandboxes[StatePooled] = len(m.pool)
+	st.Sandboxes[types.SandboxPooled] = len(m.pool)
 	for _, e := range m.entries {
 		if e.sb == nil {
 			continue
 		}
 		if e.sb.isPaused() {
-			st.Sandboxes[StatePaused]++
+			st.Sandboxes[types.SandboxPaused]++
 		} else {
-			st.Sandboxes[StateRunning]++
+			st.Sandboxes[types.SandboxRunning]++
 		}
 	}
 	m.mu.Unlock()

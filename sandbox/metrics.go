@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // metrics are the Manager's Prometheus metrics (webtaskd_*). Sandboxes by
@@ -89,7 +90,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	m.met.ooms.Collect(ch)
 	m.met.timeouts.Collect(ch)
 	st := m.Status()
-	for _, s := range []State{StatePooled, StateRunning, StatePaused} {
+	for _, s := range []types.SandboxState{types.SandboxPooled, types.SandboxRunning, types.SandboxPaused} {
 		ch <- prometheus.MustNewConstMetric(descSandboxes, prometheus.GaugeValue, float64(st.Sandboxes[s]), string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(descPoolSize, prometheus.GaugeValue, float64(st.PoolReady))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
 
@@ -35,52 +36,12 @@ var (
 	ErrCapacity = errors.New("no sandbox capacity left; retry later")
 )
 
-// Limits are the resource limits of one sandbox.
-type Limits struct {
-	// MemoryMB is the cgroup memory limit in MiB; V8's heap limit follows it.
-	MemoryMB int `json:"memory_mb"`
-	// CPUs is the CPU quota in cores (1 = one full core).
-	CPUs float64 `json:"cpus"`
-	// Pids caps tasks (processes and threads) in the sandbox.
-	Pids int `json:"pids"`
-	// TmpMB is the size of the sandbox's tmpfs /tmp in MiB (daemon-wide:
-	// not overridable per container).
-	TmpMB int `json:"tmp_mb"`
-	// ExecTimeoutMS bounds one invocation in milliseconds; 0 means the
-	// Manager's ExecTimeout.
-	ExecTimeoutMS int64 `json:"exec_timeout_ms,omitempty"`
-	// MaxConcurrency caps the calls running at once in the container's
-	// sandbox; 0 means the Manager's MaxConcurrency.
-	MaxConcurrency int `json:"max_concurrency,omitempty"`
-}
-
 // DefaultLimits are the limits of a sandbox when nothing else is configured.
-var DefaultLimits = Limits{MemoryMB: 256, CPUs: 1, Pids: 128, TmpMB: 16}
-
-// Override returns l with every non-zero field of o applied (TmpMB is
-// daemon-wide and never overridden).
-func (l Limits) Override(o Limits) Limits {
-	if o.MemoryMB != 0 {
-		l.MemoryMB = o.MemoryMB
-	}
-	if o.CPUs != 0 {
-		l.CPUs = o.CPUs
-	}
-	if o.Pids != 0 {
-		l.Pids = o.Pids
-	}
-	if o.ExecTimeoutMS != 0 {
-		l.ExecTimeoutMS = o.ExecTimeoutMS
-	}
-	if o.MaxConcurrency != 0 {
-		l.MaxConcurrency = o.MaxConcurrency
-	}
-	return l
-}
+var DefaultLimits = types.Limits{MemoryMB: 256, CPUs: 1, Pids: 128, TmpMB: 16}
 
 // ValidateOverride checks per-container overrides (zero fields inherit the
 // daemon defaults). Errors wrap ErrConfig.
-func ValidateOverride(o Limits) error {
+func ValidateOverride(o types.Limits) error {
 	switch {
 	case o.MemoryMB != 0 && (o.MemoryMB < 32 || o.MemoryMB > 1<<20):
 		return fmt.Errorf("%w: memory_mb must be between 32 and 1048576", ErrConfig)
@@ -100,36 +61,10 @@ func ValidateOverride(o Limits) error {
 	return nil
 }
 
-// State is the lifecycle state of a sandbox.
-type State string
-
-const (
-	// StatePooled: booted, never ran user code, waiting in the pool.
-	StatePooled State = "pooled"
-	// StateRunning: assigned to a container and thawed.
-	StateRunning State = "running"
-	// StatePaused: frozen (cgroup freezer) after a short idle period;
-	// thawed by the next call.
-	StatePaused    State = "paused"
-	StateDestroyed State = "destroyed"
-)
-
-// Served tells how a call got its sandbox (the x-wt-sandbox header).
-type Served string
-
-const (
-	// ServedWarm: the container's sandbox was already running (or frozen).
-	ServedWarm Served = "warm"
-	// ServedPooled: the call took a pre-booted sandbox from the pool.
-	ServedPooled Served = "pooled"
-	// ServedCold: the call waited for a sandbox to boot.
-	ServedCold Served = "cold"
-)
-
 // CallInfo receives how one Manager.Invoke was served. Put it in the call's
 // context with WithCallInfo; Invoke fills it before returning.
 type CallInfo struct {
-	Served    Served
+	Served    types.Served
 	SandboxID string
 	// Queued is the time spent waiting for a concurrency slot.
 	Queued time.Duration
@@ -147,36 +82,6 @@ func WithCallInfo(ctx context.Context, ci *CallInfo) context.Context {
 func callInfoFrom(ctx context.Context) *CallInfo {
 	ci, _ := ctx.Value(callInfoKey{}).(*CallInfo)
 	return ci
-}
-
-// Info describes a live sandbox (wtctl sandboxes).
-type Info struct {
-	ID          string    `json:"id"`
-	Container   string    `json:"container"`
-	Pid         int       `json:"pid"`
-	State       State     `json:"state"`
-	CreatedAt   time.Time `json:"created_at"`
-	LastUsedAt  time.Time `json:"last_used_at"`
-	Invocations uint64    `json:"invocations"`
-	InFlight    int       `json:"in_flight"`
-	MemoryBytes uint64    `json:"memory_bytes"`
-	Limits      Limits    `json:"limits"`
-	// Served is how the sandbox came to its container: pooled or cold.
-	Served Served `json:"served,omitempty"`
-	// Cgroup holds cgroup figures; filled by Manager.Inspect only.
-	Cgroup *CgroupStats `json:"cgroup,omitempty"`
-}
-
-// CgroupStats are a sandbox's figures read from its cgroup.
-type CgroupStats struct {
-	Path             string `json:"path"`
-	MemoryBytes      uint64 `json:"memory_bytes"`
-	MemoryLimitBytes uint64 `json:"memory_limit_bytes"`
-	MemoryMaxBytes   uint64 `json:"memory_max_bytes"`
-	CPUNanos         uint64 `json:"cpu_usage_ns"`
-	Pids             uint64 `json:"pids"`
-	PidsLimit        uint64 `json:"pids_limit"`
-	OOMKills         uint64 `json:"oom_kills"`
 }
 
 // Sandbox is one running sandbox: a libcontainer container whose init is
@@ -198,6 +103,6 @@ type Sandbox interface {
 	Destroy() error
 	// Done is closed once the runtime has exited for any reason.
 	Done() <-chan struct{}
-	// Info reports the sandbox's current state and figures.
-	Info() Info
+	// SandboxInfo reports the sandbox's current state and figures.
+	Info() types.SandboxInfo
 }

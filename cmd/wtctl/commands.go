@@ -10,8 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 func envOr(name, def string) string {
@@ -53,7 +52,7 @@ func newSandboxesCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var list []sandbox.Info
+			var list []types.SandboxInfo
 			if err := c.do(cmd.Context(), "GET", "/api/admin/sandboxes", nil, &list); err != nil {
 				return err
 			}

@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 func newSandboxInspectCmd(opts *connOptions, asJSON *bool) *cobra.Command {
@@ -23,7 +22,7 @@ func newSandboxInspectCmd(opts *connOptions, asJSON *bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var info sandbox.Info
+			var info types.SandboxInfo
 			if err := c.do(cmd.Context(), "GET", "/api/admin/sandboxes/"+url.PathEscape(args[0]), nil, &info); err != nil {
 				return err
 			}
@@ -36,7 +35,7 @@ func newSandboxInspectCmd(opts *connOptions, asJSON *bool) *cobra.Command {
 	}
 }
 
-func printInspect(out io.Writer, s sandbox.Info, now time.Time) {
+func printInspect(out io.Writer, s types.SandboxInfo, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	container := s.Container
 	if container == "" {
@@ -101,7 +100,7 @@ func newSandboxTopCmd(opts *connOptions) *cobra.Command {
 			t := time.NewTicker(interval)
 			defer t.Stop()
 			for i := 0; iterations == 0 || i < iterations; i++ {
-				var list []sandbox.Info
+				var list []types.SandboxInfo
 				var st statusBody
 				if err := c.do(cmd.Context(), "GET", "/api/admin/sandboxes", nil, &list); err != nil {
 					return err
@@ -140,8 +139,8 @@ func newSandboxTopCmd(opts *connOptions) *cobra.Command {
 
 // statusBody is GET /api/admin/status.
 type statusBody struct {
-	Status string         `json:"status"`
-	Fleet  sandbox.Status `json:"fleet"`
+	Status string            `json:"status"`
+	Fleet  types.FleetStatus `json:"fleet"`
 }
 
 func newStatusCmd(opts *connOptions) *cobra.Command {
@@ -175,14 +174,14 @@ func newStatusCmd(opts *connOptions) *cobra.Command {
 	return cmd
 }
 
-func printStatus(out io.Writer, st sandbox.Status) {
+func printStatus(out io.Writer, st types.FleetStatus) {
 	fmt.Fprintf(out, "pool: %d/%d ready\n", st.PoolReady, st.PoolTarget)
 	max := "no cap"
 	if st.MaxSandboxes > 0 {
 		max = fmt.Sprintf("max %d", st.MaxSandboxes)
 	}
 	fmt.Fprintf(out, "sandboxes: %d running, %d paused, %d pooled (%s)\n",
-		st.Sandboxes[sandbox.StateRunning], st.Sandboxes[sandbox.StatePaused], st.Sandboxes[sandbox.StatePooled], max)
+		st.Sandboxes[types.SandboxRunning], st.Sandboxes[types.SandboxPaused], st.Sandboxes[types.SandboxPooled], max)
 	if f := st.Fleet; f != nil {
 		budget := "no budget"
 		if f.MemoryBudgetBytes > 0 {

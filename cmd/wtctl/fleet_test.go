@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
@@ -32,7 +32,7 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info sandbox.Info
+	var info types.SandboxInfo
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("inspect --json: %v: %s", err, out)
 	}

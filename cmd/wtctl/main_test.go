@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 	"github.com/webtaskd/webtaskd/sandbox"
 )
@@ -73,7 +74,7 @@ func TestTwoContainersListedThenReapedWhenIdle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []sandbox.Info
+	var list []types.SandboxInfo
 	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		t.Fatalf("--json output: %v", err)
 	}

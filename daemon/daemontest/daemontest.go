@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 // Env is one daemon started for a test, with its directories.
@@ -194,11 +194,11 @@ func (e *Env) PutWebtask(container, name, code string, secrets map[string]string
 }
 
 // Sandboxes lists live Sandboxes through the admin API.
-func (e *Env) Sandboxes() []sandbox.Info {
+func (e *Env) Sandboxes() []types.SandboxInfo {
 	e.t.Helper()
 	r := e.Call("GET", "/api/admin/sandboxes", e.Master, nil)
 	MustStatus(e.t, r, 200, "list sandboxes")
-	var list []sandbox.Info
+	var list []types.SandboxInfo
 	r.JSON(e.t, &list)
 	return list
 }
