@@ -96,14 +96,6 @@ type call struct {
 
 var callPool = sync.Pool{New: func() any { return &call{ch: make(chan reply, 1)} }}
 
-// invokeMsg is the daemon -> agent envelope. Kept separate from message so
-// that encoding it does not walk the agent -> daemon fields.
-type invokeMsg struct {
-	Op  string   `json:"op"`
-	ID  uint64   `json:"id"`
-	Req *Request `json:"req"`
-}
-
 // Client speaks the runtime protocol over one channel. All methods are safe
 // for concurrent use; many Do calls may be in flight at once.
 type Client struct {
@@ -134,9 +126,8 @@ type Client struct {
 
 	done chan struct{}
 
-	logs        chan LogLine
-	logsDone    chan struct{}
-	droppedLogs atomic.Uint64
+	logs       chan LogLine
+	warnedDrop atomic.Bool // the first dropped log line was logged
 
 	onStorage      StorageHandler
 	storageTimeout time.Duration
@@ -150,7 +141,7 @@ type Client struct {
 
 // NewClient starts reading conn. onLog receives user output (may be nil).
 // A slow onLog never blocks the channel: up to a bounded number of lines
-// wait for it, further lines are dropped and counted (DroppedLogs).
+// wait for it, further lines are dropped (the first drop is logged).
 //
 // conn.Close must interrupt a blocked Read: for a socketpair fd wrap it with
 // net.FileConn (or set it non-blocking before os.NewFile), never a plain
@@ -163,7 +154,6 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		known:          make(map[string]struct{}),
 		readyCh:        make(chan struct{}),
 		done:           make(chan struct{}),
-		logsDone:       make(chan struct{}),
 		storageTimeout: DefaultStorageTimeout,
 		tokenTimeout:   DefaultStorageTimeout,
 		callbackSlots:  make(chan struct{}, DefaultMaxStorageOps),
@@ -175,8 +165,6 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 	if onLog != nil {
 		c.logs = make(chan LogLine, logBuffer)
 		go c.logLoop()
-	} else {
-		close(c.logsDone)
 	}
 	go c.readLoop()
 	return c
@@ -400,9 +388,6 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// DroppedLogs counts log lines dropped because onLog was too slow.
-func (c *Client) DroppedLogs() uint64 { return c.droppedLogs.Load() }
-
 func (c *Client) closedErr() error {
 	c.mu.Lock()
 	err := c.err
@@ -508,7 +493,7 @@ func (c *Client) dispatch(line []byte) error {
 		select {
 		case c.logs <- LogLine{ID: m.ID, ReqID: m.ReqID, Stream: m.Stream, Msg: m.Msg}:
 		default:
-			if c.droppedLogs.Add(1) == 1 {
+			if !c.warnedDrop.Swap(true) {
 				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
 			}
 		}
@@ -549,7 +534,6 @@ func (c *Client) result(id uint64, status int, hdr map[string][]string, body []b
 }
 
 func (c *Client) logLoop() {
-	defer close(c.logsDone)
 	for l := range c.logs {
 		c.onLog(l)
 	}

@@ -216,9 +216,6 @@ func TestClientSlowLogConsumerDrops(t *testing.T) {
 	if r := wait(t, ch); r.err != nil {
 		t.Fatalf("Do blocked or failed behind a slow log consumer: %v", r.err)
 	}
-	if d := c.DroppedLogs(); d == 0 || d > 101 {
-		t.Fatalf("dropped %d lines, want 1..101", d)
-	}
 	if l := <-got; l.ReqID != "r" || l.Msg != "m" || l.ID != m.ID {
 		t.Fatalf("log line %+v", l)
 	}

@@ -16,8 +16,8 @@ import (
 // Request by reflection, about a third of the daemon's protocol cost), and
 // a "result" line in the exact shape agent.js writes is parsed without
 // reflection. Both produce what encoding/json would: the invoke message is
-// byte for byte what json.Encoder (SetEscapeHTML(false)) wrote for
-// invokeMsg, and any line the fast parser does not fully recognise is
+// byte for byte what json.Encoder (SetEscapeHTML(false)) writes for
+// {"op":"invoke","id":…,"req":Request}, and any line the fast parser does not fully recognise is
 // decoded by encoding/json instead. wire_test.go checks both against
 // encoding/json.
 
@@ -26,7 +26,7 @@ import (
 // EncodeFixed and set Request.Fixed; the client then splices it instead of
 // encoding those fields on every call.
 type Fixed struct {
-	b []byte // `,"secrets":...,"pb":0,"mb":0,"token":"..."`, as invokeMsg encodes them
+	b []byte // `,"secrets":...,"pb":0,"mb":0,"token":"..."`, as encoding/json encodes them
 }
 
 // EncodeFixed pre-encodes r's per-webtask fields (Secrets, Params, Meta,

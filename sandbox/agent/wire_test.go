@@ -10,6 +10,15 @@ import (
 	"testing"
 )
 
+// invokeMsg is the daemon -> agent invoke envelope as encoding/json sees
+// it: the reference the hand-written encoder (wire.go) is checked against,
+// and what the fake agent of client_test.go decodes.
+type invokeMsg struct {
+	Op  string   `json:"op"`
+	ID  uint64   `json:"id"`
+	Req *Request `json:"req"`
+}
+
 // encodeStd is what the client sent before the hand-written encoder:
 // json.Encoder without HTML escaping of invokeMsg.
 func encodeStd(t *testing.T, id uint64, r *Request, withCode bool) []byte {
