@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
@@ -21,14 +22,14 @@ func credential(c echo.Context) (string, error) {
 		scheme, raw, ok := strings.Cut(h, " ")
 		raw = strings.TrimSpace(raw)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			return "", apiErr(ErrForbidden, msgUnexpectedAuth)
+			return "", apiErr(errdefs.ErrDenied, msgUnexpectedAuth)
 		}
 		return raw, nil
 	}
 	if k := c.QueryParam("key"); k != "" {
 		return k, nil
 	}
-	return "", apiErr(ErrForbidden, msgNoAuth)
+	return "", apiErr(errdefs.ErrDenied, msgNoAuth)
 }
 
 // caller authenticates the request and returns the caller's claims.
@@ -58,7 +59,7 @@ func authorize(claims *token.Claims, container string) error {
 
 func requireMaster(claims *token.Claims) error {
 	if !claims.IsMaster() {
-		return apiErr(ErrForbidden, msgAdminOnly)
+		return apiErr(errdefs.ErrDenied, msgAdminOnly)
 	}
 	return nil
 }
@@ -69,12 +70,12 @@ func pathName(c echo.Context, p, what string) (string, error) {
 	if strings.IndexByte(v, '%') >= 0 {
 		u, err := url.PathUnescape(v)
 		if err != nil {
-			return "", apiErr(ErrBadRequest, "invalid %s name", what)
+			return "", apiErr(errdefs.ErrInvalid, "invalid %s name", what)
 		}
 		v = u
 	}
 	if !token.ValidName(v) {
-		return "", apiErr(ErrBadRequest, "invalid %s name", what)
+		return "", apiErr(errdefs.ErrInvalid, "invalid %s name", what)
 	}
 	return v, nil
 }
@@ -110,7 +111,7 @@ func (s *Server) webtaskParams(c echo.Context) (*token.Claims, string, string, e
 }
 
 // readBody reads the request body up to Config.MaxBodyBytes; more is
-// ErrTooLarge. An absent body is nil.
+// errdefs.ErrTooLarge. An absent body is nil.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
 	if r.Body == nil || r.Body == http.NoBody {
@@ -118,7 +119,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	}
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
-		return nil, apiErr(ErrTooLarge, "request body exceeds %d bytes", max)
+		return nil, apiErr(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -129,7 +130,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		return nil, fmt.Errorf("reading request body: %w", err)
 	}
 	if n > max {
-		return nil, apiErr(ErrTooLarge, "request body exceeds %d bytes", max)
+		return nil, apiErr(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
 	if n == 0 {
 		return nil, nil
@@ -138,19 +139,19 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 }
 
 // decodeJSON strictly decodes a JSON object body into v: unknown fields,
-// wrong types and trailing data are ErrBadRequest. Messages never quote
+// wrong types and trailing data are errdefs.ErrInvalid. Messages never quote
 // values (encoding/json errors name types and fields only).
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return apiErr(ErrBadRequest, "the request body must be a JSON object")
+		return apiErr(errdefs.ErrInvalid, "the request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apiErr(ErrBadRequest, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return apiErr(errdefs.ErrInvalid, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
-		return apiErr(ErrBadRequest, "invalid JSON body: trailing data")
+		return apiErr(errdefs.ErrInvalid, "invalid JSON body: trailing data")
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/token"
 )
@@ -37,7 +38,7 @@ func (f *fakeCodes) GetCode(_ context.Context, hash string) (string, error) {
 	f.gets++
 	c, ok := f.m[hash]
 	if !ok {
-		return "", fmt.Errorf("code blob %s: %w", hash, store.ErrNotFound)
+		return "", fmt.Errorf("code blob %s: %w", hash, errdefs.New(store.ErrCodeNotFound, "the code named by the url claim is not stored"))
 	}
 	return c, nil
 }

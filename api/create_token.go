@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store/token"
 )
+
+var errNoAuthority = errdefs.New(errdefs.ErrDenied, "this webtask runs without a token to issue from")
 
 // CreateToken serves the runtime's ctx.create_token(_url) calls
 // (agent.TokenHandler): the invocation's own token (op.Authority: the
@@ -18,8 +20,11 @@ import (
 // its own. Errors carry the API's status and message (tokenResult in
 // errors.go).
 func (s *Server) CreateToken(ctx context.Context, op agent.TokenOp) agent.TokenResult {
+	if op.Refused != nil {
+		return s.tokenResult(op, op.Refused)
+	}
 	if op.Authority == "" {
-		return agent.TokenResult{Code: http.StatusForbidden, Message: "this webtask runs without a token to issue from"}
+		return s.tokenResult(op, errNoAuthority)
 	}
 	parent, err := s.verifier.Verify(op.Authority, s.now())
 	if err != nil {

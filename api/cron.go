@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/api/cron"
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store"
 )
 
@@ -47,7 +48,7 @@ type putCronBody struct {
 // cronParams authenticates the caller for :container and validates :name.
 func (s *Server) cronParams(c echo.Context) (container, name string, err error) {
 	if s.cronStore == nil || s.cron == nil {
-		return "", "", apiErr(ErrUnavailable, "cron jobs are not enabled on this server")
+		return "", "", apiErr(errdefs.ErrUnavailable, "cron jobs are not enabled on this server")
 	}
 	_, container, err = s.containerParam(c)
 	if err != nil {
@@ -95,7 +96,7 @@ func (s *Server) putCronJob(c echo.Context) error {
 		return err
 	}
 	if body.Schedule == nil || strings.TrimSpace(*body.Schedule) == "" {
-		return apiErr(ErrBadRequest, "the `schedule` field is required")
+		return apiErr(errdefs.ErrInvalid, "the `schedule` field is required")
 	}
 	j := &store.CronJob{Container: container, Name: name, Schedule: strings.TrimSpace(*body.Schedule),
 		TZ: cron.DefaultTZ, State: store.CronActive, Meta: body.Meta}
@@ -108,23 +109,20 @@ func (s *Server) putCronJob(c echo.Context) error {
 		}
 	}
 	if _, err := cron.Parse(j.Schedule, j.TZ); err != nil {
-		return apiErr(ErrBadRequest, "%s", err.Error())
+		return apiErr(errdefs.ErrInvalid, "%s", err.Error())
 	}
 	if body.Token != nil && *body.Token != "" {
 		tok, err := s.verifier.Verify(*body.Token, s.now())
 		if err != nil {
-			return apiErr(ErrBadRequest, "invalid job token: %s", err.Error())
+			return apiErr(errdefs.ErrInvalid, "invalid job token: %s", err.Error())
 		}
 		if !tok.AllowsContainer(container) {
-			return apiErr(ErrBadRequest, "the job token is not valid for container `%s`", container)
+			return apiErr(errdefs.ErrInvalid, "the job token is not valid for container `%s`", container)
 		}
 		j.Token = *body.Token
 	}
 	ctx := c.Request().Context()
 	stored, err := s.cronStore.PutCronJob(ctx, j)
-	if errors.Is(err, store.ErrNotFound) {
-		return apiErr(ErrNotFound, "no webtask `%s` in container `%s` to schedule", name, container)
-	}
 	if err != nil {
 		return err
 	}
@@ -143,7 +141,7 @@ func cronState(v string) (string, error) {
 	case store.CronActive, store.CronInactive:
 		return v, nil
 	}
-	return "", apiErr(ErrBadRequest, "the `state` field must be `active` or `inactive`")
+	return "", apiErr(errdefs.ErrInvalid, "the `state` field must be `active` or `inactive`")
 }
 
 // getCronJob is GET /api/cron/{c}/{n}.
@@ -155,20 +153,13 @@ func (s *Server) getCronJob(c echo.Context) error {
 	ctx := c.Request().Context()
 	j, err := s.cronStore.GetCronJob(ctx, container, name)
 	if err != nil {
-		return cronNotFound(err, name)
+		return err
 	}
 	out, err := s.cronJSON(ctx, j)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-func cronNotFound(err error, name string) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return apiErr(ErrNotFound, "no cron job `%s`", name)
-	}
-	return err
 }
 
 // deleteCronJob is DELETE /api/cron/{c}/{n}: 204; the webtask and its token
@@ -179,7 +170,7 @@ func (s *Server) deleteCronJob(c echo.Context) error {
 		return err
 	}
 	if err := s.cronStore.DeleteCronJob(c.Request().Context(), container, name); err != nil {
-		return cronNotFound(err, name)
+		return err
 	}
 	s.cron.Remove(container, name)
 	return c.NoContent(http.StatusNoContent)
@@ -202,7 +193,7 @@ func (s *Server) setCronJobState(c echo.Context) error {
 		return err
 	}
 	if body.State == nil {
-		return apiErr(ErrBadRequest, "the `state` field is required")
+		return apiErr(errdefs.ErrInvalid, "the `state` field is required")
 	}
 	state, err := cronState(*body.State)
 	if err != nil {
@@ -211,7 +202,7 @@ func (s *Server) setCronJobState(c echo.Context) error {
 	ctx := c.Request().Context()
 	j, err := s.cronStore.SetCronJobState(ctx, container, name, state)
 	if err != nil {
-		return cronNotFound(err, name)
+		return err
 	}
 	if err := s.cron.Put(j); err != nil {
 		return err
@@ -226,7 +217,7 @@ func (s *Server) setCronJobState(c echo.Context) error {
 // listCronJobs is GET /api/cron/{c}?offset=&limit=&meta=k:v...
 func (s *Server) listCronJobs(c echo.Context) error {
 	if s.cronStore == nil || s.cron == nil {
-		return apiErr(ErrUnavailable, "cron jobs are not enabled on this server")
+		return apiErr(errdefs.ErrUnavailable, "cron jobs are not enabled on this server")
 	}
 	_, container, err := s.containerParam(c)
 	if err != nil {
@@ -240,7 +231,7 @@ func (s *Server) listCronJobs(c echo.Context) error {
 	for _, f := range c.QueryParams()["meta"] {
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || k == "" {
-			return apiErr(ErrBadRequest, "meta filters must have the form key:value")
+			return apiErr(errdefs.ErrInvalid, "meta filters must have the form key:value")
 		}
 		if o.Meta == nil {
 			o.Meta = map[string]string{}
@@ -281,7 +272,7 @@ func (s *Server) cronHistory(c echo.Context) error {
 	}
 	rs, err := s.cronStore.CronHistory(c.Request().Context(), container, name, offset, limit)
 	if err != nil {
-		return cronNotFound(err, name)
+		return err
 	}
 	out := make([]cron.ResultJSON, 0, len(rs))
 	for _, r := range rs {
@@ -297,14 +288,14 @@ func pageParams(c echo.Context, max int) (offset, limit int, err error) {
 	if v := c.QueryParam("offset"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return 0, 0, apiErr(ErrBadRequest, "offset must be a non-negative integer")
+			return 0, 0, apiErr(errdefs.ErrInvalid, "offset must be a non-negative integer")
 		}
 		offset = n
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return 0, 0, apiErr(ErrBadRequest, "limit must be a non-negative integer")
+			return 0, 0, apiErr(errdefs.ErrInvalid, "limit must be a non-negative integer")
 		}
 		if n > 0 && n < max {
 			limit = n

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/store"
@@ -62,7 +63,7 @@ func (s *Server) inspectSandbox(c echo.Context) error {
 		return err
 	}
 	if s.fleet == nil {
-		return apiErr(ErrUnavailable, "sandbox inspection is not available")
+		return apiErr(errdefs.ErrUnavailable, "sandbox inspection is not available")
 	}
 	info, err := s.fleet.Inspect(c.Param("id"))
 	if err != nil {
@@ -78,7 +79,7 @@ func (s *Server) fleetStatus(c echo.Context) error {
 		return err
 	}
 	if s.fleet == nil {
-		return apiErr(ErrUnavailable, "fleet status is not available")
+		return apiErr(errdefs.ErrUnavailable, "fleet status is not available")
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "fleet": s.fleet.Status()})
 }
@@ -118,7 +119,7 @@ func (s *Server) putLimits(c echo.Context) error {
 	}
 	o := types.Limits{MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids, ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency}
 	if err := sandbox.ValidateOverride(o); err != nil {
-		return apiErr(ErrBadRequest, "%s", err.Error())
+		return apiErr(errdefs.ErrInvalid, "%s", err.Error())
 	}
 	l, err := s.limitStore.PutLimits(c.Request().Context(), store.ContainerLimits{
 		Container: container, MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids,
@@ -139,9 +140,6 @@ func (s *Server) deleteLimits(c echo.Context) error {
 		return err
 	}
 	if err := s.limitStore.DeleteLimits(c.Request().Context(), container); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return apiErr(ErrNotFound, "container %s has no limit overrides", container)
-		}
 		return err
 	}
 	s.fleet.Recycle(container)
@@ -153,7 +151,7 @@ func (s *Server) limitsTarget(c echo.Context) (string, error) {
 		return "", err
 	}
 	if s.limitStore == nil || s.fleet == nil {
-		return "", apiErr(ErrUnavailable, "per-container limits are not available")
+		return "", apiErr(errdefs.ErrUnavailable, "per-container limits are not available")
 	}
 	return pathName(c, "container", "container")
 }
@@ -162,7 +160,7 @@ func (s *Server) limitsTarget(c echo.Context) (string, error) {
 // figures only (no container names, no secrets) and needs no token.
 func (s *Server) serveMetrics(c echo.Context) error {
 	if s.metrics == nil {
-		return apiErr(ErrUnavailable, "metrics are not available")
+		return apiErr(errdefs.ErrUnavailable, "metrics are not available")
 	}
 	s.metrics.ServeHTTP(c.Response(), c.Request())
 	return nil

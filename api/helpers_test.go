@@ -48,7 +48,7 @@ func (f *fakeStore) GetWebtask(_ context.Context, container, name string) (*stor
 	f.gets++
 	w, ok := f.m[container+"/"+name]
 	if !ok {
-		return nil, fmt.Errorf("webtask %s/%s: %w", container, name, store.ErrNotFound)
+		return nil, fmt.Errorf("webtask %s/%s: %w", container, name, store.ErrWebtaskNotFound)
 	}
 	return w, nil
 }
@@ -58,7 +58,7 @@ func (f *fakeStore) DeleteWebtask(_ context.Context, container, name string) err
 	defer f.mu.Unlock()
 	f.writes++
 	if _, ok := f.m[container+"/"+name]; !ok {
-		return store.ErrNotFound
+		return store.ErrWebtaskNotFound
 	}
 	delete(f.m, container+"/"+name)
 	return nil

@@ -1,13 +1,13 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
 
@@ -46,13 +46,13 @@ func (s *Server) streamLogs(c echo.Context) error {
 		return err
 	}
 	if s.logs == nil {
-		return apiErr(ErrUnavailable, "log streaming is not configured")
+		return apiErr(errdefs.ErrUnavailable, "log streaming is not configured")
 	}
 	backlog := logstream.Backlog{Max: maxLogTail, Since: s.now().Add(-DefaultLogReplayWindow)}
 	if v := c.QueryParam("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(ErrBadRequest, "tail must be a non-negative integer")
+			return apiErr(errdefs.ErrInvalid, "tail must be a non-negative integer")
 		}
 		backlog = logstream.Backlog{Max: min(n, maxLogTail)}
 	}
@@ -61,11 +61,8 @@ func (s *Server) streamLogs(c echo.Context) error {
 		follow = false
 	}
 	sub, err := s.logs.Subscribe(container, backlog)
-	if errors.Is(err, logstream.ErrClosed) {
-		return apiErr(ErrUnavailable, "the daemon is shutting down")
-	}
 	if err != nil {
-		return err
+		return err // logstream.ErrClosed: 503
 	}
 	defer sub.Close()
 

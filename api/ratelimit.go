@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
@@ -59,8 +60,8 @@ type limitKey struct {
 	n     int64
 }
 
-// RateLimitError is a refused request: ErrRateLimited, with the time after
-// which a retry can succeed (the Retry-After header).
+// RateLimitError is a refused request (errdefs.ErrExhausted: 429), with the
+// time after which a retry can succeed (the Retry-After header).
 type RateLimitError struct {
 	RetryAfter time.Duration
 	// Claim is the limit that refused the request ("lts", "ls", ...).
@@ -77,7 +78,8 @@ func (e *RateLimitError) Error() string {
 	return fmt.Sprintf("rate limit exceeded: the %s allows %d requests per %s (`%s`)", scope, e.Limit, e.Unit, e.Claim)
 }
 
-func (e *RateLimitError) Unwrap() error { return ErrRateLimited }
+// Unwrap is the caller-facing error: ErrExhausted with Error's message.
+func (e *RateLimitError) Unwrap() error { return errdefs.New(errdefs.ErrExhausted, e.Error()) }
 
 // retryAfterSeconds is the Retry-After value: whole seconds, at least 1.
 func (e *RateLimitError) retryAfterSeconds() string {

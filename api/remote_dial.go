@@ -1,19 +1,21 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"syscall"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // ErrPrivateAddress: remote webtask code was to be fetched from a loopback,
 // private, link-local or otherwise non-public address, which tenants must
 // not reach through the daemon (Config.AllowPrivateCodeURLs allows it).
-var ErrPrivateAddress = errors.New("code url resolves to a non-public address")
+var ErrPrivateAddress = errdefs.New(errdefs.ErrInvalid,
+	"the webtask code url points to a loopback, private or link-local address, which is not allowed")
 
 // carrierGradeNAT is 100.64.0.0/10 (RFC 6598), not covered by IsPrivate.
 var carrierGradeNAT = netip.MustParsePrefix("100.64.0.0/10")

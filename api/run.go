@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
@@ -43,7 +44,7 @@ func (s *Server) runNamed(c echo.Context) error {
 	w, err := s.store.GetWebtask(ctx, container, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return apiErr(ErrNotFound, msgNoWebtask)
+			return apiErr(errdefs.ErrNotFound, msgNoWebtask)
 		}
 		return err
 	}
@@ -100,13 +101,13 @@ func (s *Server) runUnnamed(c echo.Context) error {
 	case c.QueryParam("webtask_url") != "":
 		u := c.QueryParam("webtask_url")
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return apiErr(ErrBadRequest, "webtask_url must be an http or https URL")
+			return apiErr(errdefs.ErrInvalid, "webtask_url must be an http or https URL")
 		}
 		code, hash, err = s.codeAt(c, u)
 	case (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && len(body) > 0:
 		code, hash, body = string(body), hashCode(body), nil
 	default:
-		return apiErr(ErrBadRequest, "no code to run: the token has no url and the request body holds no code")
+		return apiErr(errdefs.ErrInvalid, "no code to run: the token has no url and the request body holds no code")
 	}
 	if err != nil {
 		return err
@@ -154,12 +155,9 @@ func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, er
 func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error) {
 	if h, ok := parseCodeURL(u); ok {
 		if s.codes == nil {
-			return "", "", apiErr(ErrUnavailable, "code storage is not configured")
+			return "", "", apiErr(errdefs.ErrUnavailable, "code storage is not configured")
 		}
 		code, err := s.codes.GetCode(c.Request().Context(), h)
-		if errors.Is(err, store.ErrNotFound) {
-			return "", "", apiErr(ErrNotFound, "the code named by the url claim is not stored")
-		}
 		if err != nil {
 			return "", "", err
 		}
@@ -169,25 +167,25 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 		w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return "", "", apiErr(ErrNotFound, msgNoWebtask)
+				return "", "", apiErr(errdefs.ErrNotFound, msgNoWebtask)
 			}
 			return "", "", err
 		}
 		if w.Code == "" {
-			return "", "", apiErr(ErrBadRequest, "the webtask named by the url claim has no stored code")
+			return "", "", apiErr(errdefs.ErrInvalid, "the webtask named by the url claim has no stored code")
 		}
 		return w.Code, w.CodeHash, nil
 	}
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return "", "", apiErr(ErrBadRequest, "unsupported code url")
+		return "", "", apiErr(errdefs.ErrInvalid, "unsupported code url")
 	}
 	code, hash, err = s.remote.get(u)
 	if errors.Is(err, ErrPrivateAddress) {
-		return "", "", apiErr(ErrBadRequest, "the webtask code url points to a loopback, private or link-local address, which is not allowed")
+		return "", "", err // 400
 	}
 	if err != nil {
 		s.log.Warn("fetching remote webtask code failed", "req_id", reqID(c), "err", err)
-		return "", "", apiErr(ErrBadGateway, "unable to fetch the webtask code from its url")
+		return "", "", apiErr(errdefs.ErrUpstream, "unable to fetch the webtask code from its url")
 	}
 	return code, hash, nil
 }

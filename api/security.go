@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
@@ -79,7 +80,7 @@ func (s *Server) storedClaims(raw string) (*token.Claims, error) {
 // Revoking a webtask's token (or any ancestor) therefore stops its runs.
 func (s *Server) checkStoredToken(w *store.Webtask) error {
 	if w.Token == "" {
-		return apiErr(ErrForbidden, "the webtask has no token")
+		return apiErr(errdefs.ErrDenied, "the webtask has no token")
 	}
 	c, err := s.storedClaims(w.Token)
 	if err != nil {
@@ -110,22 +111,22 @@ func (s *Server) revokeToken(c echo.Context) error {
 		raw = tokenFromBody(c.Request().Header.Get(echo.HeaderContentType), body)
 	}
 	if raw == "" {
-		return apiErr(ErrBadRequest, "the token to revoke is required (token query parameter or body)")
+		return apiErr(errdefs.ErrInvalid, "the token to revoke is required (token query parameter or body)")
 	}
 	if s.security == nil {
-		return apiErr(ErrUnavailable, "revocation is not configured")
+		return apiErr(errdefs.ErrUnavailable, "revocation is not configured")
 	}
 	tok, err := token.VerifySignature(s.keys, raw)
 	if err != nil {
-		return apiErr(ErrBadRequest, "the token to revoke is malformed or not signed by a live key of this server")
+		return apiErr(errdefs.ErrInvalid, "the token to revoke is malformed or not signed by a live key of this server")
 	}
 	switch {
 	case caller.IsMaster(), tok.IssuedBy(caller.Jti):
 	case caller.Jti == tok.Jti && tok.Dr != 1:
 	case caller.Jti == tok.Jti:
-		return apiErr(ErrForbidden, "the token may not revoke itself (dr:1)")
+		return apiErr(errdefs.ErrDenied, "the token may not revoke itself (dr:1)")
 	default:
-		return apiErr(ErrForbidden, "insufficient permissions to revoke this token: only the token itself, its ancestors and master tokens may")
+		return apiErr(errdefs.ErrDenied, "insufficient permissions to revoke this token: only the token itself, its ancestors and master tokens may")
 	}
 	if err := s.security.Revoke(c.Request().Context(), tok.Jti, caller.Jti); err != nil {
 		return err
@@ -224,16 +225,16 @@ func (s *Server) retireKey(c echo.Context) error {
 		return err
 	}
 	if s.security == nil {
-		return apiErr(ErrUnavailable, "key retirement is not configured")
+		return apiErr(errdefs.ErrUnavailable, "key retirement is not configured")
 	}
 	kid := c.Param("kid")
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	if !s.keyKnown(kid) {
-		return apiErr(ErrNotFound, "no key set with id %q", kid)
+		return apiErr(errdefs.ErrNotFound, "no key set with id %q", kid)
 	}
 	if kid == s.keys.Current().ID {
-		return apiErr(ErrConflict, "cannot retire the current key set: rotate first")
+		return apiErr(errdefs.ErrConflict, "cannot retire the current key set: rotate first")
 	}
 	ctx := c.Request().Context()
 	out := retireResult{Kid: kid}
@@ -250,13 +251,10 @@ func (s *Server) retireKey(c echo.Context) error {
 	if left, err := s.security.CountSealedWith(ctx, kid); err != nil {
 		return err
 	} else if left > 0 {
-		return apiErr(ErrConflict, "%d webtasks still hold secrets sealed with %s; retry", left, kid)
+		return apiErr(errdefs.ErrConflict, "%d webtasks still hold secrets sealed with %s; retry", left, kid)
 	}
 	if err := s.keyAdmin.Retire(kid); err != nil {
-		if errors.Is(err, keyring.ErrRetireCurrent) {
-			return apiErr(ErrConflict, "cannot retire the current key set: rotate first")
-		}
-		return err
+		return err // keyring.ErrRetireCurrent is a 409
 	}
 	out.Retired = true
 	s.log.Info("key set retired", "req_id", reqID(c), "kid", kid, "resealed", out.Resealed, "resigned", out.Resigned)
@@ -273,7 +271,7 @@ func (s *Server) requireKeyAdmin(c echo.Context) error {
 		return err
 	}
 	if s.keyAdmin == nil {
-		return apiErr(ErrUnavailable, "key administration is not configured")
+		return apiErr(errdefs.ErrUnavailable, "key administration is not configured")
 	}
 	return nil
 }
@@ -345,7 +343,7 @@ func (s *Server) keepSecrets(c echo.Context, caller *token.Claims, container, na
 	}
 	tok, _, err := token.ParseUnverified(w.Token)
 	if err != nil || !mayDecrypt(caller, tok) {
-		return apiErr(ErrForbidden, "not authorized to keep the secrets of this webtask: send `secrets` to replace them")
+		return apiErr(errdefs.ErrDenied, "not authorized to keep the secrets of this webtask: send `secrets` to replace them")
 	}
 	kept := make(map[string]any, len(w.Secrets))
 	for k, v := range w.Secrets {

@@ -305,7 +305,7 @@ func (s *Server) recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
 					panic(r)
 				}
 				s.log.Error("handler panic", "req_id", reqID(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-				err = apiErr(ErrInternal, "internal server error")
+				err = errors.New("handler panic") // no kind: 500 "internal server error"
 			}
 		}()
 		return next(c)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 )
@@ -41,7 +42,7 @@ func toDataJSON(d store.Data) dataJSON {
 
 func (s *Server) dataParams(c echo.Context) (string, string, error) {
 	if s.data == nil {
-		return "", "", apiErr(ErrUnavailable, "storage is not configured")
+		return "", "", apiErr(errdefs.ErrUnavailable, "storage is not configured")
 	}
 	_, container, name, err := s.webtaskParams(c)
 	if err != nil {
@@ -86,7 +87,7 @@ func (s *Server) putData(c echo.Context) error {
 		return err
 	}
 	if body.Data == nil {
-		return apiErr(ErrBadRequest, "the `data` field (the document as a JSON string) is required")
+		return apiErr(errdefs.ErrInvalid, "the `data` field (the document as a JSON string) is required")
 	}
 	opts, err := parseEtag(body.Etag)
 	if err != nil {
@@ -111,25 +112,30 @@ func parseEtag(raw json.RawMessage) (store.PutDataOptions, error) {
 	}
 	if strings.HasPrefix(v, `"`) {
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return store.PutDataOptions{}, apiErr(ErrBadRequest, "etag must be an integer")
+			return store.PutDataOptions{}, apiErr(errdefs.ErrInvalid, "etag must be an integer")
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return store.PutDataOptions{}, apiErr(ErrBadRequest, "etag must be an integer")
+		return store.PutDataOptions{}, apiErr(errdefs.ErrInvalid, "etag must be an integer")
 	}
 	return store.PutDataOptions{ExpectEtag: n}, nil
 }
+
+var errUnnamedStorage = errdefs.New(errdefs.ErrInvalid, "storage is only available to named webtasks")
 
 // Storage serves the runtime's ctx.storage calls (agent.StorageHandler):
 // the same documents as the /data routes, errors as the codes of the HTTP
 // API (storageResult in errors.go).
 func (s *Server) Storage(ctx context.Context, op agent.StorageOp) agent.StorageResult {
+	if op.Refused != nil {
+		return s.storageResult(op, op.Refused)
+	}
 	if op.Name == "" {
-		return agent.StorageResult{Code: http.StatusBadRequest, Message: "storage is only available to named webtasks"}
+		return s.storageResult(op, errUnnamedStorage)
 	}
 	if s.data == nil {
-		return agent.StorageResult{Code: http.StatusServiceUnavailable, Message: "storage is not configured"}
+		return s.storageResult(op, apiErr(errdefs.ErrUnavailable, "storage is not configured"))
 	}
 	if !op.Set {
 		d, err := s.data.GetData(ctx, op.Container, op.Name)

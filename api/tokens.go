@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/token"
 )
@@ -47,7 +48,7 @@ func (s *Server) sign(c *token.Claims, plain map[string]any) (string, error) {
 	if plain != nil {
 		b, err := json.Marshal(plain)
 		if err != nil {
-			return "", apiErr(ErrBadRequest, "the `ectx` claim is not JSON-encodable")
+			return "", apiErr(errdefs.ErrInvalid, "the `ectx` claim is not JSON-encodable")
 		}
 		sealed, kid, err := s.keys.Seal(b, sealAD(c))
 		if err != nil {
@@ -94,7 +95,7 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 	named := req.Has("jtn")
 	inlineCode := req.Has("code") && !named
 	if inlineCode && s.codes == nil {
-		return nil, apiErr(ErrUnavailable, "code storage is not configured")
+		return nil, apiErr(errdefs.ErrUnavailable, "code storage is not configured")
 	}
 	var container string
 	if named {
@@ -196,18 +197,18 @@ func (s *Server) inspectToken(c echo.Context) error {
 	}
 	raw := c.QueryParam("token")
 	if raw == "" {
-		return apiErr(ErrBadRequest, "the token query parameter is required")
+		return apiErr(errdefs.ErrInvalid, "the token query parameter is required")
 	}
 	tok, err := s.verifier.Verify(raw, s.now())
 	if err != nil {
 		return err
 	}
 	if !mayManage(caller, tok) {
-		return apiErr(ErrForbidden, "not authorized to inspect this token")
+		return apiErr(errdefs.ErrDenied, "not authorized to inspect this token")
 	}
 	decrypt := queryBool(c, "decrypt")
 	if decrypt && !mayDecrypt(caller, tok) {
-		return apiErr(ErrForbidden, "not authorized to decrypt the secrets of this token")
+		return apiErr(errdefs.ErrDenied, "not authorized to decrypt the secrets of this token")
 	}
 	b, err := json.Marshal(tok)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/token"
 )
@@ -61,7 +62,7 @@ func (s *Server) putWebtask(c echo.Context) error {
 		return err
 	}
 	if (body.Code == nil) == (body.URL == nil) {
-		return apiErr(ErrBadRequest, "exactly one of `code` and `url` is required")
+		return apiErr(errdefs.ErrInvalid, "exactly one of `code` and `url` is required")
 	}
 	req := &token.IssueRequest{
 		Ten: container, Jtn: name, Dd: 0, Dr: 1, Mb: 1,
@@ -71,13 +72,13 @@ func (s *Server) putWebtask(c echo.Context) error {
 	switch {
 	case body.Code != nil:
 		if *body.Code == "" {
-			return apiErr(ErrBadRequest, "the `code` field must not be empty")
+			return apiErr(errdefs.ErrInvalid, "the `code` field must not be empty")
 		}
 		req.Code, req.Set["code"] = *body.Code, true
 	default:
 		u := *body.URL
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return apiErr(ErrBadRequest, "the `url` field must be an http or https URL")
+			return apiErr(errdefs.ErrInvalid, "the `url` field must be an http or https URL")
 		}
 		req.URL, req.Set["url"] = u, true
 	}
@@ -113,7 +114,7 @@ func (s *Server) getWebtask(c echo.Context) error {
 	if queryBool(c, "decrypt") {
 		tok, _, err := token.ParseUnverified(w.Token)
 		if err != nil || !mayDecrypt(caller, tok) {
-			return apiErr(ErrForbidden, "not authorized to decrypt the secrets of this webtask")
+			return apiErr(errdefs.ErrDenied, "not authorized to decrypt the secrets of this webtask")
 		}
 		out.Secrets = w.Secrets
 		if out.Secrets == nil {
@@ -170,14 +171,14 @@ func (s *Server) list(c echo.Context, container string) error {
 	if v := q.Get("offset"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(ErrBadRequest, "offset must be a non-negative integer")
+			return apiErr(errdefs.ErrInvalid, "offset must be a non-negative integer")
 		}
 		opts.Offset = n
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(ErrBadRequest, "limit must be a non-negative integer")
+			return apiErr(errdefs.ErrInvalid, "limit must be a non-negative integer")
 		}
 		if n > 0 && n < maxListLimit {
 			opts.Limit = n
@@ -186,7 +187,7 @@ func (s *Server) list(c echo.Context, container string) error {
 	for _, f := range q["meta"] {
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || k == "" {
-			return apiErr(ErrBadRequest, "meta filters must have the form key:value")
+			return apiErr(errdefs.ErrInvalid, "meta filters must have the form key:value")
 		}
 		if opts.Meta == nil {
 			opts.Meta = map[string]string{}

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/cron"
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -313,13 +315,19 @@ func (d *Daemon) containerLimits(container string) (types.Limits, error) {
 	return types.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
 }
 
+// Answers of webtask callbacks that arrive before the API is up.
+var (
+	errStorageNotReady = errdefs.New(errdefs.ErrUnavailable, "storage is not ready")
+	errTokensNotReady  = errdefs.New(errdefs.ErrUnavailable, "token creation is not ready")
+)
+
 // onStorage serves the webtasks' ctx.storage calls through the API (same
 // documents and error codes as /api/webtask/{c}/{n}/data).
 func (d *Daemon) onStorage(ctx context.Context, op agent.StorageOp) agent.StorageResult {
 	if a := d.api.Load(); a != nil {
 		return a.Storage(ctx, op)
 	}
-	return agent.StorageResult{Code: http.StatusServiceUnavailable, Message: "storage is not ready"}
+	return api.StorageError(d.log, op, cmp.Or[error](op.Refused, errStorageNotReady))
 }
 
 // onToken serves the webtasks' ctx.create_token calls through the API
@@ -328,7 +336,7 @@ func (d *Daemon) onToken(ctx context.Context, op agent.TokenOp) agent.TokenResul
 	if a := d.api.Load(); a != nil {
 		return a.CreateToken(ctx, op)
 	}
-	return agent.TokenResult{Code: http.StatusServiceUnavailable, Message: "token creation is not ready"}
+	return api.TokenError(d.log, op, cmp.Or[error](op.Refused, errTokensNotReady))
 }
 
 // onUserLog receives webtask output. It is data, not daemon log: it is never

@@ -50,7 +50,7 @@ func (s *Store) GetCode(ctx context.Context, hash string) (string, error) {
 	var code string
 	err := s.db.QueryRowContext(ctx, `SELECT code FROM code_blobs WHERE hash = ?`, hash).Scan(&code)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("code blob %s: %w", hash, ErrNotFound)
+		return "", fmt.Errorf("code blob %s: %w", hash, ErrCodeNotFound)
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: get code blob %s: %w", hash, err)

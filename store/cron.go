@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // CronHistoryKeep is how many results the store keeps per cron job; older
@@ -91,7 +93,8 @@ func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (*CronJob, error) {
 	var one int
 	err = tx.QueryRowContext(ctx, `SELECT 1 FROM webtasks WHERE container = ? AND name = ?`, j.Container, j.Name).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: cron job %s/%s: webtask %w", j.Container, j.Name, ErrNotFound)
+		return nil, fmt.Errorf("store: cron job %s/%s: %w", j.Container, j.Name,
+			errdefs.Errorf(ErrWebtaskNotFound, "no webtask `%s` in container `%s` to schedule", j.Name, j.Container))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: put cron job %s/%s: %w", j.Container, j.Name, err)
@@ -121,7 +124,7 @@ func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (*CronJob, error) {
 func (s *Store) GetCronJob(ctx context.Context, container, name string) (*CronJob, error) {
 	j, err := scanCronJob(s.db.QueryRowContext(ctx, `SELECT `+cronColumns+` FROM cron_jobs WHERE container = ? AND name = ?`, container, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: cron job %s/%s: %w", container, name, ErrNotFound)
+		return nil, cronJobNotFound(container, name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get cron job %s/%s: %w", container, name, err)
@@ -138,7 +141,7 @@ func (s *Store) SetCronJobState(ctx context.Context, container, name, state stri
 		return nil, fmt.Errorf("store: cron job %s/%s state: %w", container, name, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return nil, fmt.Errorf("store: cron job %s/%s: %w", container, name, ErrNotFound)
+		return nil, cronJobNotFound(container, name)
 	}
 	return s.GetCronJob(ctx, container, name)
 }
@@ -151,7 +154,7 @@ func (s *Store) DeleteCronJob(ctx context.Context, container, name string) error
 		return fmt.Errorf("store: delete cron job %s/%s: %w", container, name, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("store: cron job %s/%s: %w", container, name, ErrNotFound)
+		return cronJobNotFound(container, name)
 	}
 	return nil
 }
@@ -221,7 +224,7 @@ func (s *Store) AddCronResult(ctx context.Context, container, name string, r *Cr
 		return fmt.Errorf("store: cron result %s/%s: %w", container, name, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("store: cron job %s/%s: %w", container, name, ErrNotFound)
+		return cronJobNotFound(container, name)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cron_results
 		(container, name, scheduled_at, started_at, completed_at, type, status_code, body, headers)
@@ -310,4 +313,9 @@ func unixTime(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns).UTC()
+}
+
+// cronJobNotFound is the error of a missing job container/name.
+func cronJobNotFound(container, name string) error {
+	return fmt.Errorf("store: cron job %s/%s: %w", container, name, errdefs.Errorf(ErrCronJobNotFound, "no cron job `%s`", name))
 }

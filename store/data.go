@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // MaxDataBytes caps one webtask's stored document (its JSON text): 500 KB,
@@ -15,13 +17,13 @@ const MaxDataBytes = 500 << 10
 
 // ErrDataConflict: PutData's expected etag is not the stored one. The error
 // is a *DataConflictError carrying the current document.
-var ErrDataConflict = errors.New("storage conflict: the data was changed since it was read")
+var ErrDataConflict = errdefs.New(errdefs.ErrConflict, "storage conflict: the data was changed since it was read")
 
 // ErrDataTooLarge: the document exceeds MaxDataBytes.
-var ErrDataTooLarge = errors.New("storage document exceeds 500 KB")
+var ErrDataTooLarge = errdefs.New(errdefs.ErrTooLarge, "storage document exceeds 500 KB")
 
 // ErrDataInvalid: the document is not valid JSON.
-var ErrDataInvalid = errors.New("storage document is not valid JSON")
+var ErrDataInvalid = errdefs.New(errdefs.ErrInvalid, "storage document is not valid JSON")
 
 // Data is a webtask's stored document.
 type Data struct {
@@ -59,7 +61,7 @@ func (s *Store) GetData(ctx context.Context, container, name string) (Data, erro
 		LEFT JOIN webtask_data d ON d.container = w.container AND d.name = w.name
 		WHERE w.container = ? AND w.name = ?`, container, name).Scan(&doc, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrNotFound)
+		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
 	if err != nil {
 		return Data{}, fmt.Errorf("store: get data of %s/%s: %w", container, name, err)
@@ -110,7 +112,7 @@ func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutD
 		LEFT JOIN webtask_data d ON d.container = w.container AND d.name = w.name
 		WHERE w.container = ? AND w.name = ?`, container, name).Scan(&curDoc, &curEtag)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrNotFound)
+		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
 	if err != nil {
 		return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, err)

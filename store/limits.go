@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // ContainerLimits are one webtask container's sandbox limit overrides; a
@@ -28,7 +30,7 @@ func (s *Store) GetLimits(ctx context.Context, container string) (*ContainerLimi
 		FROM container_limits WHERE container = ?`, container).
 		Scan(&l.MemoryMB, &l.CPUs, &l.Pids, &l.ExecTimeoutMS, &l.MaxConcurrency, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: limits of %s: %w", container, ErrNotFound)
+		return nil, fmt.Errorf("store: limits of %s: %w", container, errdefs.Errorf(ErrLimitsNotFound, "container %s has no limit overrides", container))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: limits of %s: %w", container, err)
@@ -65,7 +67,7 @@ func (s *Store) DeleteLimits(ctx context.Context, container string) error {
 		return fmt.Errorf("store: delete limits of %s: %w", container, err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 0 {
-		return fmt.Errorf("store: limits of %s: %w", container, ErrNotFound)
+		return fmt.Errorf("store: limits of %s: %w", container, errdefs.Errorf(ErrLimitsNotFound, "container %s has no limit overrides", container))
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // Revocations and key-retirement support. Revoked token ids live in the
@@ -173,7 +175,7 @@ func (s *Store) WebtaskTokens(ctx context.Context) ([]WebtaskToken, error) {
 
 // ErrTokenChanged: ReplaceToken found another token than the expected one
 // (the webtask was updated concurrently).
-var ErrTokenChanged = errors.New("webtask token changed concurrently")
+var ErrTokenChanged = errdefs.New(errdefs.ErrConflict, "webtask token changed concurrently")
 
 // ReplaceToken swaps the stored token of container/name from old to new
 // (compare and swap; ErrTokenChanged when the stored token is no longer
@@ -197,7 +199,7 @@ func (s *Store) ReplaceToken(ctx context.Context, container, name, old, new stri
 	var one int
 	switch err := s.db.QueryRowContext(ctx, `SELECT 1 FROM webtasks WHERE container = ? AND name = ?`, container, name).Scan(&one); {
 	case errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrNotFound)
+		return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	case err != nil:
 		return fmt.Errorf("store: replace token %s/%s: %w", container, name, err)
 	}

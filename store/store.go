@@ -6,10 +6,23 @@ package store
 import (
 	"errors"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
-// ErrNotFound: no webtask (or other record) has that key.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is the kind every not-found error of the store wraps; the
+// errors themselves say what was not found, for the API's caller.
+var ErrNotFound = errdefs.ErrNotFound
+
+// The store's not-found errors (match them, or ErrNotFound, with errors.Is).
+var (
+	ErrWebtaskNotFound = errdefs.New(ErrNotFound, "webtask not found")
+	ErrCronJobNotFound = errdefs.New(ErrNotFound, "cron job not found")
+	ErrLimitsNotFound  = errdefs.New(ErrNotFound, "no limit overrides")
+	ErrCodeNotFound    = errdefs.New(ErrNotFound, "the code named by the url claim is not stored")
+)
+
+// Internal errors (of no kind: the API answers 500 and logs them).
 
 // ErrMigration: the schema could not be brought up to date (or the database
 // is newer than this binary).

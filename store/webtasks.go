@@ -160,7 +160,7 @@ func (s *Store) GetWebtask(ctx context.Context, container, name string) (*Webtas
 	row := s.db.QueryRowContext(ctx, `SELECT `+webtaskColumns+` FROM webtasks WHERE container = ? AND name = ?`, container, name)
 	w, err := s.scanWebtask(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrNotFound)
+		return nil, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: get %s/%s: %w", container, name, err)
@@ -195,7 +195,7 @@ func (s *Store) DeleteWebtask(ctx context.Context, container, name string) error
 		return fmt.Errorf("store: delete %s/%s: %w", container, name, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrNotFound)
+		return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
 	return nil
 }

@@ -51,6 +51,15 @@ type Error struct {
 }
 
 // New returns an error of the given kind with a caller-facing message.
+// kind is one of the kinds above, or a package's sentinel that wraps one
+// (itself made with New): errors.Is then matches both, e.g.
+//
+//	var ErrCronJobNotFound = errdefs.New(errdefs.ErrNotFound, "cron job not found")
+//	return errdefs.Errorf(ErrCronJobNotFound, "no cron job `%s`", name)
+//
+// The caller-facing message of an error chain is that of its first (outer
+// most) *Error: context added around it with fmt.Errorf("...: %w") is for
+// the log only.
 func New(kind error, msg string) *Error { return &Error{kind: kind, msg: msg} }
 
 // Errorf is New with a formatted message. %w is not interpreted: the kind
@@ -61,7 +70,7 @@ func Errorf(kind error, format string, args ...any) *Error {
 
 func (e *Error) Error() string { return e.msg }
 
-// Unwrap returns the kind.
+// Unwrap returns the kind (or the sentinel given to New).
 func (e *Error) Unwrap() error { return e.kind }
 
 // Kind returns the kind of err (the first of the kinds above that it

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 // ErrClosed is returned by Do and WaitReady once the runtime channel is
@@ -20,6 +22,21 @@ var ErrClosed = errors.New("runtime channel closed")
 
 // ErrProtocol: the agent sent a line that is not a valid protocol message.
 var ErrProtocol = errors.New("runtime protocol violation")
+
+// The client's own refusals of storage and token calls, handed to the
+// handler as StorageOp.Refused / TokenOp.Refused.
+var (
+	// ErrStorageNotRunning and ErrTokenNotRunning: the call names no
+	// invocation that is still waiting for its result.
+	ErrStorageNotRunning = errdefs.New(errdefs.ErrInvalid, "storage is only available while the webtask has not responded")
+	ErrTokenNotRunning   = errdefs.New(errdefs.ErrInvalid, "tokens can only be created while the webtask has not responded")
+	// ErrStorageBusy and ErrTokenBusy: every callback slot of the channel
+	// is taken.
+	ErrStorageBusy = errdefs.New(errdefs.ErrUnavailable, "too many storage calls in flight")
+	ErrTokenBusy   = errdefs.New(errdefs.ErrUnavailable, "too many calls in flight")
+	// ErrTokenOptions: create_token's options are not a JSON object.
+	ErrTokenOptions = errdefs.New(errdefs.ErrInvalid, "the token options must be an object")
+)
 
 // ErrTimeout: DoTimeout's timeout passed before the agent answered. The
 // invocation may still be running in the agent.
@@ -41,6 +58,11 @@ const (
 	// channel; beyond it calls fail at once with code 503.
 	DefaultMaxStorageOps = 64
 )
+
+// codeNotServed is err.code of storage and token calls on a channel that
+// serves none (no handler: there is no one to map an error); it is the
+// protocol's fixed "not available" answer, not an API status choice.
+const codeNotServed = 503
 
 // Option configures a Client.
 type Option func(*Client)
@@ -560,15 +582,17 @@ func (c *Client) storage(m *message) error {
 	}
 	c.mu.Unlock()
 	switch {
-	case !ok || cl.req == nil:
-		c.storageReply(m.Sid, StorageResult{Code: 400, Message: "storage is only available while the webtask has not responded"})
-		return nil
 	case c.onStorage == nil:
-		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "storage is not available"})
+		c.storageReply(m.Sid, StorageResult{Code: codeNotServed, Message: "storage is not available"})
+		return nil
+	case !ok || cl.req == nil:
+		op.Refused = ErrStorageNotRunning
+		c.storageReply(m.Sid, c.onStorage(c.life, op))
 		return nil
 	}
 	c.callback(c.storageTimeout, func() {
-		c.storageReply(m.Sid, StorageResult{Code: 503, Message: "too many storage calls in flight"})
+		op.Refused = ErrStorageBusy
+		c.storageReply(m.Sid, c.onStorage(c.life, op))
 	}, func(ctx context.Context) {
 		c.storageReply(m.Sid, c.onStorage(ctx, op))
 	})
@@ -637,18 +661,21 @@ func (c *Client) token(m *message) error {
 	}
 	c.mu.Unlock()
 	switch {
-	case !ok || cl.req == nil:
-		c.tokenReply(m.Sid, TokenResult{Code: 400, Message: "tokens can only be created while the webtask has not responded"})
-		return nil
 	case c.onToken == nil:
-		c.tokenReply(m.Sid, TokenResult{Code: 503, Message: "token creation is not available"})
+		c.tokenReply(m.Sid, TokenResult{Code: codeNotServed, Message: "token creation is not available"})
 		return nil
+	case !ok || cl.req == nil:
+		op.Refused = ErrTokenNotRunning
 	case len(m.Claims) == 0 || m.Claims[0] != '{':
-		c.tokenReply(m.Sid, TokenResult{Code: 400, Message: "the token options must be an object"})
+		op.Refused = ErrTokenOptions
+	}
+	if op.Refused != nil {
+		c.tokenReply(m.Sid, c.onToken(c.life, op))
 		return nil
 	}
 	c.callback(c.tokenTimeout, func() {
-		c.tokenReply(m.Sid, TokenResult{Code: 503, Message: "too many calls in flight"})
+		op.Refused = ErrTokenBusy
+		c.tokenReply(m.Sid, c.onToken(c.life, op))
 	}, func(ctx context.Context) {
 		c.tokenReply(m.Sid, c.onToken(ctx, op))
 	})

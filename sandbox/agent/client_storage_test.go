@@ -38,8 +38,13 @@ func newFakeWith(t *testing.T, opts ...Option) (*Client, *fakeAgent) {
 // invocations are refused without reaching it.
 func TestClientStorageIdentityFromInvocation(t *testing.T) {
 	ops := make(chan StorageOp, 4)
+	refused := make(chan error, 4)
 	release := make(chan struct{})
 	h := func(ctx context.Context, op StorageOp) StorageResult {
+		if op.Refused != nil {
+			refused <- op.Refused
+			return StorageResult{Code: 400, Message: op.Refused.Error()}
+		}
 		ops <- op
 		select {
 		case <-release:
@@ -69,6 +74,9 @@ func TestClientStorageIdentityFromInvocation(t *testing.T) {
 	if r := f.recvStorage(); r.Sid != 2 || r.Code != 400 {
 		t.Fatalf("unknown invocation answered %+v", r)
 	}
+	if err := <-refused; !errors.Is(err, ErrStorageNotRunning) {
+		t.Fatalf("unknown invocation refused with %v", err)
+	}
 	close(release)
 	if r := f.recvStorage(); r.Sid != 1 || r.Code != 0 || r.Data == nil || *r.Data != `{"a":1}` || r.Etag != 7 {
 		t.Fatalf("get answered %+v", r)
@@ -88,6 +96,9 @@ func TestClientStorageIdentityFromInvocation(t *testing.T) {
 	f.send(`{"op":"storage","id":` + id + `,"sid":4,"action":"get"}`)
 	if r := f.recvStorage(); r.Sid != 4 || r.Code != 400 {
 		t.Fatalf("finished invocation answered %+v", r)
+	}
+	if err := <-refused; !errors.Is(err, ErrStorageNotRunning) {
+		t.Fatalf("finished invocation refused with %v", err)
 	}
 	select {
 	case op := <-ops:

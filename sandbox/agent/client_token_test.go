@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 )
@@ -25,10 +26,16 @@ func (f *fakeAgent) recvToken() tokenResultMsg {
 
 // TestClientTokenParentFromInvocation: the handler gets the invocation's
 // Authority (never part of the invoke message) and identity; calls of
-// unknown or finished invocations and non-object claims never reach it.
+// unknown or finished invocations and non-object claims reach it only as
+// refusals (op.Refused) for it to map.
 func TestClientTokenParentFromInvocation(t *testing.T) {
 	ops := make(chan TokenOp, 4)
+	refused := make(chan error, 4)
 	h := func(ctx context.Context, op TokenOp) TokenResult {
+		if op.Refused != nil {
+			refused <- op.Refused
+			return TokenResult{Code: 400, Message: op.Refused.Error()}
+		}
 		ops <- op
 		if op.URL {
 			return TokenResult{Token: "child", URL: "http://x/api/run/box?key=child"}
@@ -63,10 +70,16 @@ func TestClientTokenParentFromInvocation(t *testing.T) {
 		if r := f.recvToken(); r.Sid != uint64(sid) || r.Code != 400 {
 			t.Fatalf("claims %s answered %+v", claims, r)
 		}
+		if err := <-refused; !errors.Is(err, ErrTokenOptions) {
+			t.Fatalf("claims %s refused with %v", claims, err)
+		}
 	}
 	f.send(`{"op":"token","id":424242,"sid":5,"claims":{}}`)
 	if r := f.recvToken(); r.Sid != 5 || r.Code != 400 {
 		t.Fatalf("unknown invocation answered %+v", r)
+	}
+	if err := <-refused; !errors.Is(err, ErrTokenNotRunning) {
+		t.Fatalf("unknown invocation refused with %v", err)
 	}
 	f.send(`{"op":"result","id":` + id + `,"status":200}`)
 	if r := wait(t, ch); r.err != nil {
@@ -75,6 +88,9 @@ func TestClientTokenParentFromInvocation(t *testing.T) {
 	f.send(`{"op":"token","id":` + id + `,"sid":6,"claims":{}}`)
 	if r := f.recvToken(); r.Sid != 6 || r.Code != 400 {
 		t.Fatalf("finished invocation answered %+v", r)
+	}
+	if err := <-refused; !errors.Is(err, ErrTokenNotRunning) {
+		t.Fatalf("finished invocation refused with %v", err)
 	}
 	select {
 	case op := <-ops:

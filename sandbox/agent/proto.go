@@ -179,6 +179,11 @@ type StorageOp struct {
 	// Etag is, for set without Force, the etag the invocation read (0:
 	// it expects nothing stored).
 	Etag int64
+	// Refused, when not nil, is why the client refused the call itself
+	// (ErrStorageNotRunning, ErrStorageBusy, ErrToken…: errdefs kinds). The handler must
+	// then only turn it into the result the webtask sees (no I/O), so that
+	// every status is chosen by the API's one error mapping.
+	Refused error
 }
 
 // StorageResult answers a StorageOp.
@@ -195,7 +200,8 @@ type StorageResult struct {
 }
 
 // StorageHandler serves storage calls. It runs on its own goroutine (never
-// on the channel's read loop) and must respect ctx.
+// on the channel's read loop) and must respect ctx; for a refused call
+// (op.Refused set) it runs on the read loop and must only map the error.
 type StorageHandler func(ctx context.Context, op StorageOp) StorageResult
 
 // TokenOp is one ctx.create_token(_url) call of a running invocation.
@@ -212,6 +218,8 @@ type TokenOp struct {
 	Claims []byte
 	// URL asks for the webtask URL (create_token_url) as well.
 	URL bool
+	// Refused is as in StorageOp (also ErrTokenOptions).
+	Refused error
 }
 
 // TokenResult answers a TokenOp.

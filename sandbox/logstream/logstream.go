@@ -6,16 +6,18 @@ package logstream
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
-// ErrClosed: the hub was closed (the daemon is shutting down).
-var ErrClosed = errors.New("log stream closed")
+// ErrClosed: the hub was closed (the daemon is shutting down;
+// errdefs.ErrUnavailable).
+var ErrClosed = errdefs.New(errdefs.ErrUnavailable, "the daemon is shutting down")
 
 // Defaults of Config.
 const (

@@ -27,7 +27,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
+
+// The errors below wrap no errdefs kind on purpose: they are internal (a
+// stored value or the key directory is not what it must be), so the API
+// answers 500 and logs them.
 
 // ErrUnknownKey: no usable key set has that id (never existed, or retired).
 var ErrUnknownKey = errors.New("unknown or retired key id")
@@ -45,8 +51,9 @@ var ErrInsecureKeyFile = errors.New("key file mode wider than 0600")
 // naming a missing or retired key set).
 var ErrCorrupt = errors.New("key ring corrupt")
 
-// ErrRetireCurrent: the current key set cannot be retired; rotate first.
-var ErrRetireCurrent = errors.New("cannot retire the current key set")
+// ErrRetireCurrent: the current key set cannot be retired; rotate first
+// (errdefs.ErrConflict).
+var ErrRetireCurrent = errdefs.New(errdefs.ErrConflict, "cannot retire the current key set: rotate first")
 
 // KeySet is one generation of key material. A *KeySet handed out by a Ring
 // is shared: callers must treat it (and its byte slices) as read-only.

@@ -68,7 +68,7 @@ func TestParseIssueRequestRejects(t *testing.T) {
 	} {
 		_, err := ParseIssueRequest([]byte(tc.body))
 		var ce *ClaimError
-		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidRequest) || ce.Claim != tc.claim || ce.Message != tc.msg {
+		if !errors.As(err, &ce) || !errors.Is(err, ErrInvalidRequest) || ce.Claim != tc.claim || ce.Error() != tc.msg {
 			t.Errorf("%s: err = %v (%#v), want claim %q msg %q", tc.body, err, ce, tc.claim, tc.msg)
 		}
 	}
@@ -251,7 +251,7 @@ func TestNarrow(t *testing.T) {
 				return
 			}
 			var ce *ClaimError
-			if !errors.Is(err, tc.kind) || !errors.As(err, &ce) || ce.Message != tc.msg {
+			if !errors.Is(err, tc.kind) || !errors.As(err, &ce) || ce.Error() != tc.msg {
 				t.Fatalf("err = %v, want %v %q", err, tc.kind, tc.msg)
 			}
 		})

@@ -17,47 +17,49 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/store/keyring"
 )
 
-// Verification errors. Their messages are the exact 403 messages of the
-// API; callers match them with errors.Is.
+// Verification errors (errdefs.ErrDenied). Their messages are the exact
+// 403 messages of the API; callers match them with errors.Is.
 var (
-	ErrMalformed    = errors.New("malformed JWT token")
-	ErrUntrustedKey = errors.New("JWT token signed with an untrusted key")
-	ErrBadSignature = errors.New("invalid JWT token signature")
-	ErrNotYetValid  = errors.New("not yet valid JWT token")
-	ErrExpired      = errors.New("expired JWT token")
-	ErrRevoked      = errors.New("token is revoked")
+	ErrMalformed    = errdefs.New(errdefs.ErrDenied, "malformed JWT token")
+	ErrUntrustedKey = errdefs.New(errdefs.ErrDenied, "JWT token signed with an untrusted key")
+	ErrBadSignature = errdefs.New(errdefs.ErrDenied, "invalid JWT token signature")
+	ErrNotYetValid  = errdefs.New(errdefs.ErrDenied, "not yet valid JWT token")
+	ErrExpired      = errdefs.New(errdefs.ErrDenied, "expired JWT token")
+	ErrRevoked      = errdefs.New(errdefs.ErrDenied, "token is revoked")
 )
 
 // Issue-request errors: every *ClaimError unwraps to one of these.
 var (
-	// ErrInvalidRequest: the request is malformed or inconsistent (HTTP 400).
-	ErrInvalidRequest = errors.New("invalid token request")
-	// ErrNotAllowed: the request exceeds the caller's rights (HTTP 403).
-	ErrNotAllowed = errors.New("token request not allowed")
+	// ErrInvalidRequest: the request is malformed or inconsistent
+	// (errdefs.ErrInvalid).
+	ErrInvalidRequest = errdefs.New(errdefs.ErrInvalid, "invalid token request")
+	// ErrNotAllowed: the request exceeds the caller's rights
+	// (errdefs.ErrDenied).
+	ErrNotAllowed = errdefs.New(errdefs.ErrDenied, "token request not allowed")
 )
 
-// ClaimError describes a refused issue request. Message is safe to return
-// to the client: it names claims, never secret values.
+// ClaimError describes a refused issue request. Its message is safe to
+// return to the client: it names claims, never secret values. It wraps an
+// *errdefs.Error of ErrInvalidRequest or ErrNotAllowed with that message.
 type ClaimError struct {
 	// Claim is the offending claim ("" when not about one claim).
-	Claim   string
-	Message string
-	// Kind is ErrInvalidRequest or ErrNotAllowed.
-	Kind error
+	Claim string
+	err   *errdefs.Error
 }
 
-func (e *ClaimError) Error() string { return e.Message }
-func (e *ClaimError) Unwrap() error { return e.Kind }
+func (e *ClaimError) Error() string { return e.err.Error() }
+func (e *ClaimError) Unwrap() error { return e.err }
 
 func invalid(claim, format string, args ...any) error {
-	return &ClaimError{Claim: claim, Message: fmt.Sprintf(format, args...), Kind: ErrInvalidRequest}
+	return &ClaimError{Claim: claim, err: errdefs.Errorf(ErrInvalidRequest, format, args...)}
 }
 
 func notAllowed(claim, format string, args ...any) error {
-	return &ClaimError{Claim: claim, Message: fmt.Sprintf(format, args...), Kind: ErrNotAllowed}
+	return &ClaimError{Claim: claim, err: errdefs.Errorf(ErrNotAllowed, format, args...)}
 }
 
 // Claims are the claims of a signed webtask token (§2).
