@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/webtaskd/webtaskd/api/cron"
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 )
 
@@ -25,11 +26,18 @@ type CronStore interface {
 }
 
 // CronScheduler keeps the running schedule in step with the store
-// (*cron.Scheduler).
+// (*cron.Scheduler of daemon/cron).
 type CronScheduler interface {
 	// Put (re)schedules an active job, unschedules an inactive one.
 	Put(j *store.CronJob) error
+	// Remove unschedules container/name (no-op when not scheduled).
 	Remove(container, name string)
+	// Validate checks a schedule in the IANA time zone tz; its error is
+	// an errdefs.ErrInvalid saying what is wrong.
+	Validate(schedule, tz string) error
+	// Record is j's wire shape with its last result (nil: none) at time
+	// now (next_available_at from the schedule, expires_at from the token).
+	Record(j *store.CronJob, last *store.CronResult, now time.Time) types.CronJob
 }
 
 // defaultHistoryLimit is the history page size without ?limit (wt asks 20).
@@ -61,20 +69,20 @@ func (s *Server) cronParams(c echo.Context) (container, name string, err error) 
 }
 
 // cronJSON is the job's wire shape with its last result.
-func (s *Server) cronJSON(ctx context.Context, j *store.CronJob) (cron.JobJSON, error) {
+func (s *Server) cronJSON(ctx context.Context, j *store.CronJob) (types.CronJob, error) {
 	last, err := s.cronStore.CronHistory(ctx, j.Container, j.Name, 0, 1)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return cron.JobJSON{}, err
+		return types.CronJob{}, err
 	}
 	var lr *store.CronResult
 	if len(last) > 0 {
 		lr = last[0]
 	}
-	out := cron.Record(j, lr, s.now())
+	out := s.cron.Record(j, lr, s.now())
 	if out.Token == "" {
 		// Bound to the webtask's current token: show that one's expiry.
 		if w, err := s.store.GetWebtask(ctx, j.Container, j.Name); err == nil {
-			out.ExpiresAt = cron.Record(&store.CronJob{Token: w.Token}, nil, s.now()).ExpiresAt
+			out.ExpiresAt = s.cron.Record(&store.CronJob{Token: w.Token}, nil, s.now()).ExpiresAt
 		}
 	}
 	return out, nil
@@ -99,7 +107,7 @@ func (s *Server) putCronJob(c echo.Context) error {
 		return apiErr(errdefs.ErrInvalid, "the `schedule` field is required")
 	}
 	j := &store.CronJob{Container: container, Name: name, Schedule: strings.TrimSpace(*body.Schedule),
-		TZ: cron.DefaultTZ, State: store.CronActive, Meta: body.Meta}
+		TZ: types.DefaultCronTZ, State: store.CronActive, Meta: body.Meta}
 	if body.TZ != nil && *body.TZ != "" {
 		j.TZ = *body.TZ
 	}
@@ -108,8 +116,8 @@ func (s *Server) putCronJob(c echo.Context) error {
 			return err
 		}
 	}
-	if _, err := cron.Parse(j.Schedule, j.TZ); err != nil {
-		return apiErr(errdefs.ErrInvalid, "%s", err.Error())
+	if err := s.cron.Validate(j.Schedule, j.TZ); err != nil {
+		return err
 	}
 	if body.Token != nil && *body.Token != "" {
 		tok, err := s.verifier.Verify(*body.Token, s.now())
@@ -237,7 +245,7 @@ func (s *Server) listCronJobs(c echo.Context) error {
 			o.Meta = map[string]string{}
 		}
 		if old, dup := o.Meta[k]; dup && old != v {
-			return c.JSON(http.StatusOK, []cron.JobJSON{})
+			return c.JSON(http.StatusOK, []types.CronJob{})
 		}
 		o.Meta[k] = v
 	}
@@ -246,7 +254,7 @@ func (s *Server) listCronJobs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]cron.JobJSON, 0, len(jobs))
+	out := make([]types.CronJob, 0, len(jobs))
 	for _, j := range jobs {
 		rec, err := s.cronJSON(ctx, j)
 		if err != nil {
@@ -274,9 +282,9 @@ func (s *Server) cronHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]cron.ResultJSON, 0, len(rs))
+	out := make([]types.CronResult, 0, len(rs))
 	for _, r := range rs {
-		out = append(out, cron.Result(r))
+		out = append(out, r.Wire())
 	}
 	return c.JSON(http.StatusOK, out)
 }

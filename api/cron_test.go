@@ -9,7 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/api/cron"
+	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
@@ -73,7 +74,7 @@ func TestCronRoutes(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("PUT cron: %d %s", w.Code, w.Body)
 	}
-	job := decode[cron.JobJSON](t, w)
+	job := decode[types.CronJob](t, w)
 	if job.Name != "hello" || job.Container != "test" || job.State != "active" || job.TZ != "Europe/Paris" ||
 		job.Meta["team"] != "a" || job.Token != wtToken || job.NextAvailableAt == nil || len(job.Results) != 0 {
 		t.Fatalf("job = %+v", job)
@@ -93,13 +94,13 @@ func TestCronRoutes(t *testing.T) {
 	if got := req.Headers["authorization"]; len(got) != 1 || got[0] != "Bearer "+wtToken {
 		t.Fatalf("authorization = %v", got)
 	}
-	var posted cron.JobJSON
+	var posted types.CronJob
 	if err := json.Unmarshal(req.Body, &posted); err != nil || posted.Name != "hello" || posted.Schedule != "*/10 * * * *" || posted.Token != "" {
 		t.Fatalf("posted body = %s (%v)", req.Body, err)
 	}
 
 	// The run shows in the job and its history.
-	job = decode[cron.JobJSON](t, e.do("GET", "/api/cron/test/hello", e.tenant, ""))
+	job = decode[types.CronJob](t, e.do("GET", "/api/cron/test/hello", e.tenant, ""))
 	if job.RunCount != 1 || len(job.Results) != 1 || job.Results[0].Type != "success" || job.Results[0].StatusCode != 200 || job.LastScheduledAt == nil {
 		t.Fatalf("job after a run = %+v", job)
 	}
@@ -109,28 +110,28 @@ func TestCronRoutes(t *testing.T) {
 	if err := sch.RunNow("test", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	hist := decode[[]cron.ResultJSON](t, e.do("GET", "/api/cron/test/hello/history?limit=20", e.tenant, ""))
+	hist := decode[[]types.CronResult](t, e.do("GET", "/api/cron/test/hello/history?limit=20", e.tenant, ""))
 	if len(hist) != 2 || hist[0].Type != "error" || hist[0].StatusCode != 500 || hist[1].Type != "success" {
 		t.Fatalf("history = %+v", hist)
 	}
-	if h := decode[[]cron.ResultJSON](t, e.do("GET", "/api/cron/test/hello/history?offset=1&limit=1", e.tenant, "")); len(h) != 1 || h[0].Type != "success" {
+	if h := decode[[]types.CronResult](t, e.do("GET", "/api/cron/test/hello/history?offset=1&limit=1", e.tenant, "")); len(h) != 1 || h[0].Type != "success" {
 		t.Fatalf("history page = %+v", h)
 	}
 
 	// List with meta filters.
-	if l := decode[[]cron.JobJSON](t, e.do("GET", "/api/cron/test?meta=team:a", e.tenant, "")); len(l) != 1 || l[0].ErrorCount != 1 {
+	if l := decode[[]types.CronJob](t, e.do("GET", "/api/cron/test?meta=team:a", e.tenant, "")); len(l) != 1 || l[0].ErrorCount != 1 {
 		t.Fatalf("list team:a = %+v", l)
 	}
-	if l := decode[[]cron.JobJSON](t, e.do("GET", "/api/cron/test?meta=team:b", e.tenant, "")); len(l) != 0 {
+	if l := decode[[]types.CronJob](t, e.do("GET", "/api/cron/test?meta=team:b", e.tenant, "")); len(l) != 0 {
 		t.Fatalf("list team:b = %+v", l)
 	}
 
 	// State.
-	job = decode[cron.JobJSON](t, e.do("PUT", "/api/cron/test/hello/state", e.tenant, `{"state":"inactive"}`))
+	job = decode[types.CronJob](t, e.do("PUT", "/api/cron/test/hello/state", e.tenant, `{"state":"inactive"}`))
 	if job.State != "inactive" || sch.Scheduled("test", "hello") {
 		t.Fatalf("inactive job = %+v, scheduled %v", job, sch.Scheduled("test", "hello"))
 	}
-	job = decode[cron.JobJSON](t, e.do("PUT", "/api/cron/test/hello/state", e.tenant, `{"state":"active"}`))
+	job = decode[types.CronJob](t, e.do("PUT", "/api/cron/test/hello/state", e.tenant, `{"state":"active"}`))
 	if job.State != "active" || !sch.Scheduled("test", "hello") {
 		t.Fatalf("re-activated job = %+v", job)
 	}
@@ -154,7 +155,7 @@ func TestCronRoutes(t *testing.T) {
 	if w := e.do("PUT", "/api/cron/test/hello", e.tenant, `{"schedule":"* * * * *"}`); w.Code != 200 {
 		t.Fatalf("PUT cron without token: %d %s", w.Code, w.Body)
 	}
-	if job := decode[cron.JobJSON](t, e.do("GET", "/api/cron/test/hello", e.tenant, "")); job.TZ != "UTC" || job.State != "active" || job.Token != "" {
+	if job := decode[types.CronJob](t, e.do("GET", "/api/cron/test/hello", e.tenant, "")); job.TZ != "UTC" || job.State != "active" || job.Token != "" {
 		t.Fatalf("defaults = %+v", job)
 	}
 	if w := e.do("DELETE", "/api/webtask/test/hello", e.tenant, ""); w.Code != 204 {

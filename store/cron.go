@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // CronHistoryKeep is how many results the store keeps per cron job; older
@@ -318,4 +319,17 @@ func unixTime(ns int64) time.Time {
 // cronJobNotFound is the error of a missing job container/name.
 func cronJobNotFound(container, name string) error {
 	return fmt.Errorf("store: cron job %s/%s: %w", container, name, errdefs.Errorf(ErrCronJobNotFound, "no cron job `%s`", name))
+}
+
+// Wire is r's wire shape (GET /api/cron/{c}/{n}/history, a job's last
+// result).
+func (r *CronResult) Wire() types.CronResult {
+	h := r.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	return types.CronResult{
+		ScheduledAt: r.ScheduledAt, StartedAt: r.StartedAt, CompletedAt: r.CompletedAt,
+		Type: r.Type, StatusCode: r.StatusCode, Body: r.Body, Headers: h,
+	}
 }

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/api/cron"
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
 
@@ -40,10 +40,10 @@ func TestCronEveryMinute(t *testing.T) {
 	env = Start(t, cfg)
 	restarted := time.Now()
 
-	history := func(name string) []cron.ResultJSON {
+	history := func(name string) []types.CronResult {
 		r := env.Call("GET", "/api/cron/"+c+"/"+name+"/history", env.Master, nil)
 		MustStatus(t, r, 200, "history "+name)
-		var h []cron.ResultJSON
+		var h []types.CronResult
 		r.JSON(t, &h)
 		return h
 	}
@@ -65,7 +65,7 @@ func TestCronEveryMinute(t *testing.T) {
 		t.Fatalf("boom run = %+v", boom)
 	}
 
-	var job cron.JobJSON
+	var job types.CronJob
 	r := env.Call("GET", "/api/cron/"+c+"/boom", env.Master, nil)
 	MustStatus(t, r, 200, "GET cron boom")
 	r.JSON(t, &job)

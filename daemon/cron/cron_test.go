@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 )
 
@@ -136,13 +137,13 @@ func TestRunPostsTheJobRecordAndRecordsTheOutcome(t *testing.T) {
 	st.put(&store.CronJob{Container: "c", Name: "boom", Schedule: "0 0 1 1 *", TZ: "UTC", State: store.CronActive})
 	type seen struct {
 		method, uri, host, auth, ctype string
-		body                           JobJSON
+		body                           types.CronJob
 	}
 	var mu sync.Mutex
 	var calls []seen
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
-		var j JobJSON
+		var j types.CronJob
 		if err := json.Unmarshal(raw, &j); err != nil {
 			t.Errorf("run body is not a job record: %v: %s", err, raw)
 		}

@@ -27,6 +27,8 @@ import (
 
 	rcron "github.com/robfig/cron/v3"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/token"
 )
@@ -40,14 +42,19 @@ const (
 	// in its history entry.
 	DefaultMaxResultBodyBytes = 4 << 10
 	// DefaultTZ is the time zone of jobs created without one.
-	DefaultTZ = "UTC"
+	DefaultTZ = types.DefaultCronTZ
 	// recordTimeout bounds writing one result to the store.
 	recordTimeout = 10 * time.Second
 )
 
-// ErrInvalid: a schedule or time zone does not parse. The message says
-// which and why.
-var ErrInvalid = errors.New("invalid cron job")
+// ErrInvalid: a schedule or time zone does not parse
+// (errdefs.ErrInvalid). The error's message says which and why.
+var ErrInvalid = errdefs.New(errdefs.ErrInvalid, "invalid cron job")
+
+// invalid is an ErrInvalid with the reason in its caller-facing message.
+func invalid(format string, args ...any) error {
+	return errdefs.Errorf(ErrInvalid, "%s: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
 
 // Parse validates a 5-field schedule (or a robfig descriptor such as
 // @hourly) in the IANA time zone tz ("" means DefaultTZ) and returns it.
@@ -57,20 +64,20 @@ func Parse(schedule, tz string) (rcron.Schedule, error) {
 	}
 	schedule = strings.TrimSpace(schedule)
 	if schedule == "" {
-		return nil, fmt.Errorf("%w: the schedule is empty", ErrInvalid)
+		return nil, invalid("the schedule is empty")
 	}
 	if strings.HasPrefix(schedule, "TZ=") || strings.HasPrefix(schedule, "CRON_TZ=") {
-		return nil, fmt.Errorf("%w: give the time zone in tz, not in the schedule", ErrInvalid)
+		return nil, invalid("give the time zone in tz, not in the schedule")
 	}
 	if strings.ContainsAny(tz, " \t\n") || tz == "Local" {
-		return nil, fmt.Errorf("%w: unknown time zone %q", ErrInvalid, tz)
+		return nil, invalid("unknown time zone %q", tz)
 	}
 	if _, err := time.LoadLocation(tz); err != nil {
-		return nil, fmt.Errorf("%w: unknown time zone %q", ErrInvalid, tz)
+		return nil, invalid("unknown time zone %q", tz)
 	}
 	s, err := rcron.ParseStandard("CRON_TZ=" + tz + " " + schedule)
 	if err != nil {
-		return nil, fmt.Errorf("%w: schedule %q: %v", ErrInvalid, schedule, err)
+		return nil, invalid("schedule %q: %v", schedule, err)
 	}
 	return s, nil
 }
@@ -216,6 +223,18 @@ func (s *Scheduler) putLocked(j *store.CronJob) error {
 	return nil
 }
 
+// Validate checks a schedule in the time zone tz as Put would (Parse).
+func (s *Scheduler) Validate(schedule, tz string) error {
+	_, err := Parse(schedule, tz)
+	return err
+}
+
+// Record is the wire shape of j with its last result (the package's
+// Record function).
+func (s *Scheduler) Record(j *store.CronJob, last *store.CronResult, now time.Time) types.CronJob {
+	return Record(j, last, now)
+}
+
 // Remove unschedules container/name (no-op when not scheduled).
 func (s *Scheduler) Remove(container, name string) {
 	s.mu.Lock()
@@ -297,11 +316,11 @@ func (s *Scheduler) RunNow(container, name string) error {
 	s.mu.Lock()
 	if s.h == nil || s.stopped {
 		s.mu.Unlock()
-		return errors.New("cron: scheduler not running")
+		return errdefs.New(errdefs.ErrUnavailable, "the cron scheduler is not running")
 	}
 	if s.running[k] {
 		s.mu.Unlock()
-		return errors.New("cron: job already running")
+		return errdefs.New(errdefs.ErrConflict, "the cron job is already running")
 	}
 	s.running[k] = true
 	s.mu.Unlock()
