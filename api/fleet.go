@@ -32,19 +32,9 @@ type Fleet interface {
 
 // ContainerLimitsStore persists per-container limit overrides (*store.Store).
 type ContainerLimitsStore interface {
-	GetLimits(ctx context.Context, container string) (*store.ContainerLimits, error)
-	PutLimits(ctx context.Context, l store.ContainerLimits) (*store.ContainerLimits, error)
+	GetLimits(ctx context.Context, container string) (*types.ContainerLimits, error)
+	PutLimits(ctx context.Context, l types.ContainerLimits) (*types.ContainerLimits, error)
 	DeleteLimits(ctx context.Context, container string) error
-}
-
-// limitsBody is the body of PUT /api/admin/containers/{c}/limits: every
-// field optional, 0 or absent inherits the daemon default.
-type limitsBody struct {
-	MemoryMB       int     `json:"memory_mb"`
-	CPUs           float64 `json:"cpus"`
-	Pids           int     `json:"pids"`
-	ExecTimeoutMS  int64   `json:"exec_timeout_ms"`
-	MaxConcurrency int     `json:"max_concurrency"`
 }
 
 // master authenticates a master-token caller.
@@ -93,7 +83,7 @@ func (s *Server) getLimits(c echo.Context) error {
 	}
 	l, err := s.limitStore.GetLimits(c.Request().Context(), container)
 	if errors.Is(err, store.ErrNotFound) {
-		return c.JSON(http.StatusOK, store.ContainerLimits{Container: container})
+		return c.JSON(http.StatusOK, types.ContainerLimits{Container: container})
 	}
 	if err != nil {
 		return err
@@ -113,18 +103,16 @@ func (s *Server) putLimits(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var b limitsBody
-	if err := decodeJSON(raw, &b); err != nil {
+	// The body: every field optional, 0 or absent inherits the daemon
+	// default (tmp_mb is refused: daemon-wide).
+	var o types.Limits
+	if err := decodeJSON(raw, &o); err != nil {
 		return err
 	}
-	o := types.Limits{MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids, ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency}
 	if err := sandbox.ValidateOverride(o); err != nil {
 		return apiErr(errdefs.ErrInvalid, "%s", err.Error())
 	}
-	l, err := s.limitStore.PutLimits(c.Request().Context(), store.ContainerLimits{
-		Container: container, MemoryMB: b.MemoryMB, CPUs: b.CPUs, Pids: b.Pids,
-		ExecTimeoutMS: b.ExecTimeoutMS, MaxConcurrency: b.MaxConcurrency,
-	})
+	l, err := s.limitStore.PutLimits(c.Request().Context(), types.ContainerLimits{Container: container, Limits: o})
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/webtaskd/webtaskd/api"
-	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -312,7 +312,7 @@ func (d *Daemon) containerLimits(container string) (types.Limits, error) {
 	if err != nil {
 		return types.Limits{}, err
 	}
-	return types.Limits{MemoryMB: l.MemoryMB, CPUs: l.CPUs, Pids: l.Pids, ExecTimeoutMS: l.ExecTimeoutMS, MaxConcurrency: l.MaxConcurrency}, nil
+	return l.Limits, nil
 }
 
 // Answers of webtask callbacks that arrive before the API is up.

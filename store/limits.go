@@ -8,19 +8,11 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
-// ContainerLimits are one webtask container's sandbox limit overrides; a
-// zero field inherits the daemon default.
-type ContainerLimits struct {
-	Container      string    `json:"container"`
-	MemoryMB       int       `json:"memory_mb,omitempty"`
-	CPUs           float64   `json:"cpus,omitempty"`
-	Pids           int       `json:"pids,omitempty"`
-	ExecTimeoutMS  int64     `json:"exec_timeout_ms,omitempty"`
-	MaxConcurrency int       `json:"max_concurrency,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at"`
-}
+// ContainerLimits are one webtask container's sandbox limit overrides.
+type ContainerLimits = types.ContainerLimits
 
 // GetLimits returns container's overrides, or ErrNotFound when it has none.
 func (s *Store) GetLimits(ctx context.Context, container string) (*ContainerLimits, error) {

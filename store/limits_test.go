@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 func TestContainerLimitsRoundTrip(t *testing.T) {
@@ -12,7 +14,7 @@ func TestContainerLimitsRoundTrip(t *testing.T) {
 	if _, err := s.GetLimits(ctx, "c1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetLimits before put: %v, want ErrNotFound", err)
 	}
-	want := ContainerLimits{Container: "c1", MemoryMB: 64, CPUs: 0.5, Pids: 32, ExecTimeoutMS: 1500, MaxConcurrency: 4}
+	want := ContainerLimits{Container: "c1", Limits: types.Limits{MemoryMB: 64, CPUs: 0.5, Pids: 32, ExecTimeoutMS: 1500, MaxConcurrency: 4}}
 	if _, err := s.PutLimits(ctx, want); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +39,7 @@ func TestContainerLimitsRoundTrip(t *testing.T) {
 	if err := s.DeleteLimits(ctx, "c1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second delete: %v, want ErrNotFound", err)
 	}
-	if _, err := s.PutLimits(ctx, ContainerLimits{Container: "c2", Pids: -1}); err == nil {
+	if _, err := s.PutLimits(ctx, ContainerLimits{Container: "c2", Limits: types.Limits{Pids: -1}}); err == nil {
 		t.Fatal("negative pids accepted by the schema")
 	}
 }

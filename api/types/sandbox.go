@@ -3,17 +3,18 @@ package types
 import "time"
 
 // Limits are the resource limits of one sandbox. The daemon has defaults
-// (flags); a container may override any non-zero field (wtctl limits).
+// (flags); a container may override any non-zero field (wtctl limits,
+// ContainerLimits). A zero field is absent on the wire.
 type Limits struct {
 	// MemoryMB is the cgroup memory limit in MiB; V8's heap limit follows it.
-	MemoryMB int `json:"memory_mb"`
+	MemoryMB int `json:"memory_mb,omitempty"`
 	// CPUs is the CPU quota in cores (1 = one full core).
-	CPUs float64 `json:"cpus"`
+	CPUs float64 `json:"cpus,omitempty"`
 	// Pids caps tasks (processes and threads) in the sandbox.
-	Pids int `json:"pids"`
+	Pids int `json:"pids,omitempty"`
 	// TmpMB is the size of the sandbox's tmpfs /tmp in MiB (daemon-wide:
 	// not overridable per container).
-	TmpMB int `json:"tmp_mb"`
+	TmpMB int `json:"tmp_mb,omitempty"`
 	// ExecTimeoutMS bounds one invocation in milliseconds; 0 means the
 	// daemon's exec timeout.
 	ExecTimeoutMS int64 `json:"exec_timeout_ms,omitempty"`
@@ -41,6 +42,16 @@ func (l Limits) Override(o Limits) Limits {
 		l.MaxConcurrency = o.MaxConcurrency
 	}
 	return l
+}
+
+// ContainerLimits are one webtask container's limit overrides (GET and PUT
+// /api/admin/containers/{c}/limits): a zero field inherits the daemon
+// default; TmpMB is never overridden.
+type ContainerLimits struct {
+	Container string `json:"container,omitempty"`
+	Limits
+	// UpdatedAt is when the overrides were stored (zero: none are).
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
 
 // SandboxState is the lifecycle state of a sandbox.

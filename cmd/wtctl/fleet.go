@@ -191,22 +191,11 @@ func printStatus(out io.Writer, st types.FleetStatus) {
 	}
 }
 
-// limitsBody mirrors store.ContainerLimits on the wire.
-type limitsBody struct {
-	Container      string    `json:"container,omitempty"`
-	MemoryMB       int       `json:"memory_mb,omitempty"`
-	CPUs           float64   `json:"cpus,omitempty"`
-	Pids           int       `json:"pids,omitempty"`
-	ExecTimeoutMS  int64     `json:"exec_timeout_ms,omitempty"`
-	MaxConcurrency int       `json:"max_concurrency,omitempty"`
-	UpdatedAt      time.Time `json:"updated_at,omitzero"`
-}
-
 func newLimitsCmd(opts *connOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "limits", Short: "Per-container sandbox limits (0 or unset: the daemon default)"}
 	var asJSON bool
 	path := func(c string) string { return "/api/admin/containers/" + url.PathEscape(c) + "/limits" }
-	print := func(cmd *cobra.Command, l limitsBody) error {
+	print := func(cmd *cobra.Command, l types.ContainerLimits) error {
 		if asJSON {
 			return writeJSON(cmd, l)
 		}
@@ -225,14 +214,14 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var l limitsBody
+			var l types.ContainerLimits
 			if err := c.do(cmd.Context(), "GET", path(args[0]), nil, &l); err != nil {
 				return err
 			}
 			return print(cmd, l)
 		},
 	}
-	var in limitsBody
+	var in types.ContainerLimits
 	var execTimeout time.Duration
 	set := &cobra.Command{
 		Use:   "set CONTAINER [--memory-mb N] [--cpus X] [--pids N] [--exec-timeout D] [--max-concurrency N]",
@@ -245,7 +234,7 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 			}
 			body := in
 			body.ExecTimeoutMS = execTimeout.Milliseconds()
-			var l limitsBody
+			var l types.ContainerLimits
 			if err := c.do(cmd.Context(), "PUT", path(args[0]), body, &l); err != nil {
 				return err
 			}
