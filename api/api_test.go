@@ -348,7 +348,7 @@ func TestWebtaskCRUD(t *testing.T) {
 	if w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
-	got := decode[webtaskJSON](t, w)
+	got := decode[types.Webtask](t, w)
 	if got.Container != "test" || got.Name != "w1" || got.Meta["team"] != "a" || got.WebtaskURL != "http://example.com/api/run/test/w1" || got.Secrets != nil {
 		t.Fatalf("put %+v", got)
 	}
@@ -359,11 +359,11 @@ func TestWebtaskCRUD(t *testing.T) {
 	e.do("PUT", "/api/webtask/test/w2", e.tenant, `{"url":"https://example.com/x.js","meta":{"team":"b","env":"prod"}}`)
 	e.do("PUT", "/api/webtask/test/w3", e.tenant, `{"code":"x","meta":{"team":"a","env":"dev"}}`)
 
-	g := decode[webtaskJSON](t, e.do("GET", "/api/webtask/test/w1", e.tenant, ""))
+	g := decode[types.Webtask](t, e.do("GET", "/api/webtask/test/w1", e.tenant, ""))
 	if g.Token != got.Token || g.Secrets != nil || g.Code != nil {
 		t.Fatalf("get %+v", g)
 	}
-	g = decode[webtaskJSON](t, e.do("GET", "/api/webtask/test/w1?decrypt=true&fetch_code=true", e.tenant, ""))
+	g = decode[types.Webtask](t, e.do("GET", "/api/webtask/test/w1?decrypt=true&fetch_code=true", e.tenant, ""))
 	if g.Secrets["S"] != "1" || g.Code == nil || *g.Code != "module.exports = cb => cb()" {
 		t.Fatalf("get decrypted %+v", g)
 	}
@@ -375,7 +375,7 @@ func TestWebtaskCRUD(t *testing.T) {
 			t.Fatalf("%d %s", w.Code, w.Body)
 		}
 		var out []string
-		for _, it := range decode[[]webtaskJSON](t, w) {
+		for _, it := range decode[[]types.Webtask](t, w) {
 			if it.Token == "" || it.WebtaskURL == "" || it.Container != "test" {
 				t.Fatalf("item %+v", it)
 			}
@@ -402,7 +402,7 @@ func TestWebtaskCRUD(t *testing.T) {
 
 	// Upsert without meta deletes the meta.
 	e.do("PUT", "/api/webtask/test/w1", e.tenant, `{"code":"y"}`)
-	if g := decode[webtaskJSON](t, e.do("GET", "/api/webtask/test/w1", e.tenant, "")); len(g.Meta) != 0 {
+	if g := decode[types.Webtask](t, e.do("GET", "/api/webtask/test/w1", e.tenant, "")); len(g.Meta) != 0 {
 		t.Fatalf("meta kept: %v", g.Meta)
 	}
 
@@ -540,11 +540,11 @@ func TestWithRealStore(t *testing.T) {
 	if req.Secrets["SECRET"] != "s3cr3t" || req.CodeHash != hashCode([]byte(req.Code)) || req.URL != "/api/run/test/hello/x?q=1" {
 		t.Fatalf("%+v", req)
 	}
-	items := decode[[]webtaskJSON](t, e.do("GET", "/api/webtask/test?meta=k:v", e.tenant, ""))
+	items := decode[[]types.Webtask](t, e.do("GET", "/api/webtask/test?meta=k:v", e.tenant, ""))
 	if len(items) != 1 || items[0].Name != "hello" {
 		t.Fatalf("%+v", items)
 	}
-	g := decode[webtaskJSON](t, e.do("GET", "/api/webtask/test/hello?decrypt=true&fetch_code=true", e.tenant, ""))
+	g := decode[types.Webtask](t, e.do("GET", "/api/webtask/test/hello?decrypt=true&fetch_code=true", e.tenant, ""))
 	if g.Secrets["SECRET"] != "s3cr3t" || g.Code == nil {
 		t.Fatalf("%+v", g)
 	}

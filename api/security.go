@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
@@ -36,7 +37,7 @@ type SecurityStore interface {
 
 // KeyAdmin rotates and retires key sets (*keyring.Ring).
 type KeyAdmin interface {
-	List() []keyring.KeyInfo
+	List() []types.KeyInfo
 	Rotate() (*keyring.KeySet, error)
 	Retire(kid string) error
 }
@@ -178,9 +179,6 @@ func (s *Server) refreshMaster() {
 	}
 }
 
-// keyInfoJSON is a key set as the admin API shows it (never key bytes).
-type keyInfoJSON = keyring.KeyInfo
-
 // listKeys is GET /api/admin/keys (master only).
 func (s *Server) listKeys(c echo.Context) error {
 	if err := s.requireKeyAdmin(c); err != nil {
@@ -203,15 +201,7 @@ func (s *Server) rotateKeys(c echo.Context) error {
 		return err
 	}
 	s.log.Info("key sets rotated", "req_id", reqID(c), "kid", ks.ID)
-	return c.JSON(http.StatusOK, keyInfoJSON{ID: ks.ID, CreatedAt: ks.CreatedAt, Current: true})
-}
-
-// retireResult is the answer of a retirement.
-type retireResult struct {
-	Kid      string `json:"kid"`
-	Retired  bool   `json:"retired"`
-	Resealed int    `json:"resealed"`
-	Resigned int    `json:"resigned"`
+	return c.JSON(http.StatusOK, types.KeyInfo{ID: ks.ID, CreatedAt: ks.CreatedAt, Current: true})
 }
 
 // retireKey is POST /api/admin/keys/{kid}/retire (master only). Before the
@@ -237,7 +227,7 @@ func (s *Server) retireKey(c echo.Context) error {
 		return apiErr(errdefs.ErrConflict, "cannot retire the current key set: rotate first")
 	}
 	ctx := c.Request().Context()
-	out := retireResult{Kid: kid}
+	out := types.KeyRetirement{Kid: kid}
 	resigned, err := s.resignStoredTokens(ctx, kid)
 	out.Resigned = resigned
 	if err != nil {

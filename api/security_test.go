@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
@@ -264,7 +265,7 @@ func TestRotateAndRetireKeys(t *testing.T) {
 	// The master token of this env was signed by the old key: use a new one.
 	master := e.sign(&token.Claims{})
 	w = e.do("POST", "/api/admin/keys/"+oldKid+"/retire", master, "")
-	res := decode[retireResult](t, w)
+	res := decode[types.KeyRetirement](t, w)
 	if w.Code != 200 || !res.Retired || res.Resigned != 1 || res.Resealed != 1 {
 		t.Fatalf("retire: %d %s", w.Code, w.Body)
 	}
@@ -273,7 +274,7 @@ func TestRotateAndRetireKeys(t *testing.T) {
 	wantError(t, e.do("GET", "/api/webtask/test", webtaskTok, ""), 403, "JWT token signed with an untrusted key")
 	// The stored webtask was re-signed: same jti and lineage, new kid; it
 	// runs with its secrets; the master decrypts them through inspect.
-	g := decode[webtaskJSON](t, e.do("GET", "/api/webtask/test/w", master, ""))
+	g := decode[types.Webtask](t, e.do("GET", "/api/webtask/test/w", master, ""))
 	oldClaims, _, _ := token.ParseUnverified(webtaskTok)
 	newClaims, hdr, _ := token.ParseUnverified(g.Token)
 	if hdr["kid"] != info.ID || newClaims.Jti != oldClaims.Jti || strings.Join(newClaims.Ca, ",") != strings.Join(oldClaims.Ca, ",") {

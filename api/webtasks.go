@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/token"
 )
@@ -15,23 +16,13 @@ import (
 // maxListLimit caps list pages (reference: default and maximum 100).
 const maxListLimit = 100
 
-// webtaskJSON is the webtask shape of PUT/GET/list responses.
-type webtaskJSON struct {
-	Container  string            `json:"container"`
-	Name       string            `json:"name"`
-	Token      string            `json:"token"`
-	Meta       map[string]string `json:"meta"`
-	WebtaskURL string            `json:"webtask_url"`
-	Secrets    map[string]any    `json:"secrets,omitempty"`
-	Code       *string           `json:"code,omitempty"`
-}
-
-func (s *Server) webtaskJSON(c echo.Context, w *store.Webtask) webtaskJSON {
+// webtaskJSON is w's wire shape (without secrets and code).
+func (s *Server) webtaskJSON(c echo.Context, w *store.Webtask) types.Webtask {
 	meta := w.Meta
 	if meta == nil {
 		meta = map[string]string{}
 	}
-	return webtaskJSON{
+	return types.Webtask{
 		Container: w.Container, Name: w.Name, Token: w.Token, Meta: meta,
 		WebtaskURL: s.runURL(c, w.Container, w.Name),
 	}
@@ -194,7 +185,7 @@ func (s *Server) list(c echo.Context, container string) error {
 		}
 		if old, dup := opts.Meta[k]; dup && old != v {
 			// Two different values for one key can never both match.
-			return c.JSON(http.StatusOK, []webtaskJSON{})
+			return c.JSON(http.StatusOK, []types.Webtask{})
 		}
 		opts.Meta[k] = v
 	}
@@ -203,7 +194,7 @@ func (s *Server) list(c echo.Context, container string) error {
 		return err
 	}
 	fetch := queryBool(c, "fetch_code")
-	out := make([]webtaskJSON, 0, len(ws))
+	out := make([]types.Webtask, 0, len(ws))
 	for _, w := range ws {
 		item := s.webtaskJSON(c, w)
 		if fetch && w.Code != "" {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // client calls the daemon's HTTP API with a bearer token.
@@ -42,11 +44,7 @@ func (o *connOptions) client() (*client, error) {
 }
 
 // apiError is the daemon's JSON error body.
-type apiError struct {
-	Code    int    `json:"code"`
-	Message string `json:"message"`
-	ReqID   string `json:"req_id"`
-}
+type apiError types.ErrorBody
 
 func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, req_id %s)", e.Message, e.Code, e.ReqID)

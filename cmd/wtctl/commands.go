@@ -75,14 +75,6 @@ func newSandboxesCmd(opts *connOptions) *cobra.Command {
 	return cmd
 }
 
-// webtaskItem is one entry of GET /api/webtask/{container}.
-type webtaskItem struct {
-	Container  string            `json:"container"`
-	Name       string            `json:"name"`
-	Meta       map[string]string `json:"meta"`
-	WebtaskURL string            `json:"webtask_url"`
-}
-
 func newWebtasksCmd(opts *connOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "webtasks", Aliases: []string{"wt"}, Short: "Inspect stored webtasks"}
 	var asJSON bool
@@ -95,13 +87,13 @@ func newWebtasksCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var all []webtaskItem
+			var all []types.Webtask
 			for offset := 0; ; offset += 100 {
 				path := fmt.Sprintf("/api/webtask?offset=%d&limit=100", offset)
 				if len(args) == 1 {
 					path = fmt.Sprintf("/api/webtask/%s?offset=%d&limit=100", url.PathEscape(args[0]), offset)
 				}
-				var page []webtaskItem
+				var page []types.Webtask
 				if err := c.do(cmd.Context(), "GET", path, nil, &page); err != nil {
 					return err
 				}

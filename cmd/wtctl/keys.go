@@ -7,15 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/webtaskd/webtaskd/api/types"
 )
-
-// keyInfo is one key set as GET /api/admin/keys shows it.
-type keyInfo struct {
-	Kid       string    `json:"kid"`
-	CreatedAt time.Time `json:"created_at"`
-	Current   bool      `json:"current"`
-	Retired   bool      `json:"retired"`
-}
 
 func newKeysCmd(opts *connOptions) *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "List, rotate and retire key sets (signing + sealing keys)"}
@@ -29,7 +22,7 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var keys []keyInfo
+			var keys []types.KeyInfo
 			if err := c.do(cmd.Context(), "GET", "/api/admin/keys", nil, &keys); err != nil {
 				return err
 			}
@@ -46,7 +39,7 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 				case k.Retired:
 					state = "retired"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\n", k.Kid, k.CreatedAt.Format(time.RFC3339), state)
+				fmt.Fprintf(w, "%s\t%s\t%s\n", k.ID, k.CreatedAt.Format(time.RFC3339), state)
 			}
 			return w.Flush()
 		},
@@ -62,11 +55,11 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var k keyInfo
+			var k types.KeyInfo
 			if err := c.do(cmd.Context(), "POST", "/api/admin/keys/rotate", nil, &k); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "current key set: %s\n", k.Kid)
+			fmt.Fprintf(cmd.OutOrStdout(), "current key set: %s\n", k.ID)
 			return nil
 		},
 	}
@@ -80,11 +73,7 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Kid      string `json:"kid"`
-				Resealed int    `json:"resealed"`
-				Resigned int    `json:"resigned"`
-			}
+			var out types.KeyRetirement
 			if err := c.do(cmd.Context(), "POST", "/api/admin/keys/"+url.PathEscape(args[0])+"/retire", nil, &out); err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // errStreamClosed: the daemon ended a followed log stream (shutdown).
@@ -49,15 +50,6 @@ A reader too slow for the output loses lines; a marker line says how many.`,
 	cmd.Flags().IntVar(&tail, "tail", 100, "recent lines to print first (the daemon keeps at most 100 per container)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw bunyan records, one JSON object per line")
 	return cmd
-}
-
-// logLine is the part of a log record wtctl prints.
-type logLine struct {
-	Time    string `json:"time"`
-	Msg     string `json:"msg"`
-	ReqID   string `json:"req_id"`
-	Stream  string `json:"stream"`
-	Dropped uint64 `json:"dropped"`
 }
 
 // streamLogs reads GET /api/logs/tenant/{container} (Server-Sent Events)
@@ -136,7 +128,7 @@ func printRecord(w io.Writer, data string, asJSON bool) {
 		fmt.Fprintln(w, data)
 		return
 	}
-	var r logLine
+	var r types.LogRecord
 	if err := json.Unmarshal([]byte(data), &r); err != nil {
 		fmt.Fprintln(w, data)
 		return

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
 
@@ -75,11 +76,11 @@ func TestKeysLsRotateRetire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []keyInfo
+	var keys []types.KeyInfo
 	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 1 || !keys[0].Current {
 		t.Fatalf("keys ls: %v %s", err, out)
 	}
-	old := keys[0].Kid
+	old := keys[0].ID
 	if out, err = wtctl(t, env, "keys", "rotate"); err != nil || !strings.HasPrefix(out, "current key set: ") {
 		t.Fatalf("rotate: %q %v", out, err)
 	}

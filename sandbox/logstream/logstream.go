@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // ErrClosed: the hub was closed (the daemon is shutting down;
@@ -46,25 +47,7 @@ const (
 )
 
 // Record is one log event, a bunyan record (reference §1.4).
-type Record struct {
-	Name     string `json:"name"`
-	Hostname string `json:"hostname"`
-	Pid      int    `json:"pid"`
-	Level    int    `json:"level"`
-	Msg      string `json:"msg"`
-	Time     string `json:"time"`
-	V        int    `json:"v"`
-	// Container is the webtask container; ReqID the request that wrote the
-	// line ("" for output of the runtime itself).
-	Container string `json:"container,omitempty"`
-	ReqID     string `json:"req_id,omitempty"`
-	// Stream is "stdout" or "stderr".
-	Stream string `json:"stream,omitempty"`
-	// Sandbox marks webtask output.
-	Sandbox bool `json:"sandbox,omitempty"`
-	// Dropped, on a NameDaemon marker, counts the lines this reader lost.
-	Dropped uint64 `json:"dropped,omitempty"`
-}
+type Record = types.LogRecord
 
 // Config configures a Hub; zero fields take the defaults above.
 type Config struct {

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
 // The errors below wrap no errdefs kind on purpose: they are internal (a
@@ -68,12 +69,7 @@ type KeySet struct {
 }
 
 // KeyInfo describes a key set without its key material.
-type KeyInfo struct {
-	ID        string    `json:"kid"`
-	CreatedAt time.Time `json:"created_at"`
-	Current   bool      `json:"current"`
-	Retired   bool      `json:"retired"`
-}
+type KeyInfo = types.KeyInfo
 
 const (
 	keyLenBytes   = 32
