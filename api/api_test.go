@@ -18,8 +18,6 @@ import (
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
-	"github.com/webtaskd/webtaskd/store"
-	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
@@ -522,14 +520,7 @@ func TestBadInputs(t *testing.T) {
 
 // TestWithRealStore runs issue -> run -> list -> delete over store.Store.
 func TestWithRealStore(t *testing.T) {
-	e := newEnvWith(t, Config{}, func(ring *keyring.Ring) Store {
-		st, err := store.Open(t.Context(), store.Options{Path: t.TempDir() + "/wt.db", Ring: ring})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
+	e := buildEnv(t, envOptions{realStore: true})
 	if w := e.do("POST", "/api/tokens/issue", e.tenant, wtCreateBody); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)
 	}
@@ -585,21 +576,17 @@ func (r *benchRunner) Invoke(_ context.Context, _ string, _ *agent.Request) (*ag
 }
 
 func TestRevokedTokenRefused(t *testing.T) {
-	e := newEnv(t, Config{})
-	revoked := e.sign(&token.Claims{Ten: "test", Jti: "0123456789abcdef0123456789abcdef"})
-	srv, err := New(Config{}, Deps{Store: e.store, Keys: e.ring, Runner: e.runner, Sandboxes: e.sbx,
-		Revoked: func(jtis []string) (bool, error) {
+	e := buildEnv(t, envOptions{deps: func(_ *env, d *Deps) {
+		d.Revoked = func(jtis []string) (bool, error) {
 			for _, j := range jtis {
 				if j == "0123456789abcdef0123456789abcdef" {
 					return true, nil
 				}
 			}
 			return false, nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.h = srv.Handler()
+		}
+	}})
+	revoked := e.sign(&token.Claims{Ten: "test", Jti: "0123456789abcdef0123456789abcdef"})
 	wantError(t, e.do("GET", "/api/webtask/test", revoked, ""), 403, "token is revoked")
 	if w := e.do("GET", "/api/webtask/test", e.tenant, ""); w.Code != 200 {
 		t.Fatalf("%d %s", w.Code, w.Body)

@@ -55,9 +55,6 @@ type putCronBody struct {
 
 // cronParams authenticates the caller for :container and validates :name.
 func (s *Server) cronParams(c echo.Context) (container, name string, err error) {
-	if s.cronStore == nil || s.cron == nil {
-		return "", "", apiErr(errdefs.ErrUnavailable, "cron jobs are not enabled on this server")
-	}
 	_, container, err = s.containerParam(c)
 	if err != nil {
 		return "", "", err
@@ -224,9 +221,6 @@ func (s *Server) setCronJobState(c echo.Context) error {
 
 // listCronJobs is GET /api/cron/{c}?offset=&limit=&meta=k:v...
 func (s *Server) listCronJobs(c echo.Context) error {
-	if s.cronStore == nil || s.cron == nil {
-		return apiErr(errdefs.ErrUnavailable, "cron jobs are not enabled on this server")
-	}
 	_, container, err := s.containerParam(c)
 	if err != nil {
 		return err

@@ -3,8 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -13,51 +11,25 @@ import (
 	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
-	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
-// newCronEnv is an env over a real store with a running cron scheduler.
+// newCronEnv is an env over the real store with its cron scheduler
+// running.
 func newCronEnv(t *testing.T) (*env, *store.Store, *cron.Scheduler) {
 	t.Helper()
-	ring, err := keyring.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(t.Context(), store.Options{Path: t.TempDir() + "/wt.db", Ring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	sch, err := cron.New(cron.Config{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, runner: &fakeRunner{}, sbx: &fakeSandboxes{}, ring: ring, now: time.Now(), store: st}
-	srv, err := New(Config{}, Deps{
-		Store: st, Keys: ring, Runner: e.runner, Sandboxes: e.sbx,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:       func() time.Time { return e.now },
-		Security:  st,
-		CronStore: st, Cron: sch,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv, e.h = srv, srv.Handler()
-	if err := sch.Start(t.Context(), e.h, "wt.example"); err != nil {
+	e := buildEnv(t, envOptions{realStore: true})
+	if err := e.cron.Start(t.Context(), e.h, "wt.example"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := sch.Stop(ctx); err != nil {
+		if err := e.cron.Stop(ctx); err != nil {
 			t.Error(err)
 		}
 	})
-	e.master = e.sign(&token.Claims{})
-	e.tenant = e.sign(&token.Claims{Ten: "test", Dd: intp(1)})
-	return e, st, sch
+	return e, e.st, e.cron
 }
 
 func TestCronRoutes(t *testing.T) {
@@ -216,10 +188,4 @@ func TestCronBadInput(t *testing.T) {
 	if !strings.Contains(w.Body.String(), "schedule") {
 		t.Fatalf("the 400 should say what is wrong: %s", w.Body)
 	}
-}
-
-func TestCronRoutesDisabled(t *testing.T) {
-	e := newEnv(t, Config{})
-	wantError(t, e.do("GET", "/api/cron/test", e.tenant, ""), 503, "")
-	wantError(t, e.do("PUT", "/api/cron/test/x", e.tenant, `{"schedule":"* * * * *"}`), 503, "")
 }

@@ -5,22 +5,13 @@ import (
 	"testing"
 
 	"github.com/webtaskd/webtaskd/sandbox/agent"
-	"github.com/webtaskd/webtaskd/store"
-	"github.com/webtaskd/webtaskd/store/keyring"
 )
 
 // TestFixedFollowsTheStoredVersion: a named run carries the pre-encoded
 // per-webtask part of the version it runs, reused while the webtask is
 // unchanged and rebuilt after an update.
 func TestFixedFollowsTheStoredVersion(t *testing.T) {
-	e := newEnvWith(t, Config{}, func(ring *keyring.Ring) Store {
-		st, err := store.Open(t.Context(), store.Options{Path: t.TempDir() + "/wt.db", Ring: ring})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		return st
-	})
+	e := buildEnv(t, envOptions{realStore: true})
 	put := func(secret string) {
 		t.Helper()
 		body := `{"code":"module.exports = cb => cb(null, 1)","secrets":{"S":"` + secret + `"},"meta":{"m":"v"}}`

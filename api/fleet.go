@@ -52,9 +52,6 @@ func (s *Server) inspectSandbox(c echo.Context) error {
 	if err := s.master(c); err != nil {
 		return err
 	}
-	if s.fleet == nil {
-		return apiErr(errdefs.ErrUnavailable, "sandbox inspection is not available")
-	}
 	info, err := s.fleet.Inspect(c.Param("id"))
 	if err != nil {
 		return err
@@ -67,9 +64,6 @@ func (s *Server) inspectSandbox(c echo.Context) error {
 func (s *Server) fleetStatus(c echo.Context) error {
 	if err := s.master(c); err != nil {
 		return err
-	}
-	if s.fleet == nil {
-		return apiErr(errdefs.ErrUnavailable, "fleet status is not available")
 	}
 	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "fleet": s.fleet.Status()})
 }
@@ -138,18 +132,12 @@ func (s *Server) limitsTarget(c echo.Context) (string, error) {
 	if err := s.master(c); err != nil {
 		return "", err
 	}
-	if s.limitStore == nil || s.fleet == nil {
-		return "", apiErr(errdefs.ErrUnavailable, "per-container limits are not available")
-	}
 	return pathName(c, "container", "container")
 }
 
 // serveMetrics is GET /metrics: Prometheus text format. It carries fleet
 // figures only (no container names, no secrets) and needs no token.
 func (s *Server) serveMetrics(c echo.Context) error {
-	if s.metrics == nil {
-		return apiErr(errdefs.ErrUnavailable, "metrics are not available")
-	}
 	s.metrics.ServeHTTP(c.Response(), c.Request())
 	return nil
 }

@@ -14,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
 	"github.com/webtaskd/webtaskd/store/token"
@@ -164,48 +167,91 @@ func (f *fakeSandboxes) Kill(id string) error {
 	return fmt.Errorf("kill %s: %w", id, sandbox.ErrNotFound)
 }
 
-// env is a server over fakes plus a real key ring.
+// Fleet view of the fake sandboxes (Inspect, Status, Recycle).
+func (f *fakeSandboxes) Inspect(id string) (types.SandboxInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, in := range f.infos {
+		if in.ID == id {
+			return in, nil
+		}
+	}
+	return types.SandboxInfo{}, fmt.Errorf("inspect %s: %w", id, sandbox.ErrNotFound)
+}
+
+func (f *fakeSandboxes) Status() types.FleetStatus { return types.FleetStatus{} }
+
+func (f *fakeSandboxes) Recycle(string) {}
+
+// env is a server over a real key ring, a real SQLite store for the
+// store-backed dependencies, and fakes for the runner and the sandboxes.
 type env struct {
 	t      testing.TB
 	srv    *Server
 	h      http.Handler
-	store  Store
-	fstore *fakeStore
+	store  Store        // the webtask store: fstore or st
+	fstore *fakeStore   // nil with envOptions.realStore
+	st     *store.Store // every other store-backed dependency
 	runner *fakeRunner
 	sbx    *fakeSandboxes
 	codes  *fakeCodes
+	cron   *cron.Scheduler // not started
 	ring   *keyring.Ring
 	now    time.Time
 	master string
 	tenant string // ten "test", dd 1
 }
 
-func newEnv(t testing.TB, cfg Config) *env {
-	return newEnvWith(t, cfg, nil)
+// envOptions shape buildEnv's server.
+type envOptions struct {
+	cfg Config
+	// realStore makes the SQLite store the webtask Store too (else a
+	// fakeStore that counts writes).
+	realStore bool
+	// deps, when set, changes the dependencies last.
+	deps func(e *env, d *Deps)
 }
 
-// newEnvWith builds the env; mkStore (nil: a fakeStore) gets the key ring.
-func newEnvWith(t testing.TB, cfg Config, mkStore func(*keyring.Ring) Store) *env {
+func newEnv(t testing.TB, cfg Config) *env { return buildEnv(t, envOptions{cfg: cfg}) }
+
+// buildEnv is the one builder of api test servers: every dependency of
+// New is set.
+func buildEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ring, err := keyring.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, runner: &fakeRunner{}, sbx: &fakeSandboxes{}, ring: ring, now: time.Now()}
-	var st Store
-	if mkStore == nil {
-		e.fstore = newFakeStore()
-		st = e.fstore
-	} else {
-		st = mkStore(ring)
+	st, err := store.Open(context.Background(), store.Options{Path: t.TempDir() + "/wt.db", Ring: ring})
+	if err != nil {
+		t.Fatal(err)
 	}
-	e.store = st
-	e.codes = newFakeCodes()
-	srv, err := New(cfg, Deps{
-		Store: st, Keys: ring, Runner: e.runner, Sandboxes: e.sbx, Codes: e.codes,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	t.Cleanup(func() { st.Close() })
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sch, err := cron.New(cron.Config{Store: st, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := logstream.New(logstream.Config{})
+	t.Cleanup(hub.Close)
+	e := &env{t: t, runner: &fakeRunner{}, sbx: &fakeSandboxes{}, ring: ring, now: time.Now(),
+		st: st, codes: newFakeCodes(), cron: sch, store: st}
+	if !o.realStore {
+		e.fstore = newFakeStore()
+		e.store = e.fstore
+	}
+	d := Deps{
+		Store: e.store, Keys: ring, Runner: e.runner, Sandboxes: e.sbx,
+		Security: st, KeyAdmin: ring, Fleet: e.sbx, ContainerLimits: st,
+		Metrics: prometheus.NewRegistry(), Data: st, Logs: hub,
+		CronStore: st, Cron: sch, Codes: e.codes,
+		Logger: quiet,
 		Now:    func() time.Time { return e.now },
-	})
+	}
+	if o.deps != nil {
+		o.deps(e, &d)
+	}
+	srv, err := New(o.cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

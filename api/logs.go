@@ -45,9 +45,6 @@ func (s *Server) streamLogs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.logs == nil {
-		return apiErr(errdefs.ErrUnavailable, "log streaming is not configured")
-	}
 	backlog := logstream.Backlog{Max: maxLogTail, Since: s.now().Add(-DefaultLogReplayWindow)}
 	if v := c.QueryParam("tail"); v != "" {
 		n, err := strconv.Atoi(v)

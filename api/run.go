@@ -154,9 +154,6 @@ func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, er
 // http(s) through the remote cache.
 func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error) {
 	if h, ok := parseCodeURL(u); ok {
-		if s.codes == nil {
-			return "", "", apiErr(errdefs.ErrUnavailable, "code storage is not configured")
-		}
 		code, err := s.codes.GetCode(c.Request().Context(), h)
 		if err != nil {
 			return "", "", err

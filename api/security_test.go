@@ -1,8 +1,6 @@
 package api
 
 import (
-	"io"
-	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -25,27 +23,10 @@ type secEnv struct {
 func newSecEnv(t *testing.T) *secEnv {
 	t.Helper()
 	se := &secEnv{}
-	e := newEnvWith(t, Config{}, func(ring *keyring.Ring) Store {
-		st, err := store.Open(t.Context(), store.Options{Path: t.TempDir() + "/wt.db", Ring: ring})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		se.st = st
-		return st
-	})
-	srv, err := New(Config{}, Deps{
-		Store: se.st, Keys: e.ring, Runner: e.runner, Sandboxes: e.sbx,
-		Security: se.st, KeyAdmin: e.ring,
-		OnKeysChanged: func() error { se.refreshes++; return nil },
-		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:           func() time.Time { return e.now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.srv, e.h = srv, srv.Handler()
-	se.env = e
+	se.env = buildEnv(t, envOptions{realStore: true, deps: func(_ *env, d *Deps) {
+		d.OnKeysChanged = func() error { se.refreshes++; return nil }
+	}})
+	se.st = se.env.st
 	return se
 }
 

@@ -85,49 +85,65 @@ type Sandboxes interface {
 	Kill(id string) error
 }
 
-// Deps are the collaborators of the API server.
+// Deps are the collaborators of the API server. Every interface field is
+// required (New fails without it); Logger, Now, Revoked and OnKeysChanged
+// have defaults.
 type Deps struct {
 	Store     Store
 	Keys      Keys
 	Runner    Runner
 	Sandboxes Sandboxes
+	// Security stores revocations and re-seals secrets on key retirement.
+	Security SecurityStore
+	// KeyAdmin rotates and retires key sets.
+	KeyAdmin KeyAdmin
+	// Fleet is the sandbox fleet's admin view (inspect, status, recycle).
+	Fleet Fleet
+	// ContainerLimits stores per-container limit overrides.
+	ContainerLimits ContainerLimitsStore
+	// Metrics is scraped by GET /metrics.
+	Metrics prometheus.Gatherer
+	// Data keeps per-webtask storage (the /data routes and Storage).
+	Data DataStore
+	// Logs is the real-time log hub behind GET /api/logs/tenant/{c}.
+	Logs *logstream.Hub
+	// CronStore and Cron back the /api/cron routes (jobs, state, history).
+	CronStore CronStore
+	Cron      CronScheduler
+	// Codes keeps the inline code of unnamed code tokens (content-
+	// addressed).
+	Codes CodeStore
+
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// Revoked is the token revocation check (ca plus jti); nil uses
-	// Security.AnyRevoked, or disables the check without Security.
+	// Security.AnyRevoked.
 	Revoked token.RevokedFunc
-	// Security stores revocations and re-seals secrets on key retirement;
-	// nil answers the revoke and retire routes with 503.
-	Security SecurityStore
-	// KeyAdmin rotates and retires key sets; nil answers the key routes
-	// with 503.
-	KeyAdmin KeyAdmin
 	// OnKeysChanged is called after a revocation or a key retirement (the
 	// daemon re-checks its master token then); nil does nothing.
 	OnKeysChanged func() error
-	// Fleet is the sandbox fleet's admin view (inspect, status, recycle);
-	// nil answers those routes with 503.
-	Fleet Fleet
-	// ContainerLimits stores per-container limit overrides; nil answers
-	// the limits routes with 503.
-	ContainerLimits ContainerLimitsStore
-	// Metrics is scraped by GET /metrics; nil answers it with 503.
-	Metrics prometheus.Gatherer
-	// Data keeps per-webtask storage (the /data routes and Storage); nil
-	// answers them with 503.
-	Data DataStore
-	// Logs is the real-time log hub behind GET /api/logs/tenant/{c}; nil
-	// answers it with 503.
-	Logs *logstream.Hub
-	// CronStore and Cron back the /api/cron routes (jobs, state,
-	// history); nil answers them with 503.
-	CronStore CronStore
-	Cron      CronScheduler
-	// Codes keeps the inline code of unnamed code tokens (content-
-	// addressed); nil refuses such issues with 503.
-	Codes CodeStore
+}
+
+// missing names the required dependencies d lacks.
+func (d *Deps) missing() []string {
+	var out []string
+	for _, r := range []struct {
+		name string
+		absent bool
+	}{
+		{"Store", d.Store == nil}, {"Keys", d.Keys == nil}, {"Runner", d.Runner == nil},
+		{"Sandboxes", d.Sandboxes == nil}, {"Security", d.Security == nil}, {"KeyAdmin", d.KeyAdmin == nil},
+		{"Fleet", d.Fleet == nil}, {"ContainerLimits", d.ContainerLimits == nil}, {"Metrics", d.Metrics == nil},
+		{"Data", d.Data == nil}, {"Logs", d.Logs == nil}, {"CronStore", d.CronStore == nil},
+		{"Cron", d.Cron == nil}, {"Codes", d.Codes == nil},
+	} {
+		if r.absent {
+			out = append(out, r.name)
+		}
+	}
+	return out
 }
 
 // CodeStore keeps code blobs by content (*store.Store). GetCode is on the
@@ -172,8 +188,8 @@ type Server struct {
 
 // New builds the API server.
 func New(cfg Config, d Deps) (*Server, error) {
-	if d.Store == nil || d.Keys == nil || d.Runner == nil || d.Sandboxes == nil {
-		return nil, errors.New("api: Store, Keys, Runner and Sandboxes are required")
+	if m := d.missing(); len(m) > 0 {
+		return nil, fmt.Errorf("api: missing dependencies: %s", strings.Join(m, ", "))
 	}
 	if cfg.MaxBodyBytes < 0 {
 		return nil, errors.New("api: MaxBodyBytes must not be negative")
@@ -201,7 +217,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("api: request id prefix: %w", err)
 	}
-	if d.Revoked == nil && d.Security != nil {
+	if d.Revoked == nil {
 		d.Revoked = d.Security.AnyRevoked
 	}
 	s := &Server{
@@ -218,9 +234,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix: hex.EncodeToString(b[:]),
 	}
-	if d.Metrics != nil {
-		s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
-	}
+	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()
 	return s, nil
 }

@@ -41,9 +41,6 @@ func toDataJSON(d store.Data) dataJSON {
 }
 
 func (s *Server) dataParams(c echo.Context) (string, string, error) {
-	if s.data == nil {
-		return "", "", apiErr(errdefs.ErrUnavailable, "storage is not configured")
-	}
 	_, container, name, err := s.webtaskParams(c)
 	if err != nil {
 		return "", "", err
@@ -133,9 +130,6 @@ func (s *Server) Storage(ctx context.Context, op agent.StorageOp) agent.StorageR
 	}
 	if op.Name == "" {
 		return s.storageResult(op, errUnnamedStorage)
-	}
-	if s.data == nil {
-		return s.storageResult(op, apiErr(errdefs.ErrUnavailable, "storage is not configured"))
 	}
 	if !op.Set {
 		d, err := s.data.GetData(ctx, op.Container, op.Name)

@@ -94,9 +94,6 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 	}
 	named := req.Has("jtn")
 	inlineCode := req.Has("code") && !named
-	if inlineCode && s.codes == nil {
-		return nil, apiErr(errdefs.ErrUnavailable, "code storage is not configured")
-	}
 	var container string
 	if named {
 		container, _ = child.SingleContainer() // Narrow guarantees one literal
