@@ -18,18 +18,10 @@ import (
 
 	"github.com/webtaskd/webtaskd/daemon"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 func TestMain(m *testing.M) {
-	sandbox.ReexecInit()
-	if os.Getenv("WEBTASKD_TEST_CHILD_DAEMON") == "1" {
-		os.Exit(runChildDaemon())
-	}
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "WARNING: not root: daemon end-to-end tests will be SKIPPED")
-	}
-	os.Exit(m.Run())
+	RunTests(m, "daemon", Child{Env: "WEBTASKD_TEST_CHILD_DAEMON", Run: runChildDaemon})
 }
 
 // runChildDaemon runs a daemon in this process for TestKillNineRecovery:

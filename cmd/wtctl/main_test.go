@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -13,16 +11,9 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	sandbox.ReexecInit()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "WARNING: not root: wtctl end-to-end tests will be SKIPPED")
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { RunTests(m, "wtctl") }
 
 // wtctl runs one command line against env and returns its output.
 func wtctl(t *testing.T, env *Env, args ...string) (string, error) {

@@ -20,16 +20,9 @@ import (
 
 	"github.com/webtaskd/webtaskd/daemon"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/sandbox"
 )
 
-func TestMain(m *testing.M) {
-	sandbox.ReexecInit()
-	if os.Geteuid() != 0 {
-		fmt.Fprintln(os.Stderr, "WARNING: not root: real-client end-to-end tests will be SKIPPED")
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { RunTests(m, "real-client") }
 
 // stampFile, inside node_modules, records the sha256 of the
 // package-lock.json that `npm ci` installed, so later runs skip npm.
