@@ -130,7 +130,7 @@ type Deps struct {
 func (d *Deps) missing() []string {
 	var out []string
 	for _, r := range []struct {
-		name string
+		name   string
 		absent bool
 	}{
 		{"Store", d.Store == nil}, {"Keys", d.Keys == nil}, {"Runner", d.Runner == nil},
