@@ -22,14 +22,14 @@ func credential(c echo.Context) (string, error) {
 		scheme, raw, ok := strings.Cut(h, " ")
 		raw = strings.TrimSpace(raw)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-			return "", apiErr(errdefs.ErrDenied, msgUnexpectedAuth)
+			return "", errdefs.Errorf(errdefs.ErrDenied, msgUnexpectedAuth)
 		}
 		return raw, nil
 	}
 	if k := c.QueryParam("key"); k != "" {
 		return k, nil
 	}
-	return "", apiErr(errdefs.ErrDenied, msgNoAuth)
+	return "", errdefs.Errorf(errdefs.ErrDenied, msgNoAuth)
 }
 
 // caller authenticates the request and returns the caller's claims.
@@ -59,7 +59,7 @@ func authorize(claims *token.Claims, container string) error {
 
 func requireMaster(claims *token.Claims) error {
 	if !claims.IsMaster() {
-		return apiErr(errdefs.ErrDenied, msgAdminOnly)
+		return errdefs.Errorf(errdefs.ErrDenied, msgAdminOnly)
 	}
 	return nil
 }
@@ -70,12 +70,12 @@ func pathName(c echo.Context, p, what string) (string, error) {
 	if strings.IndexByte(v, '%') >= 0 {
 		u, err := url.PathUnescape(v)
 		if err != nil {
-			return "", apiErr(errdefs.ErrInvalid, "invalid %s name", what)
+			return "", errdefs.Errorf(errdefs.ErrInvalid, "invalid %s name", what)
 		}
 		v = u
 	}
 	if !token.ValidName(v) {
-		return "", apiErr(errdefs.ErrInvalid, "invalid %s name", what)
+		return "", errdefs.Errorf(errdefs.ErrInvalid, "invalid %s name", what)
 	}
 	return v, nil
 }
@@ -119,7 +119,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	}
 	max := s.cfg.MaxBodyBytes
 	if r.ContentLength > max {
-		return nil, apiErr(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
+		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
@@ -130,7 +130,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		return nil, fmt.Errorf("reading request body: %w", err)
 	}
 	if n > max {
-		return nil, apiErr(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
+		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
 	if n == 0 {
 		return nil, nil
@@ -143,15 +143,15 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 // values (encoding/json errors name types and fields only).
 func decodeJSON(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
-		return apiErr(errdefs.ErrInvalid, "the request body must be a JSON object")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the request body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return apiErr(errdefs.ErrInvalid, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
+		return errdefs.Errorf(errdefs.ErrInvalid, "invalid JSON body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if dec.More() {
-		return apiErr(errdefs.ErrInvalid, "invalid JSON body: trailing data")
+		return errdefs.Errorf(errdefs.ErrInvalid, "invalid JSON body: trailing data")
 	}
 	return nil
 }

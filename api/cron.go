@@ -101,7 +101,7 @@ func (s *Server) putCronJob(c echo.Context) error {
 		return err
 	}
 	if body.Schedule == nil || strings.TrimSpace(*body.Schedule) == "" {
-		return apiErr(errdefs.ErrInvalid, "the `schedule` field is required")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the `schedule` field is required")
 	}
 	j := &store.CronJob{Container: container, Name: name, Schedule: strings.TrimSpace(*body.Schedule),
 		TZ: types.DefaultCronTZ, State: store.CronActive, Meta: body.Meta}
@@ -119,10 +119,10 @@ func (s *Server) putCronJob(c echo.Context) error {
 	if body.Token != nil && *body.Token != "" {
 		tok, err := s.verifier.Verify(*body.Token, s.now())
 		if err != nil {
-			return apiErr(errdefs.ErrInvalid, "invalid job token: %s", err.Error())
+			return errdefs.Errorf(errdefs.ErrInvalid, "invalid job token: %s", err.Error())
 		}
 		if !tok.AllowsContainer(container) {
-			return apiErr(errdefs.ErrInvalid, "the job token is not valid for container `%s`", container)
+			return errdefs.Errorf(errdefs.ErrInvalid, "the job token is not valid for container `%s`", container)
 		}
 		j.Token = *body.Token
 	}
@@ -146,7 +146,7 @@ func cronState(v string) (string, error) {
 	case store.CronActive, store.CronInactive:
 		return v, nil
 	}
-	return "", apiErr(errdefs.ErrInvalid, "the `state` field must be `active` or `inactive`")
+	return "", errdefs.Errorf(errdefs.ErrInvalid, "the `state` field must be `active` or `inactive`")
 }
 
 // getCronJob is GET /api/cron/{c}/{n}.
@@ -198,7 +198,7 @@ func (s *Server) setCronJobState(c echo.Context) error {
 		return err
 	}
 	if body.State == nil {
-		return apiErr(errdefs.ErrInvalid, "the `state` field is required")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the `state` field is required")
 	}
 	state, err := cronState(*body.State)
 	if err != nil {
@@ -233,7 +233,7 @@ func (s *Server) listCronJobs(c echo.Context) error {
 	for _, f := range c.QueryParams()["meta"] {
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || k == "" {
-			return apiErr(errdefs.ErrInvalid, "meta filters must have the form key:value")
+			return errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
 		}
 		if o.Meta == nil {
 			o.Meta = map[string]string{}
@@ -290,14 +290,14 @@ func pageParams(c echo.Context, max int) (offset, limit int, err error) {
 	if v := c.QueryParam("offset"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return 0, 0, apiErr(errdefs.ErrInvalid, "offset must be a non-negative integer")
+			return 0, 0, errdefs.Errorf(errdefs.ErrInvalid, "offset must be a non-negative integer")
 		}
 		offset = n
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return 0, 0, apiErr(errdefs.ErrInvalid, "limit must be a non-negative integer")
+			return 0, 0, errdefs.Errorf(errdefs.ErrInvalid, "limit must be a non-negative integer")
 		}
 		if n > 0 && n < max {
 			limit = n

@@ -23,13 +23,8 @@ const (
 	msgInternal       = "internal server error"
 )
 
-// apiErr is errdefs.Errorf: an error of kind with a caller-facing message.
-func apiErr(kind error, format string, args ...any) error {
-	return errdefs.Errorf(kind, format, args...)
-}
-
 func errForeignTenant(container string) error {
-	return apiErr(errdefs.ErrDenied, "not authorized to perform operation on tenant `%s`", container)
+	return errdefs.Errorf(errdefs.ErrDenied, "not authorized to perform operation on tenant `%s`", container)
 }
 
 // kindStatus is the HTTP status of each error kind.

@@ -104,7 +104,7 @@ func (s *Server) putLimits(c echo.Context) error {
 		return err
 	}
 	if err := sandbox.ValidateOverride(o); err != nil {
-		return apiErr(errdefs.ErrInvalid, "%s", err.Error())
+		return errdefs.Errorf(errdefs.ErrInvalid, "%s", err.Error())
 	}
 	l, err := s.limitStore.PutLimits(c.Request().Context(), types.ContainerLimits{Container: container, Limits: o})
 	if err != nil {

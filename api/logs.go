@@ -49,7 +49,7 @@ func (s *Server) streamLogs(c echo.Context) error {
 	if v := c.QueryParam("tail"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(errdefs.ErrInvalid, "tail must be a non-negative integer")
+			return errdefs.Errorf(errdefs.ErrInvalid, "tail must be a non-negative integer")
 		}
 		backlog = logstream.Backlog{Max: min(n, maxLogTail)}
 	}

@@ -44,7 +44,7 @@ func (s *Server) runNamed(c echo.Context) error {
 	w, err := s.store.GetWebtask(ctx, container, name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return apiErr(errdefs.ErrNotFound, msgNoWebtask)
+			return errdefs.Errorf(errdefs.ErrNotFound, msgNoWebtask)
 		}
 		return err
 	}
@@ -101,13 +101,13 @@ func (s *Server) runUnnamed(c echo.Context) error {
 	case c.QueryParam("webtask_url") != "":
 		u := c.QueryParam("webtask_url")
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return apiErr(errdefs.ErrInvalid, "webtask_url must be an http or https URL")
+			return errdefs.Errorf(errdefs.ErrInvalid, "webtask_url must be an http or https URL")
 		}
 		code, hash, err = s.codeAt(c, u)
 	case (r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch) && len(body) > 0:
 		code, hash, body = string(body), hashCode(body), nil
 	default:
-		return apiErr(errdefs.ErrInvalid, "no code to run: the token has no url and the request body holds no code")
+		return errdefs.Errorf(errdefs.ErrInvalid, "no code to run: the token has no url and the request body holds no code")
 	}
 	if err != nil {
 		return err
@@ -164,17 +164,17 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 		w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return "", "", apiErr(errdefs.ErrNotFound, msgNoWebtask)
+				return "", "", errdefs.Errorf(errdefs.ErrNotFound, msgNoWebtask)
 			}
 			return "", "", err
 		}
 		if w.Code == "" {
-			return "", "", apiErr(errdefs.ErrInvalid, "the webtask named by the url claim has no stored code")
+			return "", "", errdefs.Errorf(errdefs.ErrInvalid, "the webtask named by the url claim has no stored code")
 		}
 		return w.Code, w.CodeHash, nil
 	}
 	if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-		return "", "", apiErr(errdefs.ErrInvalid, "unsupported code url")
+		return "", "", errdefs.Errorf(errdefs.ErrInvalid, "unsupported code url")
 	}
 	code, hash, err = s.remote.get(u)
 	if errors.Is(err, ErrPrivateAddress) {
@@ -182,7 +182,7 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 	}
 	if err != nil {
 		s.log.Warn("fetching remote webtask code failed", "req_id", reqID(c), "err", err)
-		return "", "", apiErr(errdefs.ErrUpstream, "unable to fetch the webtask code from its url")
+		return "", "", errdefs.Errorf(errdefs.ErrUpstream, "unable to fetch the webtask code from its url")
 	}
 	return code, hash, nil
 }

@@ -81,7 +81,7 @@ func (s *Server) storedClaims(raw string) (*token.Claims, error) {
 // Revoking a webtask's token (or any ancestor) therefore stops its runs.
 func (s *Server) checkStoredToken(w *store.Webtask) error {
 	if w.Token == "" {
-		return apiErr(errdefs.ErrDenied, "the webtask has no token")
+		return errdefs.Errorf(errdefs.ErrDenied, "the webtask has no token")
 	}
 	c, err := s.storedClaims(w.Token)
 	if err != nil {
@@ -112,19 +112,19 @@ func (s *Server) revokeToken(c echo.Context) error {
 		raw = tokenFromBody(c.Request().Header.Get(echo.HeaderContentType), body)
 	}
 	if raw == "" {
-		return apiErr(errdefs.ErrInvalid, "the token to revoke is required (token query parameter or body)")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the token to revoke is required (token query parameter or body)")
 	}
 	tok, err := token.VerifySignature(s.keys, raw)
 	if err != nil {
-		return apiErr(errdefs.ErrInvalid, "the token to revoke is malformed or not signed by a live key of this server")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the token to revoke is malformed or not signed by a live key of this server")
 	}
 	switch {
 	case caller.IsMaster(), tok.IssuedBy(caller.Jti):
 	case caller.Jti == tok.Jti && tok.Dr != 1:
 	case caller.Jti == tok.Jti:
-		return apiErr(errdefs.ErrDenied, "the token may not revoke itself (dr:1)")
+		return errdefs.Errorf(errdefs.ErrDenied, "the token may not revoke itself (dr:1)")
 	default:
-		return apiErr(errdefs.ErrDenied, "insufficient permissions to revoke this token: only the token itself, its ancestors and master tokens may")
+		return errdefs.Errorf(errdefs.ErrDenied, "insufficient permissions to revoke this token: only the token itself, its ancestors and master tokens may")
 	}
 	if err := s.security.Revoke(c.Request().Context(), tok.Jti, caller.Jti); err != nil {
 		return err
@@ -215,10 +215,10 @@ func (s *Server) retireKey(c echo.Context) error {
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	if !s.keyKnown(kid) {
-		return apiErr(errdefs.ErrNotFound, "no key set with id %q", kid)
+		return errdefs.Errorf(errdefs.ErrNotFound, "no key set with id %q", kid)
 	}
 	if kid == s.keys.Current().ID {
-		return apiErr(errdefs.ErrConflict, "cannot retire the current key set: rotate first")
+		return errdefs.Errorf(errdefs.ErrConflict, "cannot retire the current key set: rotate first")
 	}
 	ctx := c.Request().Context()
 	out := types.KeyRetirement{Kid: kid}
@@ -235,7 +235,7 @@ func (s *Server) retireKey(c echo.Context) error {
 	if left, err := s.security.CountSealedWith(ctx, kid); err != nil {
 		return err
 	} else if left > 0 {
-		return apiErr(errdefs.ErrConflict, "%d webtasks still hold secrets sealed with %s; retry", left, kid)
+		return errdefs.Errorf(errdefs.ErrConflict, "%d webtasks still hold secrets sealed with %s; retry", left, kid)
 	}
 	if err := s.keyAdmin.Retire(kid); err != nil {
 		return err // keyring.ErrRetireCurrent is a 409
@@ -324,7 +324,7 @@ func (s *Server) keepSecrets(c echo.Context, caller *token.Claims, container, na
 	}
 	tok, _, err := token.ParseUnverified(w.Token)
 	if err != nil || !mayDecrypt(caller, tok) {
-		return apiErr(errdefs.ErrDenied, "not authorized to keep the secrets of this webtask: send `secrets` to replace them")
+		return errdefs.Errorf(errdefs.ErrDenied, "not authorized to keep the secrets of this webtask: send `secrets` to replace them")
 	}
 	kept := make(map[string]any, len(w.Secrets))
 	for k, v := range w.Secrets {

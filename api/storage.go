@@ -84,7 +84,7 @@ func (s *Server) putData(c echo.Context) error {
 		return err
 	}
 	if body.Data == nil {
-		return apiErr(errdefs.ErrInvalid, "the `data` field (the document as a JSON string) is required")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the `data` field (the document as a JSON string) is required")
 	}
 	opts, err := parseEtag(body.Etag)
 	if err != nil {
@@ -109,12 +109,12 @@ func parseEtag(raw json.RawMessage) (store.PutDataOptions, error) {
 	}
 	if strings.HasPrefix(v, `"`) {
 		if err := json.Unmarshal(raw, &v); err != nil {
-			return store.PutDataOptions{}, apiErr(errdefs.ErrInvalid, "etag must be an integer")
+			return store.PutDataOptions{}, errdefs.Errorf(errdefs.ErrInvalid, "etag must be an integer")
 		}
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
-		return store.PutDataOptions{}, apiErr(errdefs.ErrInvalid, "etag must be an integer")
+		return store.PutDataOptions{}, errdefs.Errorf(errdefs.ErrInvalid, "etag must be an integer")
 	}
 	return store.PutDataOptions{ExpectEtag: n}, nil
 }

@@ -48,7 +48,7 @@ func (s *Server) sign(c *token.Claims, plain map[string]any) (string, error) {
 	if plain != nil {
 		b, err := json.Marshal(plain)
 		if err != nil {
-			return "", apiErr(errdefs.ErrInvalid, "the `ectx` claim is not JSON-encodable")
+			return "", errdefs.Errorf(errdefs.ErrInvalid, "the `ectx` claim is not JSON-encodable")
 		}
 		sealed, kid, err := s.keys.Seal(b, sealAD(c))
 		if err != nil {
@@ -194,18 +194,18 @@ func (s *Server) inspectToken(c echo.Context) error {
 	}
 	raw := c.QueryParam("token")
 	if raw == "" {
-		return apiErr(errdefs.ErrInvalid, "the token query parameter is required")
+		return errdefs.Errorf(errdefs.ErrInvalid, "the token query parameter is required")
 	}
 	tok, err := s.verifier.Verify(raw, s.now())
 	if err != nil {
 		return err
 	}
 	if !mayManage(caller, tok) {
-		return apiErr(errdefs.ErrDenied, "not authorized to inspect this token")
+		return errdefs.Errorf(errdefs.ErrDenied, "not authorized to inspect this token")
 	}
 	decrypt := queryBool(c, "decrypt")
 	if decrypt && !mayDecrypt(caller, tok) {
-		return apiErr(errdefs.ErrDenied, "not authorized to decrypt the secrets of this token")
+		return errdefs.Errorf(errdefs.ErrDenied, "not authorized to decrypt the secrets of this token")
 	}
 	b, err := json.Marshal(tok)
 	if err != nil {

@@ -53,7 +53,7 @@ func (s *Server) putWebtask(c echo.Context) error {
 		return err
 	}
 	if (body.Code == nil) == (body.URL == nil) {
-		return apiErr(errdefs.ErrInvalid, "exactly one of `code` and `url` is required")
+		return errdefs.Errorf(errdefs.ErrInvalid, "exactly one of `code` and `url` is required")
 	}
 	req := &token.IssueRequest{
 		Ten: container, Jtn: name, Dd: 0, Dr: 1, Mb: 1,
@@ -63,13 +63,13 @@ func (s *Server) putWebtask(c echo.Context) error {
 	switch {
 	case body.Code != nil:
 		if *body.Code == "" {
-			return apiErr(errdefs.ErrInvalid, "the `code` field must not be empty")
+			return errdefs.Errorf(errdefs.ErrInvalid, "the `code` field must not be empty")
 		}
 		req.Code, req.Set["code"] = *body.Code, true
 	default:
 		u := *body.URL
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return apiErr(errdefs.ErrInvalid, "the `url` field must be an http or https URL")
+			return errdefs.Errorf(errdefs.ErrInvalid, "the `url` field must be an http or https URL")
 		}
 		req.URL, req.Set["url"] = u, true
 	}
@@ -105,7 +105,7 @@ func (s *Server) getWebtask(c echo.Context) error {
 	if queryBool(c, "decrypt") {
 		tok, _, err := token.ParseUnverified(w.Token)
 		if err != nil || !mayDecrypt(caller, tok) {
-			return apiErr(errdefs.ErrDenied, "not authorized to decrypt the secrets of this webtask")
+			return errdefs.Errorf(errdefs.ErrDenied, "not authorized to decrypt the secrets of this webtask")
 		}
 		out.Secrets = w.Secrets
 		if out.Secrets == nil {
@@ -162,14 +162,14 @@ func (s *Server) list(c echo.Context, container string) error {
 	if v := q.Get("offset"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(errdefs.ErrInvalid, "offset must be a non-negative integer")
+			return errdefs.Errorf(errdefs.ErrInvalid, "offset must be a non-negative integer")
 		}
 		opts.Offset = n
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return apiErr(errdefs.ErrInvalid, "limit must be a non-negative integer")
+			return errdefs.Errorf(errdefs.ErrInvalid, "limit must be a non-negative integer")
 		}
 		if n > 0 && n < maxListLimit {
 			opts.Limit = n
@@ -178,7 +178,7 @@ func (s *Server) list(c echo.Context, container string) error {
 	for _, f := range q["meta"] {
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || k == "" {
-			return apiErr(errdefs.ErrInvalid, "meta filters must have the form key:value")
+			return errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
 		}
 		if opts.Meta == nil {
 			opts.Meta = map[string]string{}
