@@ -23,6 +23,11 @@ const (
 	msgInternal       = "internal server error"
 )
 
+// errNoWebtaskToken is the reference's 404 for a run of a webtask that is
+// not stored (the store's own message, "webtask not found", is for the
+// management routes).
+var errNoWebtaskToken = errdefs.New(errdefs.ErrNotFound, msgNoWebtask)
+
 func errForeignTenant(container string) error {
 	return errdefs.Errorf(errdefs.ErrDenied, "not authorized to perform operation on tenant `%s`", container)
 }

@@ -43,8 +43,8 @@ func (s *Server) runNamed(c echo.Context) error {
 	ctx := c.Request().Context()
 	w, err := s.store.GetWebtask(ctx, container, name)
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errdefs.Errorf(errdefs.ErrNotFound, msgNoWebtask)
+		if errors.Is(err, store.ErrWebtaskNotFound) {
+			return errNoWebtaskToken
 		}
 		return err
 	}
@@ -163,8 +163,8 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 	if cn, n, ok := parseWebtaskURL(u); ok {
 		w, err := s.store.GetWebtask(c.Request().Context(), cn, n)
 		if err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return "", "", errdefs.Errorf(errdefs.ErrNotFound, msgNoWebtask)
+			if errors.Is(err, store.ErrWebtaskNotFound) {
+				return "", "", errNoWebtaskToken
 			}
 			return "", "", err
 		}
