@@ -15,6 +15,10 @@ import (
 	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
+// ErrClosed and ErrProtocol wrap no errdefs kind on purpose: a failed
+// channel means the runtime died or misbehaved, which the sandbox reports
+// as its own crash error (the kind the caller sees).
+
 // ErrClosed is returned by Do and WaitReady once the runtime channel is
 // closed, either by Close or because the agent went away (EOF) or spoke a
 // malformed line. Client.Err tells which.
@@ -39,8 +43,8 @@ var (
 )
 
 // ErrTimeout: DoTimeout's timeout passed before the agent answered. The
-// invocation may still be running in the agent.
-var ErrTimeout = errors.New("runtime invocation timed out")
+// invocation may still be running in the agent (errdefs.ErrDeadline).
+var ErrTimeout = errdefs.New(errdefs.ErrDeadline, "webtask exceeded the execution time limit")
 
 const (
 	// maxLineBytes bounds one message from the agent.
