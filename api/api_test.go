@@ -571,8 +571,8 @@ func BenchmarkRunHandler(b *testing.B) {
 
 type benchRunner struct{ resp *agent.Response }
 
-func (r *benchRunner) Invoke(_ context.Context, _ string, _ *agent.Request) (*agent.Response, error) {
-	return r.resp, nil
+func (r *benchRunner) Invoke(_ context.Context, _ string, _ *agent.Request) (*sandbox.Call, error) {
+	return sandbox.BufferedCall(r.resp.Status, r.resp.Headers, r.resp.Body), nil
 }
 
 func TestRevokedTokenRefused(t *testing.T) {

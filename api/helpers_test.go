@@ -110,7 +110,15 @@ type fakeRunner struct {
 	err  error
 }
 
-func (f *fakeRunner) Invoke(_ context.Context, container string, req *agent.Request) (*agent.Response, error) {
+func (f *fakeRunner) Invoke(_ context.Context, container string, req *agent.Request) (*sandbox.Call, error) {
+	resp, err := f.invoke(container, req)
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.BufferedCall(resp.Status, resp.Headers, resp.Body), nil
+}
+
+func (f *fakeRunner) invoke(container string, req *agent.Request) (*agent.Response, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if req.Container != container {

@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
-	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
 )
@@ -232,23 +231,26 @@ func lowerHeaders(r *http.Request) map[string][]string {
 
 // invoke runs req and writes the webtask's response back verbatim.
 func (s *Server) invoke(c echo.Context, container string, req *agent.Request) error {
-	var ci sandbox.CallInfo
-	resp, err := s.runner.Invoke(sandbox.WithCallInfo(c.Request().Context(), &ci), container, req)
-	if ci.Served != "" {
+	call, err := s.runner.Invoke(c.Request().Context(), container, req)
+	if call != nil && call.Served != "" {
 		// How the call was served and how long the sandbox manager took
 		// (boot, queueing and the webtask itself), on errors too.
 		h := c.Response().Header()
-		h[HeaderSandbox] = []string{string(ci.Served)}
-		h[HeaderDuration] = []string{strconv.FormatFloat(float64(ci.Duration.Microseconds())/1000, 'f', 3, 64)}
+		h[HeaderSandbox] = []string{string(call.Served)}
+		h[HeaderDuration] = []string{strconv.FormatFloat(float64(call.Duration.Microseconds())/1000, 'f', 3, 64)}
 	}
 	if err != nil {
 		return err
 	}
-	if resp == nil || resp.Status < 100 || resp.Status > 999 {
+	if call == nil || call.Body == nil {
+		return fmt.Errorf("runner returned no response for %s", container)
+	}
+	defer call.Body.Close()
+	if call.Status < 100 || call.Status > 999 {
 		return fmt.Errorf("runner returned an invalid response for %s", container)
 	}
 	h := c.Response().Header()
-	for k, v := range resp.Headers {
+	for k, v := range call.Header {
 		ck := http.CanonicalHeaderKey(k)
 		switch ck {
 		case "Content-Length", "Transfer-Encoding", "Connection", HeaderRequestID, HeaderSandbox, HeaderDuration:
@@ -256,11 +258,9 @@ func (s *Server) invoke(c echo.Context, container string, req *agent.Request) er
 		}
 		h[ck] = v
 	}
-	c.Response().WriteHeader(resp.Status)
-	if len(resp.Body) > 0 {
-		if _, err := c.Response().Write(resp.Body); err != nil {
-			s.log.Debug("writing webtask response", "req_id", req.ReqID, "err", err)
-		}
+	c.Response().WriteHeader(call.Status)
+	if _, err := io.Copy(c.Response(), call.Body); err != nil {
+		s.log.Debug("writing webtask response", "req_id", req.ReqID, "err", err)
 	}
 	return nil
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
@@ -74,9 +75,11 @@ type Keys interface {
 	Unseal(sealed, kid string, ad []byte) ([]byte, error)
 }
 
-// Runner invokes webtasks (*sandbox.Manager).
+// Runner invokes webtasks (*sandbox.Manager). The Call holds the
+// response, whose Body the caller closes; on error it may still say how
+// the call was served.
 type Runner interface {
-	Invoke(ctx context.Context, container string, req *agent.Request) (*agent.Response, error)
+	Invoke(ctx context.Context, container string, req *agent.Request) (*sandbox.Call, error)
 }
 
 // Sandboxes is the admin view of the sandboxes (*sandbox.Manager).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
@@ -103,30 +104,53 @@ type Config struct {
 	envErrs []error // unparsable environment values, reported by Validate
 }
 
-// DefaultConfig returns the embedded defaults.
+// DefaultConfig returns the embedded defaults (the sandbox settings'
+// come from sandbox.DefaultConfig).
 func DefaultConfig() Config {
+	sd := sandbox.DefaultConfig()
 	return Config{
 		ListenAddr:     "127.0.0.1:8721",
 		DataDir:        "/var/lib/webtaskd",
-		StateDir:       "/run/webtaskd",
-		CgroupParent:   "/webtaskd",
-		Limits:         sandbox.DefaultLimits,
-		IdleTimeout:    5 * time.Minute,
-		PoolSize:       2,
-		MaxSandboxes:   1000,
+		StateDir:       sd.StateDir,
+		CgroupParent:   sd.CgroupParent,
+		Limits:         sd.Limits,
+		IdleTimeout:    sd.IdleTimeout,
+		PoolSize:       sd.PoolSize,
+		MaxSandboxes:   sd.MaxSandboxes,
 		MemoryBudget:   "0",
-		FreezeAfter:    2 * time.Second,
-		MaxConcurrency: sandbox.DefaultMaxConcurrency,
-		QueueTimeout:   sandbox.DefaultQueueTimeout,
-		ExecTimeout:    30 * time.Second,
+		FreezeAfter:    sd.FreezeAfter,
+		MaxConcurrency: sd.MaxConcurrency,
+		QueueTimeout:   sd.QueueTimeout,
+		ExecTimeout:    sd.ExecTimeout,
 		MaxBodyBytes:   5 << 20,
-		LogLimitBytes:  64 << 10,
+		LogLimitBytes:  sd.LogLimitBytes,
 
 		LogStreamBufferRecords: logstream.DefaultBufferRecords,
 		LogPingInterval:        api.DefaultLogPingInterval,
 		ShutdownGrace:          10 * time.Second,
 		ShutdownTimeout:        30 * time.Second,
 		LogLevel:               "info",
+	}
+}
+
+// sandboxSettings returns the sandbox settings of c (no callbacks);
+// sandbox.Config.Validate is their only validation.
+func (c *Config) sandboxSettings(budgetBytes int64) sandbox.Config {
+	return sandbox.Config{
+		StateDir:          c.StateDir,
+		CgroupParent:      c.CgroupParent,
+		Limits:            c.Limits,
+		IdleTimeout:       c.IdleTimeout,
+		ExecTimeout:       c.ExecTimeout,
+		StartTimeout:      sandbox.DefaultStartTimeout,
+		LogLimitBytes:     c.LogLimitBytes,
+		Rootfs:            rootfs.Options{NodePath: c.NodePath, ModulesDir: c.ModulesDir},
+		PoolSize:          c.PoolSize,
+		MaxSandboxes:      c.MaxSandboxes,
+		MemoryBudgetBytes: budgetBytes,
+		FreezeAfter:       c.FreezeAfter,
+		MaxConcurrency:    c.MaxConcurrency,
+		QueueTimeout:      c.QueueTimeout,
 	}
 }
 
@@ -198,45 +222,12 @@ func (c *Config) Validate() error {
 		}
 		*p = abs
 	}
-	if exe, err := os.Executable(); err == nil && c.StateDir != "" {
-		dir := filepath.Dir(exe)
-		if within(c.StateDir, dir) || within(dir, c.StateDir) {
-			bad("--state-dir %s must not be inside or around the binary's directory %s (runc cannot seal /proc/self/exe then)", c.StateDir, dir)
-		}
-	}
-	if !strings.HasPrefix(c.CgroupParent, "/") || c.CgroupParent == "/" {
-		bad("--cgroup-parent %q must be an absolute path below the cgroup root", c.CgroupParent)
-	}
-	if c.Limits.MemoryMB < 32 {
-		bad("--memory-mb %d: at least 32 MiB", c.Limits.MemoryMB)
-	}
-	if c.Limits.CPUs <= 0 {
-		bad("--cpus %v must be positive", c.Limits.CPUs)
-	}
-	if c.Limits.Pids < 16 {
-		bad("--pids %d: at least 16 (one node process is ~7 tasks)", c.Limits.Pids)
-	}
-	if c.Limits.TmpMB < 1 {
-		bad("--tmp-mb %d: at least 1", c.Limits.TmpMB)
-	}
-	if c.PoolSize < 0 || c.PoolSize > 1024 {
-		bad("--pool-size %d: between 0 and 1024", c.PoolSize)
-	}
-	if c.MaxSandboxes < 0 {
-		bad("--max-sandboxes %d must not be negative", c.MaxSandboxes)
-	}
 	if b, err := c.MemoryBudgetBytes(); err != nil {
 		bad("--memory-budget %q: %v", c.MemoryBudget, err)
-	} else if b != 0 && b < int64(c.Limits.MemoryMB)<<20 {
-		bad("--memory-budget %q: 0 (none) or at least one sandbox's --memory-mb", c.MemoryBudget)
+	} else if err := c.sandboxSettings(b).Validate(); err != nil {
+		errs = append(errs, err)
 	}
-	if c.FreezeAfter < 0 {
-		bad("--freeze-after must not be negative")
-	}
-	if c.MaxConcurrency < 1 || c.QueueTimeout <= 0 {
-		bad("--max-concurrency and --queue-timeout must be positive")
-	}
-	if c.IdleTimeout <= 0 || c.ExecTimeout <= 0 || c.ShutdownGrace <= 0 || c.ShutdownTimeout <= 0 {
+	if c.ShutdownGrace <= 0 || c.ShutdownTimeout <= 0 {
 		bad("timeouts must be positive")
 	}
 	if c.MaxBodyBytes < 1024 {
@@ -319,12 +310,6 @@ func (c *Config) ApplyConfigFile(fs *flag.FlagSet) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// within reports whether path is dir or below it.
-func within(path, dir string) bool {
-	rel, err := filepath.Rel(dir, path)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }
 
 func envName(flag string) string {

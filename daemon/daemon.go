@@ -26,7 +26,6 @@ import (
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon/cron"
-	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
@@ -98,27 +97,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("memory budget: %w", err)
 	}
-	if d.mgr, err = sandbox.NewManager(sandbox.Config{
-		StateDir:      d.cfg.StateDir,
-		CgroupParent:  d.cfg.CgroupParent,
-		Limits:        d.cfg.Limits,
-		IdleTimeout:   d.cfg.IdleTimeout,
-		ExecTimeout:   d.cfg.ExecTimeout,
-		LogLimitBytes: d.cfg.LogLimitBytes,
-		Rootfs:        rootfs.Options{NodePath: d.cfg.NodePath, ModulesDir: d.cfg.ModulesDir},
-		Logger:        d.log.With("component", "sandbox"),
-		OnLog:         d.onUserLog,
-		OnStorage:     d.onStorage,
-		OnToken:       d.onToken,
-
-		PoolSize:          d.cfg.PoolSize,
-		MaxSandboxes:      d.cfg.MaxSandboxes,
-		MemoryBudgetBytes: budget,
-		FreezeAfter:       d.cfg.FreezeAfter,
-		MaxConcurrency:    d.cfg.MaxConcurrency,
-		QueueTimeout:      d.cfg.QueueTimeout,
-		LimitsFor:         d.containerLimits,
-	}); err != nil {
+	sc := d.cfg.sandboxSettings(budget)
+	sc.Logger = d.log.With("component", "sandbox")
+	sc.OnLog, sc.OnStorage, sc.OnToken = d.onUserLog, d.onStorage, d.onToken
+	sc.LimitsFor = d.containerLimits
+	if d.mgr, err = sandbox.NewManager(sc); err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}
 	metrics := prometheus.NewRegistry()

@@ -15,10 +15,11 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		resp, err := m.Invoke(ctx, "bench", r)
-		if err != nil || resp.Status != 200 {
-			b.Fatalf("%v %v", resp, err)
+		call, err := m.Invoke(ctx, "bench", r)
+		if err != nil || call.Status != 200 {
+			b.Fatalf("%v %v", call, err)
 		}
+		_ = call.Body.Close()
 	}
 }
 

@@ -8,16 +8,25 @@ import (
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
+	v1stats "github.com/containerd/cgroups/v3/cgroup1/stats"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"github.com/webtaskd/webtaskd/api/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
-// The fleet's cgroups are managed with containerd/cgroups/v3: cgroup1 on
-// legacy and hybrid hosts (v1 controllers), cgroup2 on unified hosts. The
-// parent cgroup holds every sandbox; its memory limit is the fleet's
-// memory budget. libcontainer creates and removes the leaves.
+// Every cgroup read and write of this package goes through
+// containerd/cgroups/v3: cgroup1 for the v1 controllers of legacy and
+// hybrid hosts, cgroup2 for unified hosts and for the cgroup2 mount of a
+// hybrid host (where libcontainer also creates each sandbox's cgroup).
+// libcontainer creates, freezes and removes the sandboxes' own cgroups;
+// this package manages the parent (the fleet: its memory budget, stats
+// and removal), reads the sandboxes' figures and OOM kills, applies the
+// limits of an assigned pooled sandbox and sweeps leftovers.
+
+// hybridUnifiedMount is the cgroup2 mount of a hybrid host.
+const hybridUnifiedMount = "/sys/fs/cgroup/unified"
 
 // v1Hierarchy lists the v1 controllers this host mounts. containerd's
 // default hierarchy finds the mount root through /proc/self/mountinfo,
@@ -43,6 +52,10 @@ func v1Hierarchy() ([]cgroup1.Subsystem, error) {
 		cgroup1.NewNamed(root, "systemd"), cgroup1.NewFreezer(root), cgroup1.NewPids(root),
 		cgroup1.NewCpuset(root), cgroup1.NewCpu(root), cgroup1.NewCpuacct(root),
 		cgroup1.NewMemory(root), cgroup1.NewBlkio(root), cgroup1.NewDevices(root),
+		cgroup1.NewNetCls(root), cgroup1.NewNetPrio(root), cgroup1.NewPerfEvent(root), cgroup1.NewRdma(root),
+	}
+	if h, err := cgroup1.NewHugetlb(root); err == nil {
+		all = append(all, h)
 	}
 	var out []cgroup1.Subsystem
 	for _, s := range all {
@@ -60,18 +73,113 @@ var withV1Hierarchy = cgroup1.WithHierarchy(v1Hierarchy)
 // unified reports whether the host runs the cgroup v2 unified hierarchy only.
 func unified() bool { return cgroups.Mode() == cgroups.Unified }
 
+// cgroupHandle is one cgroup path in every hierarchy of the host.
+type cgroupHandle struct {
+	path string
+	v1   cgroup1.Cgroup   // legacy and hybrid hosts
+	v2   *cgroup2.Manager // unified hosts, or the cgroup2 mount of a hybrid host
+}
+
+// loadCgroup opens the existing cgroup at path (relative to each
+// hierarchy's root); it fails when no hierarchy has it.
+func loadCgroup(path string) (*cgroupHandle, error) {
+	h := &cgroupHandle{path: path}
+	if unified() {
+		m, err := cgroup2.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		h.v2 = m
+		return h, nil
+	}
+	cg, err := cgroup1.Load(cgroup1.StaticPath(path), withV1Hierarchy)
+	if err != nil {
+		return nil, err
+	}
+	h.v1 = cg
+	if cgroups.Mode() == cgroups.Hybrid {
+		if _, err := os.Stat(filepath.Join(hybridUnifiedMount, path)); err == nil {
+			h.v2, _ = cgroup2.Load(path, cgroup2.WithMountpoint(hybridUnifiedMount))
+		}
+	}
+	return h, nil
+}
+
+// pids lists the processes anywhere below the cgroup.
+func (h *cgroupHandle) pids() []int {
+	seen := map[int]bool{}
+	if h.v1 != nil {
+		for _, sub := range []cgroup1.Name{cgroup1.Pids, cgroup1.Memory, cgroup1.Freezer} {
+			procs, err := h.v1.Processes(sub, true)
+			if err != nil {
+				continue
+			}
+			for _, p := range procs {
+				seen[p.Pid] = true
+			}
+		}
+	}
+	if h.v2 != nil {
+		procs, _ := h.v2.Procs(true)
+		for _, p := range procs {
+			seen[int(p)] = true
+		}
+	}
+	out := make([]int, 0, len(seen))
+	for pid := range seen {
+		if pid > 0 {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// kill thaws the cgroup (frozen tasks ignore SIGKILL) and SIGKILLs every
+// process below it.
+func (h *cgroupHandle) kill() {
+	if h.v1 != nil {
+		_ = h.v1.Thaw()
+	}
+	if h.v2 != nil {
+		_ = h.v2.Thaw()
+		if unified() {
+			_ = h.v2.Kill() // cgroup.kill: the whole subtree at once
+		}
+	}
+	for _, pid := range h.pids() {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
+// delete removes the (empty) cgroup from every hierarchy.
+func (h *cgroupHandle) delete() error {
+	var errs []error
+	if h.v1 != nil {
+		if err := h.v1.Delete(); err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
+			errs = append(errs, err)
+		}
+	}
+	if h.v2 != nil {
+		if err := h.v2.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("removing cgroup %s: %w", h.path, errors.Join(errs...))
+	}
+	return nil
+}
+
 // fleetCgroup is the parent cgroup of every sandbox.
 type fleetCgroup struct {
-	path   string
+	*cgroupHandle
 	budget int64 // bytes, 0 = none
-	v1     cgroup1.Cgroup
-	v2     *cgroup2.Manager
 }
 
 // openFleetCgroup creates (or adopts) the parent cgroup and applies the
 // memory budget (0: no budget beyond the host).
 func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
-	f := &fleetCgroup{path: path, budget: budgetBytes}
+	f := &fleetCgroup{cgroupHandle: &cgroupHandle{path: path}, budget: budgetBytes}
 	if unified() {
 		res := &cgroup2.Resources{}
 		if budgetBytes > 0 {
@@ -96,160 +204,156 @@ func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
 	return f, nil
 }
 
-func (f *fleetCgroup) stats() (types.FleetStats, error) {
-	st := types.FleetStats{MemoryBudgetBytes: f.budget}
-	if f.v2 != nil {
-		m, err := f.v2.Stat()
-		if err != nil {
-			return st, err
-		}
-		if m.Memory != nil {
-			st.MemoryBytes = m.Memory.Usage
-		}
-		if m.CPU != nil {
-			st.CPUNanos = m.CPU.UsageUsec * 1000
-		}
-		if m.Pids != nil {
-			st.Pids = m.Pids.Current
-		}
-		if m.MemoryEvents != nil {
-			st.OOMKills = m.MemoryEvents.OomKill
-		}
-		return st, nil
-	}
-	m, err := f.v1.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return st, err
-	}
-	if m.Memory != nil && m.Memory.Usage != nil {
-		st.MemoryBytes = m.Memory.Usage.Usage
-	}
-	if m.CPU != nil && m.CPU.Usage != nil {
-		st.CPUNanos = m.CPU.Usage.Total
-	}
-	if m.Pids != nil {
-		st.Pids = m.Pids.Current
-	}
-	if m.MemoryOomControl != nil {
-		st.OOMKills = m.MemoryOomControl.OomKill
-	}
-	return st, nil
-}
-
-// delete removes the (empty) parent cgroup.
+// delete removes the parent cgroup from every hierarchy, the cgroup2 mount
+// of a hybrid host included (libcontainer's leaves create it there).
 func (f *fleetCgroup) delete() error {
-	if f.v2 != nil {
-		if err := f.v2.Delete(); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("sandbox: removing parent cgroup: %w", err)
+	if f.v1 != nil && cgroups.Mode() == cgroups.Hybrid && f.v2 == nil {
+		if _, err := os.Stat(filepath.Join(hybridUnifiedMount, f.path)); err == nil {
+			f.v2, _ = cgroup2.Load(f.path, cgroup2.WithMountpoint(hybridUnifiedMount))
 		}
-		return nil
 	}
-	if err := f.v1.Delete(); err != nil && !errors.Is(err, cgroup1.ErrCgroupDeleted) {
+	if err := f.cgroupHandle.delete(); err != nil {
 		return fmt.Errorf("sandbox: removing parent cgroup: %w", err)
 	}
 	return nil
 }
 
-// killFleetOrphans SIGKILLs, through containerd/cgroups, every process
-// left anywhere below the parent cgroup (a daemon killed with SIGKILL
-// leaves its sandboxes running). Missing cgroups are fine.
-func killFleetOrphans(path string) {
-	if unified() {
-		if m, err := cgroup2.Load(path); err == nil {
-			_ = m.Kill()
-		}
-		return
-	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path), withV1Hierarchy)
+func (f *fleetCgroup) stats() (types.FleetStats, error) {
+	st := types.FleetStats{MemoryBudgetBytes: f.budget}
+	cs, err := f.cgroupHandle.stats()
 	if err != nil {
-		return
+		return st, err
 	}
-	// Frozen tasks ignore SIGKILL until thawed.
-	_ = cg.Thaw()
-	procs, err := cg.Processes(cgroup1.Pids, true)
-	if err != nil {
-		procs, _ = cg.Processes(cgroup1.Memory, true)
-	}
-	for _, p := range procs {
-		if p.Pid > 0 {
-			_ = unix.Kill(p.Pid, unix.SIGKILL)
-		}
+	st.MemoryBytes, st.CPUNanos, st.Pids, st.OOMKills = cs.MemoryBytes, cs.CPUNanos, cs.Pids, cs.OOMKills
+	return st, nil
+}
+
+// sandboxCgroup is one sandbox's own cgroup (libcontainer creates and
+// removes it).
+type sandboxCgroup struct {
+	*cgroupHandle
+	mem1 interface { // the v1 memory controller, to read memory alone
+		Stat(path string, m *v1stats.Metrics) error
 	}
 }
 
-// sandboxCgroupStats reads the figures of the sandbox cgroup at path.
-func sandboxCgroupStats(path string) (*types.CgroupStats, error) {
-	st := &types.CgroupStats{Path: path}
-	if unified() {
-		m, err := cgroup2.Load(path)
+func loadSandboxCgroup(path string) (*sandboxCgroup, error) {
+	h, err := loadCgroup(path)
+	if err != nil {
+		return nil, err
+	}
+	c := &sandboxCgroup{cgroupHandle: h}
+	if h.v1 != nil {
+		for _, s := range h.v1.Subsystems() {
+			if p, ok := s.(interface{ Path(string) string }); ok && s.Name() == cgroup1.Memory {
+				// Usage and OOM kills only: swap and kernel memory files
+				// may be missing (swap accounting off, newer kernels).
+				root := filepath.Dir(filepath.Clean(p.Path("/")))
+				c.mem1 = cgroup1.NewMemory(root, cgroup1.IgnoreModules("memsw", "kmem", "kmem.tcp"))
+			}
+		}
+	}
+	return c, nil
+}
+
+// memory reads the memory controller only: usage and OOM kills.
+func (c *sandboxCgroup) memory() (usage, oomKills uint64, err error) {
+	if c.v1 != nil {
+		if c.mem1 == nil {
+			return 0, 0, errors.New("no memory controller")
+		}
+		var m v1stats.Metrics
+		if err := c.mem1.Stat(c.path, &m); err != nil {
+			return 0, 0, err
+		}
+		if m.Memory != nil && m.Memory.Usage != nil {
+			usage = m.Memory.Usage.Usage
+		}
+		if m.MemoryOomControl != nil {
+			oomKills = m.MemoryOomControl.OomKill
+		}
+		return usage, oomKills, nil
+	}
+	m, err := c.v2.StatFiltered(cgroup2.StatMemory | cgroup2.StatMemoryEvents)
+	if err != nil {
+		return 0, 0, err
+	}
+	if m.Memory != nil {
+		usage = m.Memory.Usage
+	}
+	if m.MemoryEvents != nil {
+		oomKills = m.MemoryEvents.OomKill
+	}
+	return usage, oomKills, nil
+}
+
+func (c *sandboxCgroup) memoryUsage() (uint64, error) {
+	u, _, err := c.memory()
+	return u, err
+}
+
+func (c *sandboxCgroup) oomKills() (uint64, error) {
+	_, n, err := c.memory()
+	return n, err
+}
+
+// stats reads every figure of the cgroup.
+func (h *cgroupHandle) stats() (*types.CgroupStats, error) {
+	st := &types.CgroupStats{Path: h.path}
+	if h.v1 != nil {
+		s, err := h.v1.Stat(cgroup1.IgnoreNotExist)
 		if err != nil {
 			return nil, err
 		}
-		s, err := m.Stat()
-		if err != nil {
-			return nil, err
+		if s.Memory != nil && s.Memory.Usage != nil {
+			st.MemoryBytes, st.MemoryLimitBytes, st.MemoryMaxBytes = s.Memory.Usage.Usage, s.Memory.Usage.Limit, s.Memory.Usage.Max
 		}
-		if s.Memory != nil {
-			st.MemoryBytes, st.MemoryLimitBytes, st.MemoryMaxBytes = s.Memory.Usage, s.Memory.UsageLimit, s.Memory.MaxUsage
-		}
-		if s.CPU != nil {
-			st.CPUNanos = s.CPU.UsageUsec * 1000
+		if s.CPU != nil && s.CPU.Usage != nil {
+			st.CPUNanos = s.CPU.Usage.Total
 		}
 		if s.Pids != nil {
 			st.Pids, st.PidsLimit = s.Pids.Current, s.Pids.Limit
 		}
-		if s.MemoryEvents != nil {
-			st.OOMKills = s.MemoryEvents.OomKill
+		if s.MemoryOomControl != nil {
+			st.OOMKills = s.MemoryOomControl.OomKill
 		}
 		return st, nil
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path), withV1Hierarchy)
+	s, err := h.v2.Stat()
 	if err != nil {
 		return nil, err
 	}
-	s, err := cg.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return nil, err
+	if s.Memory != nil {
+		st.MemoryBytes, st.MemoryLimitBytes, st.MemoryMaxBytes = s.Memory.Usage, s.Memory.UsageLimit, s.Memory.MaxUsage
 	}
-	if s.Memory != nil && s.Memory.Usage != nil {
-		st.MemoryBytes, st.MemoryLimitBytes, st.MemoryMaxBytes = s.Memory.Usage.Usage, s.Memory.Usage.Limit, s.Memory.Usage.Max
-	}
-	if s.CPU != nil && s.CPU.Usage != nil {
-		st.CPUNanos = s.CPU.Usage.Total
+	if s.CPU != nil {
+		st.CPUNanos = s.CPU.UsageUsec * 1000
 	}
 	if s.Pids != nil {
 		st.Pids, st.PidsLimit = s.Pids.Current, s.Pids.Limit
 	}
-	if s.MemoryOomControl != nil {
-		st.OOMKills = s.MemoryOomControl.OomKill
+	if s.MemoryEvents != nil {
+		st.OOMKills = s.MemoryEvents.OomKill
 	}
 	return st, nil
 }
 
-// updateSandboxCgroup applies the CPU quota and pids limit of l to the
-// sandbox cgroup at path (memory is fixed at boot: V8's heap limit follows
-// it and cannot change in a running runtime).
-func updateSandboxCgroup(path string, l types.Limits) error {
+// update applies the CPU quota and pids limit of l to the sandbox cgroup
+// (memory is fixed at boot: V8's heap limit follows it and cannot change
+// in a running runtime).
+func (c *sandboxCgroup) update(l types.Limits) error {
 	quota := int64(l.CPUs * cpuPeriodUS)
 	period := uint64(cpuPeriodUS)
 	pids := int64(l.Pids)
-	if unified() {
-		m, err := cgroup2.Load(path)
-		if err != nil {
-			return err
-		}
-		return m.Update(&cgroup2.Resources{
-			CPU:  &cgroup2.CPU{Max: cgroup2.NewCPUMax(&quota, &period)},
-			Pids: &cgroup2.Pids{Max: pids},
+	if c.v1 != nil {
+		return c.v1.Update(&specs.LinuxResources{
+			CPU:  &specs.LinuxCPU{Quota: &quota, Period: &period},
+			Pids: &specs.LinuxPids{Limit: &pids},
 		})
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path), withV1Hierarchy)
-	if err != nil {
-		return err
-	}
-	return cg.Update(&specs.LinuxResources{
-		CPU:  &specs.LinuxCPU{Quota: &quota, Period: &period},
-		Pids: &specs.LinuxPids{Limit: &pids},
+	return c.v2.Update(&cgroup2.Resources{
+		CPU:  &cgroup2.CPU{Max: cgroup2.NewCPUMax(&quota, &period)},
+		Pids: &cgroup2.Pids{Max: pids},
 	})
 }
 

@@ -1,5 +1,7 @@
 package sandbox
 
+import "time"
+
 // SandboxOf exposes the live sandbox of a container to the external tests.
 func (m *Manager) SandboxOf(container string) Sandbox {
 	m.mu.Lock()
@@ -9,4 +11,15 @@ func (m *Manager) SandboxOf(container string) Sandbox {
 		return nil
 	}
 	return e.sb
+}
+
+// ReapAt runs one reaper pass as if the clock read now (freezing and idle
+// reaping without waiting for the ticker).
+func (m *Manager) ReapAt(now time.Time) { m.reap(now) }
+
+// PoolLen is the number of ready pooled sandboxes.
+func (m *Manager) PoolLen() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pool)
 }

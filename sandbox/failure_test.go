@@ -117,12 +117,9 @@ func TestForkBombHitsPidsLimit(t *testing.T) {
 	}
 	bomb := m.SandboxOf("bomb").Info()
 	procs := cgroupProcs(t, env, bomb.ID)
-	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", env.CgroupParent, bomb.ID, "pids.current"))
-	if err == nil {
-		cur, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		if cur > pidsMax {
-			t.Errorf("pids.current %d > limit %d", cur, pidsMax)
-		}
+	b := readCgroupFile(t, "pids", filepath.Join(env.CgroupParent, bomb.ID), "pids.current")
+	if cur, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil || cur > pidsMax {
+		t.Errorf("pids.current %q (%v), want at most the limit %d", b, err, pidsMax)
 	}
 	t.Logf("bomb sandbox holds %d processes", len(procs))
 	// The neighbour keeps answering, and so does the bombed runtime.

@@ -136,16 +136,21 @@ func run(t testing.TB, m *sandbox.Manager, container, code string, out any) erro
 	defer cancel()
 	r := req(code)
 	r.Container = container
-	resp, err := m.Invoke(ctx, container, r)
+	call, err := m.Invoke(ctx, container, r)
 	if err != nil {
 		return err
 	}
-	if resp.Status != 200 {
-		return fmt.Errorf("status %d: %s", resp.Status, resp.Body)
+	body, err := io.ReadAll(call.Body)
+	_ = call.Body.Close()
+	if err != nil {
+		return err
+	}
+	if call.Status != 200 {
+		return fmt.Errorf("status %d: %s", call.Status, body)
 	}
 	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("decoding %q: %w", resp.Body, err)
+		if err := json.Unmarshal(body, out); err != nil {
+			return fmt.Errorf("decoding %q: %w", body, err)
 		}
 	}
 	return nil
@@ -203,17 +208,26 @@ func stateDirs(t testing.TB, env testEnv) []string {
 	return out
 }
 
-// cgroupProcs counts the processes of a sandbox's pids cgroup.
+// cgroupProcs lists the processes of a sandbox's cgroup.
 func cgroupProcs(t testing.TB, env testEnv, id string) []string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", env.CgroupParent, id, "cgroup.procs"))
-	if err != nil {
-		b, err = os.ReadFile(filepath.Join("/sys/fs/cgroup", env.CgroupParent, id, "cgroup.procs"))
+	return strings.Fields(string(readCgroupFile(t, "pids", filepath.Join(env.CgroupParent, id), "cgroup.procs")))
+}
+
+// readCgroupFile reads file of the cgroup at path: in controller's v1
+// hierarchy, else in the unified (v2) hierarchy. Neither is a failure.
+func readCgroupFile(t testing.TB, controller, path, file string) []byte {
+	t.Helper()
+	v1 := filepath.Join("/sys/fs/cgroup", controller, path, file)
+	b, err := os.ReadFile(v1)
+	if err == nil {
+		return b
 	}
-	if err != nil {
-		t.Fatalf("reading cgroup.procs: %v", err)
+	b, err2 := os.ReadFile(filepath.Join("/sys/fs/cgroup", path, file))
+	if err2 != nil {
+		t.Fatalf("reading %s of cgroup %s: v1: %v; v2: %v", file, path, err, err2)
 	}
-	return strings.Fields(string(b))
+	return b
 }
 
 // eventually polls cond until it holds or the deadline passes.

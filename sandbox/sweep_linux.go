@@ -1,17 +1,13 @@
 package sandbox
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
-	"github.com/containerd/cgroups/v3"
 	"github.com/moby/sys/mountinfo"
 	"github.com/opencontainers/runc/libcontainer"
 	"golang.org/x/sys/unix"
@@ -48,8 +44,8 @@ func Sweep(stateDir, cgroupParent string, log *slog.Logger) error {
 			continue
 		}
 		id := de.Name()
-		if err := sweepContainer(root, id, log); err != nil {
-			log.Warn("sweep: leftover container", "id", id, "err", err)
+		if err := sweepRuntime(root, id, log); err != nil {
+			log.Warn("sweep: leftover sandbox", "id", id, "err", err)
 		}
 		// Whatever Destroy managed, no state dir may remain.
 		if err := os.RemoveAll(filepath.Join(root, id)); err != nil {
@@ -62,28 +58,28 @@ func Sweep(stateDir, cgroupParent string, log *slog.Logger) error {
 	return errors.Join(errs...)
 }
 
-// sweepContainer kills and destroys one leftover libcontainer container.
-func sweepContainer(root, id string, log *slog.Logger) error {
-	c, err := libcontainer.Load(root, id)
+// sweepRuntime kills and destroys one leftover libcontainer runtime.
+func sweepRuntime(root, id string, log *slog.Logger) error {
+	rt, err := libcontainer.Load(root, id)
 	if err != nil {
 		return fmt.Errorf("load: %w", err)
 	}
 	log.Info("sweep: killing leftover sandbox", "id", id)
-	if err := c.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
+	if err := rt.Signal(unix.SIGKILL); err != nil && !errors.Is(err, libcontainer.ErrNotRunning) {
 		log.Warn("sweep: kill", "id", id, "err", err)
 	}
 	deadline := time.Now().Add(sweepWait)
 	for {
-		st, err := c.Status()
+		st, err := rt.Status()
 		if err != nil || st == libcontainer.Stopped {
 			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("container %s still %s after %s", id, st, sweepWait)
+			return fmt.Errorf("sandbox %s still %s after %s", id, st, sweepWait)
 		}
 		time.Sleep(sweepPoll)
 	}
-	if err := c.Destroy(); err != nil {
+	if err := rt.Destroy(); err != nil {
 		return fmt.Errorf("destroy: %w", err)
 	}
 	return nil
@@ -103,12 +99,13 @@ func cgroupMounts() ([]string, error) {
 	return out, nil
 }
 
-// sweepCgroups empties and removes every child cgroup of parent: first
-// every process below parent is killed through containerd/cgroups, then
-// each child is emptied and removed from every hierarchy (the unified
-// mount of a hybrid host included, which containerd's cgroup1 skips).
+// sweepCgroups empties and removes every child cgroup of parent, in every
+// hierarchy (the cgroup2 mount of a hybrid host included): first every
+// process below parent is killed, then each child is emptied and removed.
 func sweepCgroups(parent string, log *slog.Logger) error {
-	killFleetOrphans(parent)
+	if h, err := loadCgroup(parent); err == nil {
+		h.kill()
+	}
 	mounts, err := cgroupMounts()
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
@@ -129,7 +126,7 @@ func sweepCgroups(parent string, log *slog.Logger) error {
 	for leaf := range leaves {
 		path := filepath.Join(parent, leaf)
 		log.Info("sweep: removing leftover cgroup", "path", path)
-		if err := removeCgroup(path, mounts); err != nil {
+		if err := removeCgroup(path); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -137,137 +134,30 @@ func sweepCgroups(parent string, log *slog.Logger) error {
 }
 
 // removeCgroup kills every process of the cgroup at path (relative to each
-// hierarchy's root) and removes it from every hierarchy, deepest first.
-//
-// containerd/cgroups' root package tells the host's mode; its cgroup1 and
-// cgroup2 managers are not used because they pull protobuf and
-// containerd/log into the module graph for two file writes and an rmdir.
-func removeCgroup(path string, mounts []string) error {
-	if cgroups.Mode() == cgroups.Unified {
-		// cgroup.kill (Linux 5.14+) kills the whole subtree atomically.
-		for _, mp := range mounts {
-			if kf := filepath.Join(mp, path, "cgroup.kill"); fileExists(kf) {
-				_ = os.WriteFile(kf, []byte("1"), 0)
-			}
-		}
-	}
-	killAll(path, mounts)
-	if err := waitEmpty(path, mounts); err != nil {
-		return fmt.Errorf("sweep: %s: %w", path, err)
-	}
-	var errs []error
-	for _, mp := range mounts {
-		if err := rmdirCgroup(filepath.Join(mp, path)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("sweep: %s: %w", path, errors.Join(errs...))
-	}
-	return nil
-}
-
-// rmdirCgroup removes a cgroup directory and any child cgroups, deepest
-// first; a missing directory is fine.
-func rmdirCgroup(dir string) error {
-	des, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+// hierarchy's root), waits (bounded) until it is empty and removes it
+// from every hierarchy. A cgroup that no longer exists is fine.
+func removeCgroup(path string) error {
+	h, err := loadCgroup(path)
 	if err != nil {
-		return err
+		return nil // gone
 	}
-	for _, de := range des {
-		if de.IsDir() {
-			if err := rmdirCgroup(filepath.Join(dir, de.Name())); err != nil {
-				return err
-			}
-		}
-	}
-	if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOENT) {
-		return fmt.Errorf("rmdir %s: %w", dir, err)
-	}
-	return nil
-}
-
-// cgroupPids lists the processes of the cgroup at path in every hierarchy.
-func cgroupPids(path string, mounts []string) []int {
-	seen := map[int]bool{}
-	for _, mp := range mounts {
-		f, err := os.Open(filepath.Join(mp, path, "cgroup.procs"))
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if pid, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil && pid > 0 {
-				seen[pid] = true
-			}
-		}
-		f.Close()
-	}
-	out := make([]int, 0, len(seen))
-	for pid := range seen {
-		out = append(out, pid)
-	}
-	return out
-}
-
-// killAll thaws the v1 freezer (frozen tasks ignore SIGKILL) and SIGKILLs
-// every process of the cgroup.
-func killAll(path string, mounts []string) {
-	for _, mp := range mounts {
-		st := filepath.Join(mp, path, "freezer.state")
-		if _, err := os.Stat(st); err == nil {
-			_ = os.WriteFile(st, []byte("THAWED"), 0)
-		}
-		if cf := filepath.Join(mp, path, "cgroup.freeze"); fileExists(cf) {
-			_ = os.WriteFile(cf, []byte("0"), 0)
-		}
-	}
-	for _, pid := range cgroupPids(path, mounts) {
-		_ = unix.Kill(pid, unix.SIGKILL)
-	}
-}
-
-// waitEmpty polls until the cgroup has no process left (bounded).
-func waitEmpty(path string, mounts []string) error {
+	h.kill()
 	deadline := time.Now().Add(sweepWait)
 	for {
-		pids := cgroupPids(path, mounts)
+		pids := h.pids()
 		if len(pids) == 0 {
-			return nil
+			break
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v survive SIGKILL", pids)
+			return fmt.Errorf("sweep: %s: processes %v survive SIGKILL", path, pids)
 		}
 		for _, pid := range pids {
 			_ = unix.Kill(pid, unix.SIGKILL)
 		}
 		time.Sleep(sweepPoll)
 	}
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
-}
-
-// removeCgroupParent removes the (empty) parent cgroup from every hierarchy,
-// sweeping any child left behind first.
-func removeCgroupParent(parent string, log *slog.Logger) error {
-	if err := sweepCgroups(parent, log); err != nil {
-		return err
+	if err := h.delete(); err != nil {
+		return fmt.Errorf("sweep: %w", err)
 	}
-	mounts, err := cgroupMounts()
-	if err != nil {
-		return fmt.Errorf("sandbox: %w", err)
-	}
-	var errs []error
-	for _, mp := range mounts {
-		if err := rmdirCgroup(filepath.Join(mp, parent)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }

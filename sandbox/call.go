@@ -1,0 +1,79 @@
+package sandbox
+
+import (
+	"io"
+	"time"
+
+	"github.com/webtaskd/webtaskd/api/types"
+)
+
+// Call is what Manager.Invoke served: how the call was served, then the
+// webtask's response as status, headers and a body the caller reads as a
+// stream. Today the body is one buffered chunk; a streaming runtime
+// changes what is behind Body, not the Call.
+type Call struct {
+	// Served tells how the container's sandbox was obtained ("" when the
+	// call never got one).
+	Served types.Served
+	// SandboxID is the sandbox that ran the call ("" when none did).
+	SandboxID string
+	// Queued is the time spent waiting for a concurrency slot.
+	Queued time.Duration
+	// Duration is the time from Invoke's start to its return (boot,
+	// queueing and the webtask).
+	Duration time.Duration
+
+	// Status, Header and Body are the webtask's response; set only when
+	// Invoke returns no error. Header names are lower case.
+	Status int
+	Header map[string][]string
+	// Body is the response body. The caller reads it and must Close it.
+	Body io.ReadCloser
+
+	body bufferedBody // backs Body for a buffered response (no allocation)
+}
+
+// BufferedCall returns a Call whose response is status, header and the
+// buffered body b (for runtimes that answer in one chunk, and for fakes).
+func BufferedCall(status int, header map[string][]string, b []byte) *Call {
+	c := &Call{}
+	c.setResponse(status, header, b)
+	return c
+}
+
+func (c *Call) setResponse(status int, header map[string][]string, b []byte) {
+	c.Status, c.Header = status, header
+	c.body = bufferedBody{b: b}
+	c.Body = &c.body
+}
+
+// bufferedBody reads a byte slice; WriteTo lets io.Copy write it in one
+// call without a copy buffer.
+type bufferedBody struct {
+	b   []byte
+	off int
+}
+
+func (r *bufferedBody) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *bufferedBody) WriteTo(w io.Writer) (int64, error) {
+	if r.off >= len(r.b) {
+		return 0, nil
+	}
+	n, err := w.Write(r.b[r.off:])
+	r.off += n
+	return int64(n), err
+}
+
+// Close releases the body; reads after it return io.EOF.
+func (r *bufferedBody) Close() error {
+	r.off = len(r.b)
+	return nil
+}
