@@ -1,0 +1,326 @@
+package sandbox_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/sandbox"
+)
+
+func TestFakePoolTakeAndRefill(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 2 })
+	p1 := recv(t, f.started, "pool boot 1")
+	p2 := recv(t, f.started, "pool boot 2")
+
+	a := mustCall(t, m, "a")
+	if a.Served != types.ServedPooled || a.SandboxID != p1.ID() {
+		t.Fatalf("first call of a: served %s by %s, want pooled by %s", a.Served, a.SandboxID, p1.ID())
+	}
+	b := mustCall(t, m, "b")
+	if b.Served != types.ServedPooled || b.SandboxID != p2.ID() {
+		t.Fatalf("first call of b: served %s by %s, want pooled by %s", b.Served, b.SandboxID, p2.ID())
+	}
+	// The pool refills behind the takes.
+	p3 := recv(t, f.started, "pool refill 1")
+	p4 := recv(t, f.started, "pool refill 2")
+	if a2 := mustCall(t, m, "a"); a2.Served != types.ServedWarm || a2.SandboxID != p1.ID() {
+		t.Fatalf("second call of a: served %s by %s, want warm by %s", a2.Served, a2.SandboxID, p1.ID())
+	}
+	// A recycled container gets a fresh pooled sandbox, never another's.
+	if err := m.Kill(p1.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if !p1.isDestroyed() {
+		t.Fatal("killed sandbox not destroyed")
+	}
+	a3 := mustCall(t, m, "a")
+	if a3.Served != types.ServedPooled || (a3.SandboxID != p3.ID() && a3.SandboxID != p4.ID()) {
+		t.Fatalf("a after kill: served %s by %s, want pooled by %s or %s", a3.Served, a3.SandboxID, p3.ID(), p4.ID())
+	}
+	// A container whose memory limit differs from the pool's boots its own.
+	m2f := newFakeFactory(t)
+	m2 := newFakeManager(t, m2f, func(c *sandbox.Config) {
+		c.PoolSize = 1
+		c.LimitsFor = func(string) (types.Limits, error) { return types.Limits{MemoryMB: 512}, nil }
+	})
+	recv(t, m2f.started, "pool boot")
+	if c := mustCall(t, m2, "big"); c.Served != types.ServedCold {
+		t.Fatalf("container with its own memory limit served %s, want cold", c.Served)
+	}
+}
+
+func TestFakeEvictsLeastRecentlyUsed(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.MaxSandboxes = 2 })
+	a := mustCall(t, m, "a")
+	b := mustCall(t, m, "b")
+	mustCall(t, m, "a") // b is now the least recently used
+	c := mustCall(t, m, "c")
+	byID := map[string]*fakeSandbox{}
+	for range 3 {
+		s := recv(t, f.started, "start")
+		byID[s.ID()] = s
+	}
+	if !byID[b.SandboxID].isDestroyed() || byID[a.SandboxID].isDestroyed() || byID[c.SandboxID].isDestroyed() {
+		t.Fatalf("after c: a destroyed %v, b %v, c %v; want only b (LRU) evicted",
+			byID[a.SandboxID].isDestroyed(), byID[b.SandboxID].isDestroyed(), byID[c.SandboxID].isDestroyed())
+	}
+	if l := m.List(); len(l) != 2 || l[0].Container != "a" || l[1].Container != "c" {
+		t.Fatalf("List after eviction: %+v", l)
+	}
+
+	// Busy sandboxes are never evicted: with a and c in flight, d finds no room.
+	held := make(chan error, 2)
+	for _, name := range []string{"a", "c"} {
+		go func() { _, _, err := call(t, m, name, holdURL); held <- err }()
+		recv(t, f.entered, "held call of "+name)
+	}
+	if _, _, err := call(t, m, "d", "/"); !errors.Is(err, sandbox.ErrCapacity) {
+		t.Fatalf("d with every sandbox busy: %v, want ErrCapacity", err)
+	}
+	close(f.release)
+	for range 2 {
+		if err := recv(t, held, "held call"); err != nil {
+			t.Fatalf("held call: %v", err)
+		}
+	}
+	if d := mustCall(t, m, "d"); d.Served != types.ServedCold {
+		t.Fatalf("d once idle sandboxes exist: served %s", d.Served)
+	}
+}
+
+func TestFakeFreezeAndThaw(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	mustCall(t, m, "a")
+	s := recv(t, f.started, "start")
+
+	m.ReapAt(time.Now().Add(30 * time.Minute)) // idle, but not for FreezeAfter
+	if s.Paused() {
+		t.Fatal("frozen before FreezeAfter")
+	}
+	m.ReapAt(time.Now().Add(time.Hour + time.Minute))
+	if !s.Paused() {
+		t.Fatal("not frozen after FreezeAfter")
+	}
+	if st := m.Status(); st.Sandboxes[types.SandboxPaused] != 1 || st.Sandboxes[types.SandboxRunning] != 0 {
+		t.Fatalf("Status: %+v, want one paused sandbox", st.Sandboxes)
+	}
+	// The next call thaws it first (the fake reports a frozen invoke).
+	if c := mustCall(t, m, "a"); c.Served != types.ServedWarm || c.SandboxID != s.ID() {
+		t.Fatalf("call after freeze: served %s by %s", c.Served, c.SandboxID)
+	}
+	if s.Paused() {
+		t.Fatal("still frozen after a call")
+	}
+	// A sandbox with a call in flight is not frozen.
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", holdURL); done <- err }()
+	recv(t, f.entered, "held call")
+	m.ReapAt(time.Now().Add(time.Hour + time.Minute))
+	if s.Paused() {
+		t.Fatal("frozen with a call in flight")
+	}
+	close(f.release)
+	if err := recv(t, done, "held call"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFakeIdleReaping(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	mustCall(t, m, "a")
+	s := recv(t, f.started, "start")
+
+	// In flight: never reaped, however old.
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", holdURL); done <- err }()
+	recv(t, f.entered, "held call")
+	m.ReapAt(time.Now().Add(3 * time.Hour))
+	if s.isDestroyed() {
+		t.Fatal("reaped with a call in flight")
+	}
+	close(f.release)
+	if err := recv(t, done, "held call"); err != nil {
+		t.Fatal(err)
+	}
+
+	m.ReapAt(time.Now().Add(2*time.Hour + time.Minute))
+	if !s.isDestroyed() {
+		t.Fatal("idle sandbox not destroyed after IdleTimeout")
+	}
+	if l := m.List(); len(l) != 0 {
+		t.Fatalf("List after reaping: %+v", l)
+	}
+	c := mustCall(t, m, "a")
+	if c.Served != types.ServedCold || c.SandboxID == s.ID() {
+		t.Fatalf("call after reaping: served %s by %s, want a fresh cold sandbox", c.Served, c.SandboxID)
+	}
+}
+
+func TestFakeConcurrentFirstCallsStartOne(t *testing.T) {
+	f := newFakeFactory(t)
+	f.gate = make(chan struct{})
+	m := newFakeManager(t, f, nil)
+	const n = 16
+	type result struct {
+		c   *sandbox.Call
+		err error
+	}
+	results := make(chan result, n)
+	for range n {
+		go func() {
+			c, _, err := call(t, m, "same", "/")
+			results <- result{c, err}
+		}()
+	}
+	close(f.gate) // every call may be waiting on the one start, or not yet arrived
+	var id string
+	for range n {
+		r := recv(t, results, "concurrent call")
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if id == "" {
+			id = r.c.SandboxID
+		}
+		if r.c.SandboxID != id {
+			t.Fatalf("calls served by %s and %s, want one sandbox", id, r.c.SandboxID)
+		}
+	}
+	recv(t, f.started, "the start")
+	select {
+	case s := <-f.started:
+		t.Fatalf("a second sandbox %s was started", s.ID())
+	default:
+	}
+}
+
+func TestFakeKillFailsCallInFlight(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", holdURL); done <- err }()
+	s := recv(t, f.entered, "held call")
+	if err := m.Kill(s.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, done, "killed call"); !errors.Is(err, sandbox.ErrDestroyed) {
+		t.Fatalf("call in flight during Kill: %v, want ErrDestroyed", err)
+	}
+	if err := m.Kill(s.ID()); !errors.Is(err, sandbox.ErrNotFound) {
+		t.Fatalf("second Kill: %v, want ErrNotFound", err)
+	}
+	if c := mustCall(t, m, "a"); c.SandboxID == s.ID() {
+		t.Fatal("call after Kill served by the killed sandbox")
+	}
+}
+
+// TestFakeRaces runs calls against concurrent freezing, reaping, eviction
+// and kills; the fakes report a call that reaches a frozen sandbox or
+// another container's, and the race detector the rest.
+func TestFakeRaces(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) {
+		c.MaxSandboxes = 2
+		c.PoolSize = 1
+	})
+	const rounds = 200
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*rounds)
+	for _, name := range []string{"a", "b", "c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				_, _, err := call(t, m, name, "/")
+				switch {
+				case err == nil, errors.Is(err, sandbox.ErrCapacity), errors.Is(err, sandbox.ErrDestroyed):
+					// Capacity: all others busy. Destroyed: killed under the call.
+				default:
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range rounds {
+			if i%2 == 0 {
+				m.ReapAt(time.Now().Add(time.Hour + time.Minute)) // freeze
+			} else {
+				m.ReapAt(time.Now().Add(3 * time.Hour)) // reap
+			}
+			if l := m.List(); len(l) > 0 && i%7 == 0 {
+				_ = m.Kill(l[0].ID)
+			}
+		}
+	}()
+	go func() { wg.Wait(); close(errs) }()
+	for {
+		select {
+		case err, ok := <-errs:
+			if !ok {
+				return
+			}
+			t.Errorf("call: %v", err)
+		case <-time.After(waitBound):
+			t.Fatal("race rounds did not finish")
+		}
+	}
+}
+
+func TestFakeClose(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 1 })
+	pooled := recv(t, f.started, "pool boot")
+	mustCall(t, m, "a")
+	refill := recv(t, f.started, "pool refill")
+	mustCall(t, m, "b")
+	cold := recv(t, f.started, "cold start of b")
+	ctx, cancel := context.WithTimeout(context.Background(), waitBound)
+	defer cancel()
+	if err := m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*fakeSandbox{pooled, refill, cold} {
+		if !s.isDestroyed() {
+			t.Errorf("sandbox %s (%s) survived Close", s.ID(), s.Info().Container)
+		}
+	}
+	if _, _, err := call(t, m, "a", "/"); !errors.Is(err, sandbox.ErrClosed) {
+		t.Fatalf("Invoke after Close: %v, want ErrClosed", err)
+	}
+	if err := m.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestFakeRecycleWaitsForCallsInFlight(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", holdURL); done <- err }()
+	s := recv(t, f.entered, "held call")
+	m.Recycle("a")
+	if s.isDestroyed() {
+		t.Fatal("Recycle destroyed the sandbox under a call in flight")
+	}
+	if c := mustCall(t, m, "a"); c.SandboxID == s.ID() {
+		t.Fatal("call after Recycle served by the old sandbox")
+	}
+	close(f.release)
+	if err := recv(t, done, "held call"); err != nil {
+		t.Fatalf("call in flight during Recycle: %v", err)
+	}
+	if !s.isDestroyed() {
+		t.Fatal("old sandbox not destroyed when its last call returned")
+	}
+}
