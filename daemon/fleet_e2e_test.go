@@ -363,7 +363,11 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 	WaitFor(t, "a frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "a").State == types.SandboxPaused })
 	// Every process of the fleet: assigned and pooled.
 	var pids []int
-	for _, f := range mustGlob(t, filepath.Join("/sys/fs/cgroup/pids", cfg.CgroupParent, "*", "cgroup.procs")) {
+	procsFiles := mustGlob(t, filepath.Join("/sys/fs/cgroup/pids", cfg.CgroupParent, "*", "cgroup.procs"))
+	if len(procsFiles) == 0 { // cgroup v2
+		procsFiles = mustGlob(t, filepath.Join("/sys/fs/cgroup", cfg.CgroupParent, "*", "cgroup.procs"))
+	}
+	for _, f := range procsFiles {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -427,10 +431,16 @@ func TestMetricsScrapeCleanly(t *testing.T) {
 	if v := sumMetric(fams, "webtaskd_sandboxes", map[string]string{"state": "running"}); v != 1 {
 		t.Errorf("running sandboxes = %v, want 1", v)
 	}
-	// The budget is the parent cgroup's memory limit.
+	// The budget is the parent cgroup's memory limit: v1 memory.limit_in_bytes, else v2 memory.max.
 	raw, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cfg.CgroupParent, "memory.limit_in_bytes"))
-	if err == nil && strings.TrimSpace(string(raw)) != strconv.Itoa(2<<30) {
-		t.Errorf("parent memory.limit_in_bytes = %s, want 2 GiB", raw)
+	if err != nil {
+		var err2 error
+		if raw, err2 = os.ReadFile(filepath.Join("/sys/fs/cgroup", cfg.CgroupParent, "memory.max")); err2 != nil {
+			t.Fatalf("parent cgroup memory limit: v1: %v; v2: %v", err, err2)
+		}
+	}
+	if strings.TrimSpace(string(raw)) != strconv.Itoa(2<<30) {
+		t.Errorf("parent memory limit = %s, want 2 GiB", raw)
 	}
 }
 
