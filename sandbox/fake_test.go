@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -210,29 +209,13 @@ func (s *fakeSandbox) Stats() (*types.CgroupStats, error) { return &types.Cgroup
 // happen only through ReapAt (the reaper's ticker would need an hour).
 func newFakeManager(t testing.TB, f *fakeFactory, mutate func(*sandbox.Config)) *sandbox.Manager {
 	t.Helper()
-	cfg := sandbox.Config{
+	t.Cleanup(f.check) // after Close, which openManager registers next
+	return openManager(t, sandbox.Config{
 		StateDir:    "/nonexistent/webtaskd-fake",
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 		NewSandbox:  f.New,
 		FreezeAfter: time.Hour,
 		IdleTimeout: 2 * time.Hour,
-	}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	m, err := sandbox.NewManager(cfg)
-	if err != nil {
-		t.Fatalf("NewManager: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitBound)
-		defer cancel()
-		if err := m.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		f.check()
-	})
-	return m
+	}, mutate)
 }
 
 // call invokes container and returns the Call and its body.

@@ -104,11 +104,14 @@ func newEnv(t testing.TB) testEnv {
 
 func newManager(t testing.TB, env testEnv, mutate func(*sandbox.Config)) *sandbox.Manager {
 	t.Helper()
-	cfg := sandbox.Config{
-		StateDir:     env.StateDir,
-		CgroupParent: env.CgroupParent,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	return openManager(t, sandbox.Config{StateDir: env.StateDir, CgroupParent: env.CgroupParent}, mutate)
+}
+
+// openManager opens a Manager on cfg changed by mutate, logging only with
+// -v, and closes it (bounded) when the test ends.
+func openManager(t testing.TB, cfg sandbox.Config, mutate func(*sandbox.Config)) *sandbox.Manager {
+	t.Helper()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
