@@ -324,3 +324,25 @@ func TestFakeRecycleWaitsForCallsInFlight(t *testing.T) {
 		t.Fatal("old sandbox not destroyed when its last call returned")
 	}
 }
+
+func TestFakeQueueFullIsBusy(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) {
+		c.MaxConcurrency = 1
+		c.QueueTimeout = time.Millisecond
+	})
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", holdURL); done <- err }()
+	recv(t, f.entered, "held call")
+	c, _, err := call(t, m, "a", "/")
+	if !errors.Is(err, sandbox.ErrBusy) {
+		t.Fatalf("call past MaxConcurrency: %v, want ErrBusy", err)
+	}
+	if c == nil || c.Served != types.ServedWarm || c.SandboxID == "" {
+		t.Fatalf("busy call: %+v, want it to tell the warm sandbox it queued for", c)
+	}
+	close(f.release)
+	if err := recv(t, done, "held call"); err != nil {
+		t.Fatal(err)
+	}
+}
