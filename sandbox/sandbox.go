@@ -4,10 +4,11 @@
 //
 // In this package "container" always means a webtask container (the
 // tenant scope); the libcontainer object behind a sandbox is its runtime.
-// The Manager (manager.go, pool.go, reaper.go, admin.go, metrics.go) works only
-// through the Sandbox interface; lcSandbox (runtime_linux.go, boot_linux.go,
-// exit_linux.go, spec_linux.go) implements it with libcontainer, and
-// cgroups_linux.go and sweep_linux.go are the package's own cgroup work.
+// The Manager (manager.go, pool.go, reaper.go, admin.go, metrics.go)
+// works only through the Sandbox interface; lcSandbox (host_linux.go,
+// spec_linux.go, boot_linux.go, runtime_linux.go, exit_linux.go)
+// implements it with libcontainer, and cgroups_linux.go and
+// sweep_linux.go are the package's own cgroup work.
 package sandbox
 
 import (
