@@ -10,7 +10,6 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
 
@@ -61,27 +60,6 @@ func kindStatus(kind error) int {
 	return http.StatusInternalServerError // ErrFailed
 }
 
-// TEMPORARY (remove when the sandbox package's sentinels wrap errdefs
-// kinds): the statuses of sandbox errors that wrap no kind yet. Their own
-// message is the client message. A timeout is 504 (the webtask, not the
-// daemon, took too long); memory and crashes are 500; a sandbox that
-// cannot start or was recycled under the call is 503 (retryable); a full
-// concurrency queue is 429; no evictable sandbox is 503.
-var sandboxStatus = []struct {
-	err    error
-	status int
-}{
-	{sandbox.ErrTimeout, http.StatusGatewayTimeout},
-	{sandbox.ErrOOM, http.StatusInternalServerError},
-	{sandbox.ErrCrashed, http.StatusInternalServerError},
-	{sandbox.ErrStart, http.StatusServiceUnavailable},
-	{sandbox.ErrDestroyed, http.StatusServiceUnavailable},
-	{sandbox.ErrClosed, http.StatusServiceUnavailable},
-	{sandbox.ErrNotFound, http.StatusNotFound},
-	{sandbox.ErrBusy, http.StatusTooManyRequests},
-	{sandbox.ErrCapacity, http.StatusServiceUnavailable},
-}
-
 // classify is the one place where errors become HTTP statuses: the kind
 // (errdefs) an error wraps gives the status, the message of its first
 // *errdefs.Error is what the client reads. An error of no kind is internal:
@@ -100,11 +78,6 @@ func classify(err error) (status int, msg string, level slog.Level, log bool) {
 		// A bare kind: its own text is the message.
 		status = kindStatus(kind)
 		return status, kind.Error(), slog.LevelWarn, status >= 500
-	}
-	for _, ss := range sandboxStatus {
-		if errors.Is(err, ss.err) {
-			return ss.status, ss.err.Error(), slog.LevelWarn, ss.status >= 500
-		}
 	}
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
