@@ -157,9 +157,8 @@ func (r *IssueRequest) setString(name, s string) error {
 		}
 		r.URL = s
 	case "code":
-		if s == "" {
-			return invalid(name, "the `code` claim must not be empty")
-		}
+		// Empty code is valid code: it is stored, and fails when run
+		// with the runtime's compile error.
 		r.Code = s
 	case "host":
 		r.Host = s
@@ -261,7 +260,7 @@ func checkTen(ten string) error {
 //     parent; exp may not exceed the parent's, nbf may not precede it;
 //   - dd = min(parent.dd-1, req.dd), else whichever is set, else 1;
 //   - mb/pb come from the parent when it has url, else from the request
-//     when it has url or code;
+//     when it has url or code; an absent pb stays absent (PbOnArity);
 //   - jtn needs the resulting ten to name one literal container, and code or url;
 //   - jti may only be chosen with the opaque master key (parent nil).
 //
@@ -359,16 +358,21 @@ func Narrow(parent *Claims, req *IssueRequest, now time.Time) (*Claims, error) {
 
 	// Parse/merge body.
 	if p.URL != "" {
-		if (req.Has("mb") && req.Mb != p.Mb) || (req.Has("pb") && req.Pb != p.Pb) {
+		pbDiffers := req.Has("pb") && req.Pb != ParseBody(p.Pb)
+		if (req.Has("mb") && req.Mb != p.Mb) || pbDiffers {
 			claim := "mb"
-			if req.Has("pb") && req.Pb != p.Pb {
+			if pbDiffers {
 				claim = "pb"
 			}
 			return nil, invalid(claim, "the `%s` claim is fixed by the authentication token's `url`", claim)
 		}
 		c.Mb, c.Pb = p.Mb, p.Pb
 	} else if req.Has("url") || req.Has("code") {
-		c.Mb, c.Pb = req.Mb, req.Pb
+		c.Mb = req.Mb
+		if req.Has("pb") {
+			pb := req.Pb
+			c.Pb = &pb // explicit, even 0; absent stays nil (PbOnArity)
+		}
 	}
 
 	// Token limits are per token, never inherited; container limits only

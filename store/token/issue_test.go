@@ -81,7 +81,7 @@ func TestNarrow(t *testing.T) {
 	list := &Claims{Ten: "a,b,c", Jti: "p1"}
 	re := &Claims{Ten: "/^team-.*$/", Jti: "p1"}
 	master := &Claims{Jti: "m"}
-	withURL := &Claims{Ten: "test", Jti: "p1", URL: "webtask://test/x", Pb: 1, Mb: 1}
+	withURL := &Claims{Ten: "test", Jti: "p1", URL: "webtask://test/x", Pb: ptr(1), Mb: 1}
 	withLimits := &Claims{Ten: "test", Jti: "p1", Lm: 10}
 	windowed := &Claims{Ten: "test", Jti: "p1", Exp: n + 100, Nbf: n - 100}
 	withEctx := &Claims{Ten: "test", Jti: "p1", Ectx: "c2VhbGVk.aXY="}
@@ -148,12 +148,12 @@ func TestNarrow(t *testing.T) {
 			}
 		}},
 		{"url parent fixes mb pb", withURL, `{"ten":"test"}`, nil, "", func(t *testing.T, c *Claims) {
-			if c.URL != "webtask://test/x" || c.Pb != 1 || c.Mb != 1 {
+			if c.URL != "webtask://test/x" || ParseBody(c.Pb) != 1 || c.Mb != 1 {
 				t.Fatalf("%+v", c)
 			}
 		}},
 		{"mb pb dropped without code", tenant, `{"mb":1,"pb":1}`, nil, "", func(t *testing.T, c *Claims) {
-			if c.Mb != 0 || c.Pb != 0 {
+			if c.Mb != 0 || c.Pb != nil {
 				t.Fatalf("%+v", c)
 			}
 		}},
@@ -196,8 +196,24 @@ func TestNarrow(t *testing.T) {
 			}
 		}},
 		{"mb pb from request with code", tenant, `{"code":"x","jtn":"n","pb":2,"mb":1}`, nil, "", func(t *testing.T, c *Claims) {
-			if c.Pb != 2 || c.Mb != 1 {
+			if c.Pb == nil || *c.Pb != 2 || c.Mb != 1 {
 				t.Fatalf("%+v", c)
+			}
+		}},
+		{"absent pb stays absent (on arity)", tenant, `{"code":"x","jtn":"n"}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.Pb != nil || ParseBody(c.Pb) != PbOnArity {
+				t.Fatalf("pb = %v", c.Pb)
+			}
+		}},
+		{"explicit pb 0 kept", tenant, `{"code":"x","jtn":"n","pb":0}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.Pb == nil || *c.Pb != PbNever {
+				t.Fatalf("pb = %v", c.Pb)
+			}
+		}},
+		{"empty code is code", tenant, `{"code":"","jtn":"n"}`, nil, "", nil},
+		{"url parent without pb: on arity restated", &Claims{Ten: "test", Jti: "p1", URL: "webtask://test/x"}, `{"pb":2}`, nil, "", func(t *testing.T, c *Claims) {
+			if c.Pb != nil {
+				t.Fatalf("pb = %v", *c.Pb)
 			}
 		}},
 		{"regex parent list child", re, `{"ten":"team-a,team-b"}`, nil, "", nil},

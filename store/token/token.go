@@ -88,9 +88,11 @@ type Claims struct {
 	// issuer; never serialized.
 	Secrets map[string]any    `json:"-"`
 	Meta    map[string]string `json:"meta,omitempty"`
-	// Mb (merge body, 0/1) and Pb (parse body, 0/1/2).
-	Mb int `json:"mb,omitempty"`
-	Pb int `json:"pb,omitempty"`
+	// Mb (merge body, 0/1) and Pb (parse body: PbNever, PbAlways,
+	// PbOnArity). A nil Pb is an absent claim, which means PbOnArity (see
+	// ParseBody); an explicit 0 is kept in the token.
+	Mb int  `json:"mb,omitempty"`
+	Pb *int `json:"pb,omitempty"`
 	// Exp and Nbf are Unix seconds, 0 = unset.
 	Exp  int64  `json:"exp,omitempty"`
 	Nbf  int64  `json:"nbf,omitempty"`
@@ -112,6 +114,27 @@ type Claims struct {
 
 	// Kid is the key id the token was signed with (set by Verify).
 	Kid string `json:"-"`
+}
+
+// The parse-body modes of the pb claim (sandboxjs PARSE_NEVER, PARSE_ALWAYS,
+// PARSE_ON_ARITY).
+const (
+	PbNever = 0
+	// PbAlways reads and parses the body for every signature.
+	PbAlways = 1
+	// PbOnArity parses the body for 1/2-arity functions and leaves the
+	// request stream untouched for 3-arity ones; the default when the
+	// claim is absent.
+	PbOnArity = 2
+)
+
+// ParseBody is the parse-body mode a pb claim value means: nil (absent)
+// is PbOnArity.
+func ParseBody(pb *int) int {
+	if pb == nil {
+		return PbOnArity
+	}
+	return *pb
 }
 
 // jwt.Claims implementation; validation is done by Verify itself.

@@ -61,6 +61,27 @@ func TestSignHeaderHasNoTyp(t *testing.T) {
 	}
 }
 
+// An explicit pb 0 (never parse) must survive the token, apart from an
+// absent pb (parse on arity).
+func TestSignKeepsExplicitPbZero(t *testing.T) {
+	for _, tc := range []struct {
+		pb   *int
+		want int
+	}{{nil, PbOnArity}, {ptr(0), PbNever}, {ptr(1), PbAlways}, {ptr(2), PbOnArity}} {
+		raw, err := Sign(testKeySet("k1", 1), &Claims{Ten: "t", Pb: tc.pb})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, _, err := ParseUnverified(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (c.Pb == nil) != (tc.pb == nil) || ParseBody(c.Pb) != tc.want {
+			t.Fatalf("pb %v: decoded %v (mode %d)", tc.pb, c.Pb, ParseBody(c.Pb))
+		}
+	}
+}
+
 func TestSignNeverSerializesPlainSecrets(t *testing.T) {
 	raw, err := Sign(testKeySet("k1", 1), &Claims{Ten: "t", Secrets: map[string]any{"PASSWORD": "hunter2"}})
 	if err != nil {
