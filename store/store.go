@@ -49,8 +49,10 @@ type Webtask struct {
 	// Params is pctx; Secrets is ectx, plain in memory, sealed at rest.
 	Params  map[string]any
 	Secrets map[string]any
-	// PB and MB are the parse-body and merge-body claims.
-	PB, MB int
+	// PB is the parse-body claim: nil when the claim was absent (parse on
+	// arity, token.ParseBody), else 0, 1 or 2. MB is the merge-body claim.
+	PB *int
+	MB int
 	// Token is the JWT issued for this webtask (its claims carry ectx
 	// sealed, never in plain text).
 	Token     string

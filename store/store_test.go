@@ -68,7 +68,7 @@ func sample(container, name string) *Webtask {
 		Meta:      map[string]string{"team": "a"},
 		Params:    map[string]any{"n": 1.0, "s": "p"},
 		Secrets:   map[string]any{"API_KEY": "k-" + name},
-		PB:        1,
+		PB:        intPtr(1),
 		MB:        1,
 		Token:     "tok." + name,
 	}
@@ -158,7 +158,7 @@ func TestCRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Code != in.Code || r.CodeURL != in.CodeURL || r.Token != in.Token || r.PB != 1 || r.MB != 1 ||
+	if r.Code != in.Code || r.CodeURL != in.CodeURL || r.Token != in.Token || r.PB == nil || *r.PB != 1 || r.MB != 1 ||
 		r.Meta["team"] != "a" || r.Params["n"] != 1.0 || r.Params["s"] != "p" || r.Secrets["API_KEY"] != "k-w1" {
 		t.Fatalf("Get = %+v", r)
 	}

@@ -19,10 +19,19 @@ const defaultListLimit = 100
 // Clone returns a deep copy of w that the caller may change freely.
 func (w *Webtask) Clone() *Webtask {
 	c := *w
+	c.PB = cloneInt(w.PB)
 	c.Meta = cloneStrings(w.Meta)
 	c.Params = cloneAny(w.Params)
 	c.Secrets = cloneAny(w.Secrets)
 	return &c
+}
+
+func cloneInt(p *int) *int {
+	if p == nil {
+		return nil
+	}
+	n := *p
+	return &n
 }
 
 func cloneStrings(m map[string]string) map[string]string {
@@ -93,7 +102,7 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (*Webtask, error) {
 		Code:      w.Code,
 		CodeHash:  codeHash(w.Code),
 		CodeURL:   w.CodeURL,
-		PB:        w.PB,
+		PB:        cloneInt(w.PB),
 		MB:        w.MB,
 		Token:     w.Token,
 	}
