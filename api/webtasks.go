@@ -61,10 +61,7 @@ func (s *Server) putWebtask(c echo.Context) error {
 		Set: map[string]bool{"ten": true, "jtn": true, "dd": true, "dr": true, "mb": true},
 	}
 	switch {
-	case body.Code != nil:
-		if *body.Code == "" {
-			return errdefs.Errorf(errdefs.ErrInvalid, "the `code` field must not be empty")
-		}
+	case body.Code != nil: // empty code is valid code (it fails when run)
 		req.Code, req.Set["code"] = *body.Code, true
 	default:
 		u := *body.URL
