@@ -35,10 +35,18 @@ const WEBTASK_FILENAME = '/webtask.js';
 // daemon enforces it: 500 KB.
 const MAX_STORAGE_BYTES = 500 * 1024;
 
+// The reference runtime's (webtask-runtime) compile errors, word for word:
+// the §3.1 messages as Error strings after "Unable to compile submitted
+// JavaScript. ", in error and details.
 const ERR_ARITY =
-  'The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).';
+  'Unable to compile submitted JavaScript. Error: The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).';
 const ERR_NO_FUNCTION =
   'Unable to compile submitted JavaScript. Error: Supplied code must return or export a function.';
+// EMPTY_CODE_HASH is the code_hash (hex sha256) of empty code. Empty code
+// is valid code (it exports no function), but an empty code field is
+// omitted on the wire like code the agent already has, so its hash alone
+// stands for it.
+const EMPTY_CODE_HASH = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 // ---------------------------------------------------------------------------
 // Channel
@@ -156,7 +164,9 @@ function sendJSON(inv, status, value) {
   return sendResult(inv, status, JSON_HEADERS, stringify(value));
 }
 
-// errorBody renders an error as the Webtask JSON error shape.
+// errorBody renders an error as the Webtask JSON error shape (the
+// reference runtime's Errors.create): details is an Error's string form or
+// the raw value, then its name and message when it has them.
 function errorBody(code, error, err) {
   const b = { code: code, error: error };
   if (err instanceof Error) {
@@ -168,6 +178,10 @@ function errorBody(code, error, err) {
     }
   } else if (err !== undefined) {
     b.details = err;
+    if (err !== null && typeof err === 'object') {
+      if (err.name !== undefined) b.name = err.name;
+      if (err.message !== undefined) b.message = err.message;
+    }
   }
   return b;
 }
@@ -199,13 +213,14 @@ function sendValue(inv, v) {
   if (!v) {
     json = '{}';
   } else {
+    let failure;
     try {
       json = stringify(v);
     } catch (e) {
-      json = undefined;
+      failure = e;
     }
     if (typeof json !== 'string') {
-      sendError(inv, 400, 'Error when JSON serializing the result of the JavaScript code.', undefined);
+      sendError(inv, 400, 'Error when JSON serializing the result of the JavaScript code.', failure);
       return;
     }
   }
@@ -215,32 +230,39 @@ function sendValue(inv, v) {
 // ---------------------------------------------------------------------------
 // Compilation
 
-// cache maps code_hash -> {fn, arity} or {error: errorBody}; Map iteration
-// order is insertion order, so re-inserting on use makes it an LRU.
+// cache maps code_hash -> {fn, arity} or {error: errorBody, log: text for
+// the webtask's stderr or undefined}; Map iteration order is insertion
+// order, so re-inserting on use makes it an LRU.
 const cache = new Map();
 
 const userRequire = Module.createRequire(path.join(MODULES_DIR, '/'));
 
+// compileError is the cache entry of code that failed to load: the
+// reference runtime's shape ("Unable to compile submitted JavaScript: " and
+// the error's string form, details, name, message), except for a missing
+// module, which gets the hosted service's message. A SyntaxError's location
+// goes to the webtask's stderr (the runtime logs it too), not the answer.
 function compileError(err) {
-  if (err && err.name === 'SyntaxError') {
-    return {
-      code: 400,
-      error: 'Unable to compile submitted JavaScript: ' + safeToString(err),
-      details: syntaxDetails(err),
-    };
-  }
   if (err && err.code === 'MODULE_NOT_FOUND') {
     const mm = /Cannot find module '([^']*)'/.exec(String(err.message));
     const msg = mm ? 'Error: Cannot find module "' + mm[1] + '"' : safeToString(err).split('\n')[0];
-    return { code: 400, error: 'Unable to compile submitted JavaScript. ' + msg, details: msg };
+    return { error: { code: 400, error: 'Unable to compile submitted JavaScript. ' + msg, details: msg } };
   }
-  const s = err instanceof Error ? safeToString(err) : 'Error: ' + safeToString(err);
-  return { code: 400, error: 'Unable to compile submitted JavaScript. ' + s, details: s };
+  let body;
+  try {
+    body = stringify(errorBody(400, 'Unable to compile submitted JavaScript: ' + safeToString(err), err));
+  } catch (_) {
+    // err carried something unserializable: fall back to its string form.
+    const s = safeToString(err);
+    body = stringify({ code: 400, error: 'Unable to compile submitted JavaScript: ' + s, details: s });
+  }
+  const log = err instanceof Error && err.name === 'SyntaxError' ? syntaxLocation(err) : undefined;
+  return { error: parse(body), log: log };
 }
 
-// syntaxDetails keeps the user-code part of a SyntaxError's stack (the
+// syntaxLocation keeps the user-code part of a SyntaxError's stack (the
 // "file:line / source / caret" preamble and the message), not agent frames.
-function syntaxDetails(err) {
+function syntaxLocation(err) {
   const stack = typeof err.stack === 'string' ? err.stack : safeToString(err);
   const i = stack.indexOf('\n    at ');
   return i === -1 ? stack : stack.slice(0, i);
@@ -274,7 +296,7 @@ function compile(inv, code) {
     const script = new vm.Script(Module.wrap(code), { filename: WEBTASK_FILENAME });
     wrapperFn = script.runInThisContext();
   } catch (e) {
-    return { error: compileError(e) };
+    return compileError(e);
   }
   const mod = { exports: {}, id: WEBTASK_FILENAME, filename: WEBTASK_FILENAME, loaded: false };
   moduleWebtask(mod, webtaskView(inv));
@@ -282,16 +304,16 @@ function compile(inv, code) {
   try {
     ret = wrapperFn.call(mod.exports, mod.exports, userRequire, mod, WEBTASK_FILENAME, '/');
   } catch (e) {
-    return { error: compileError(e) };
+    return compileError(e);
   }
   mod.loaded = true;
   const fn = typeof ret === 'function' ? ret : mod.exports;
   if (typeof fn !== 'function') {
-    return { error: { code: 400, error: ERR_NO_FUNCTION } };
+    return { error: { code: 400, error: ERR_NO_FUNCTION, details: ERR_NO_FUNCTION } };
   }
   const arity = fn.length;
   if (arity < 1 || arity > 3) {
-    return { error: { code: 400, error: ERR_ARITY } };
+    return { error: { code: 400, error: ERR_ARITY, details: ERR_ARITY } };
   }
   return { fn: fn, arity: arity };
 }
@@ -313,8 +335,12 @@ function lookup(inv, r) {
       return hit;
     }
   }
-  if (typeof r.code !== 'string' || r.code.length === 0) return undefined;
-  const entry = compile(inv, r.code);
+  let code = r.code;
+  if (typeof code !== 'string' || code.length === 0) {
+    if (hash !== EMPTY_CODE_HASH) return undefined;
+    code = '';
+  }
+  const entry = compile(inv, code);
   if (hash) {
     cache.set(hash, entry);
     lastHash = hash;
@@ -345,6 +371,7 @@ function runInvocation(inv, r) {
     return;
   }
   if (entry.error !== undefined) {
+    if (entry.log !== undefined) userOutput(inv, 'stderr', entry.log);
     sendResult(inv, entry.error.code, JSON_HEADERS, stringify(entry.error));
     return;
   }

@@ -116,27 +116,38 @@ func TestErrors(t *testing.T) {
 		{name: "3-arity sync throw 500", code: `module.exports = function (ctx, req, res) { throw new Error('x'); }`,
 			status: 500, wantJSON: `{"code":500,"error":"Script generated an unhandled synchronous exception.","details":"Error: x","name":"Error","message":"x"}`},
 		{name: "unserializable 400", code: `module.exports = function (cb) { var a = {}; a.a = a; cb(null, a); }`,
-			status: 400, wantJSON: `{"code":400,"error":"Error when JSON serializing the result of the JavaScript code."}`},
+			status: 400, check: func(t *testing.T, b any) {
+				m := b.(map[string]any)
+				if m["code"] != 400.0 || m["error"] != "Error when JSON serializing the result of the JavaScript code." ||
+					m["name"] != "TypeError" || !strings.HasPrefix(m["details"].(string), "TypeError: Converting circular structure to JSON") {
+					t.Fatalf("got %v", m)
+				}
+			}},
 		{name: "syntax error 400", code: `module.exports = function (cb) { cb(null, ; }`,
 			status: 400, check: func(t *testing.T, b any) {
 				m := b.(map[string]any)
 				if m["code"] != 400.0 || !strings.HasPrefix(m["error"].(string), "Unable to compile submitted JavaScript: SyntaxError: ") {
 					t.Fatalf("got %v", m)
 				}
-				if d, _ := m["details"].(string); !strings.Contains(d, "SyntaxError") || strings.Contains(d, "agent.js") {
-					t.Fatalf("details %q", d)
+				if d, _ := m["details"].(string); !strings.HasPrefix(d, "SyntaxError: ") || d != "SyntaxError: "+m["message"].(string) || m["name"] != "SyntaxError" {
+					t.Fatalf("details %q, name %v, message %v", d, m["name"], m["message"])
 				}
 			}},
+		// The reference runtime's (webtask-runtime 2.0) compile errors, word for word.
 		{name: "no function 400", code: `module.exports = 42;`,
-			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: Supplied code must return or export a function."}`},
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: Supplied code must return or export a function.","details":"Unable to compile submitted JavaScript. Error: Supplied code must return or export a function."}`},
+		{name: "empty code 400", code: ``, tweak: func(r *agent.Request) { r.CodeHash = hashOf("") },
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: Supplied code must return or export a function.","details":"Unable to compile submitted JavaScript. Error: Supplied code must return or export a function."}`},
 		{name: "arity 0 400", code: `module.exports = function () {};`,
-			status: 400, wantJSON: `{"code":400,"error":"The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res)."}`},
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).","details":"Unable to compile submitted JavaScript. Error: The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res)."}`},
 		{name: "arity 4 400", code: `module.exports = function (a, b, c, d) {};`,
-			status: 400, wantJSON: `{"code":400,"error":"The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res)."}`},
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res).","details":"Unable to compile submitted JavaScript. Error: The JavaScript function must have one of the following signatures: ([ctx], callback) or (ctx, req, res)."}`},
 		{name: "missing module 400", code: `var t = require('webtask-tools'); module.exports = function (cb) { cb(); };`,
 			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: Cannot find module \"webtask-tools\"","details":"Error: Cannot find module \"webtask-tools\""}`},
 		{name: "load-time throw 400", code: `throw new Error('at load');`,
-			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript. Error: at load","details":"Error: at load"}`},
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript: Error: at load","details":"Error: at load","name":"Error","message":"at load"}`},
+		{name: "load-time throw of a string 400", code: `throw 'str';`,
+			status: 400, wantJSON: `{"code":400,"error":"Unable to compile submitted JavaScript: str","details":"str"}`},
 		{name: "storage without a daemon handler", code: `module.exports = function (ctx, cb) { ctx.storage.get(function (err, d) { cb(null, {err: err && err.message, code: err && err.code}); }); }`,
 			status: 200, wantJSON: `{"err":"storage is not available","code":503}`},
 	})
