@@ -60,7 +60,7 @@ func TestIssueNamedWebtask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.URL != "webtask://test/hello" || c.Jtn != "hello" || c.Ten != "test" || *c.Dd != 0 || c.Pb != 1 || c.Mb != 1 ||
+	if c.URL != "webtask://test/hello" || c.Jtn != "hello" || c.Ten != "test" || *c.Dd != 0 || token.ParseBody(c.Pb) != 1 || c.Mb != 1 ||
 		!strings.Contains(c.Ectx, ".") || c.Meta["k"] != "v" || len(c.Ca) != 1 {
 		t.Fatalf("claims %+v", c)
 	}
@@ -69,7 +69,7 @@ func TestIssueNamedWebtask(t *testing.T) {
 		t.Fatal(err)
 	}
 	if wt.Code != "module.exports = cb => cb(null, 1)" || wt.CodeURL != "webtask://test/hello" || wt.Secrets["SECRET"] != "s3cr3t" ||
-		wt.Params["P"] != "p" || wt.Meta["k"] != "v" || wt.PB != 1 || wt.MB != 1 || wt.Token != raw {
+		wt.Params["P"] != "p" || wt.Meta["k"] != "v" || wt.PB == nil || *wt.PB != 1 || wt.MB != 1 || wt.Token != raw {
 		t.Fatalf("stored %+v", wt)
 	}
 	// The sealed ectx opens with the token's kid and the {c}/{n} binding only.

@@ -18,6 +18,7 @@ import (
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // Remote code (http/https url claims) is fetched with this timeout and
@@ -63,7 +64,7 @@ func (s *Server) runNamed(c echo.Context) error {
 	req := s.newRequest(c, container, code, hash, body)
 	req.Name = name
 	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
-	req.PB, req.MB, req.Token = w.PB, w.MB, w.Token
+	req.PB, req.MB, req.Token = token.ParseBody(w.PB), w.MB, w.Token
 	req.Authority = w.Token // ctx.create_token narrows the stored token
 	req.Fixed = s.fixedOf(w, req)
 	return s.invoke(c, container, req)
@@ -118,7 +119,7 @@ func (s *Server) runUnnamed(c echo.Context) error {
 	req := s.newRequest(c, container, code, hash, body)
 	req.Name = caller.Jtn
 	req.Secrets, req.Params, req.Meta = secrets, caller.Pctx, caller.Meta
-	req.PB, req.MB = caller.Pb, caller.Mb
+	req.PB, req.MB = token.ParseBody(caller.Pb), caller.Mb
 	req.Authority = raw // ctx.create_token narrows the caller's token
 	if caller.URL != "" {
 		// ctx.token is exposed only when the token fixes the code.
@@ -135,7 +136,7 @@ func hashCode(code []byte) string {
 // codeOf returns the code of a stored webtask and its hash: stored code
 // (hash computed once by the store), another stored webtask, or remote.
 func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, err error) {
-	if w.Code != "" {
+	if hasStoredCode(w) {
 		hash = w.CodeHash
 		if hash == "" {
 			hash = hashCode([]byte(w.Code))
@@ -146,6 +147,13 @@ func (s *Server) codeOf(c echo.Context, w *store.Webtask) (code, hash string, er
 		return "", "", fmt.Errorf("webtask %s/%s has neither code nor url", w.Container, w.Name)
 	}
 	return s.codeAt(c, w.CodeURL)
+}
+
+// hasStoredCode: w's code is stored with it (its url is its own
+// webtask://{c}/{n}), which may be empty code, valid code that fails when
+// run; else w's url names remote code.
+func hasStoredCode(w *store.Webtask) bool {
+	return w.Code != "" || w.CodeURL == storedCodeURL(w.Container, w.Name)
 }
 
 // codeAt resolves a url claim: webtask:///code/{sha256} from the code
@@ -167,7 +175,7 @@ func (s *Server) codeAt(c echo.Context, u string) (code, hash string, err error)
 			}
 			return "", "", err
 		}
-		if w.Code == "" {
+		if !hasStoredCode(w) {
 			return "", "", errdefs.Errorf(errdefs.ErrInvalid, "the webtask named by the url claim has no stored code")
 		}
 		return w.Code, w.CodeHash, nil

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -88,6 +89,9 @@ func (o *issued) url(base string) string {
 // without jtn (its url claim becomes webtask:///code/{sha256}). Nothing is
 // stored on any error before the store write.
 func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.IssueRequest) (*issued, error) {
+	if err := s.keepStoredCode(ctx, caller, req); err != nil {
+		return nil, err
+	}
 	child, err := token.Narrow(caller, req, s.now())
 	if err != nil {
 		return nil, err
@@ -98,7 +102,7 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 	if named {
 		container, _ = child.SingleContainer() // Narrow guarantees one literal
 		if req.Has("code") {
-			child.URL = "webtask://" + container + "/" + child.Jtn
+			child.URL = storedCodeURL(container, child.Jtn)
 		}
 	} else if inlineCode {
 		child.URL = codeURL(store.CodeHash(req.Code))
@@ -132,6 +136,41 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 		}
 	}
 	return out, nil
+}
+
+// keepStoredCode lets a named token be re-issued without `code` or `url`
+// (sandboxjs 5.0.0 `webtask.update()` re-issues the inspected claims
+// without code): the request then keeps the code of the stored webtask
+// {ten}/{jtn}, as the hosted service did; everything else (secrets,
+// params, meta, pb, mb) is what the request's claims say. Without a stored
+// webtask the request is left alone (Narrow refuses it). Narrow then
+// checks the caller as for any request carrying that code or url.
+func (s *Server) keepStoredCode(ctx context.Context, caller *token.Claims, req *token.IssueRequest) error {
+	if !req.Has("jtn") || req.Has("code") || req.Has("url") || (caller != nil && caller.URL != "") {
+		return nil
+	}
+	ten := req.Ten
+	if !req.Has("ten") && caller != nil {
+		ten = caller.Ten
+	}
+	container, ok := (&token.Claims{Ten: ten}).SingleContainer()
+	if !ok {
+		return nil
+	}
+	w, err := s.store.GetWebtask(ctx, container, req.Jtn)
+	if errors.Is(err, store.ErrWebtaskNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case hasStoredCode(w):
+		req.Code, req.Set["code"] = w.Code, true
+	case w.CodeURL != "":
+		req.URL, req.Set["url"] = w.CodeURL, true
+	}
+	return nil
 }
 
 // issueToken is POST /api/tokens/issue: the body is the claims; the answer
@@ -245,6 +284,10 @@ func (s *Server) inspectToken(c echo.Context) error {
 	}
 	return c.JSON(http.StatusOK, out)
 }
+
+// storedCodeURL is the url claim of a named webtask whose code is stored
+// with it.
+func storedCodeURL(container, name string) string { return "webtask://" + container + "/" + name }
 
 // parseWebtaskURL splits "webtask://{c}/{n}".
 func parseWebtaskURL(u string) (container, name string, ok bool) {
