@@ -1,6 +1,7 @@
 // Drives sandboxjs 5.0.0 against webtaskd: create / run / list /
-// getStorage / updateStorage (with an etag conflict) / remove / unnamed
-// inline code (sandbox.run, createUrl). Run by
+// getStorage / updateStorage (with an etag conflict) / update() with no
+// options / remove / unnamed inline code (sandbox.run, createUrl) / empty
+// code. Run by
 // TestSandboxJS with WT_URL, WT_TOKEN and WT_CONTAINER; prints one JSON
 // line {"ok":true,"steps":[...]} on success, exits 1 with the error
 // otherwise.
@@ -71,6 +72,20 @@ async function main() {
     assert.deepStrictEqual(res.body, { n: 11, secret: 'sv', q: null });
     step('run-sees-storage');
 
+    // update() with no options re-issues the inspected claims without
+    // code: the stored code is kept, and the secrets and meta the claims
+    // carry.
+    const updated = await wt.update();
+    assert.strictEqual(updated.claims.jtn, 'sbx');
+    const claims = await updated.inspect({ decrypt: true, fetch_code: true, meta: true });
+    assert.deepStrictEqual(claims.ectx, { S: 'sv' }, 'inspect({decrypt: true}) after update shows the secrets');
+    assert.strictEqual(claims.code, code, 'update() kept the code');
+    assert.deepStrictEqual(claims.meta, { owner: 'sdk' }, 'update() kept the meta');
+    res = await updated.run();
+    assert.strictEqual(res.statusCode, 200, res.text);
+    assert.deepStrictEqual(res.body, { n: 12, secret: 'sv', q: null });
+    step('update-keeps-code');
+
     await wt.remove();
     list = await profile.listWebtasks();
     assert.ok(!list.some((w) => w.claims.jtn === 'sbx'), 'removed webtask is not listed');
@@ -92,6 +107,17 @@ async function main() {
     const url = await profile.createUrl({ code: unnamed, secrets: { S: 'v' } });
     assert.ok(/\/api\/run\/[^/?]+\?key=/.test(url), 'createUrl of unnamed code: ' + url);
     step('run-unnamed-code');
+
+    // Empty code is valid code: created, and it fails when run with the
+    // runtime's compile error.
+    const empty = await profile.create('', { name: 'empty' });
+    assert.strictEqual(empty.claims.jtn, 'empty');
+    res = await empty.run();
+    assert.strictEqual(res.statusCode, 400, res.text);
+    const noFunction = 'Unable to compile submitted JavaScript. Error: Supplied code must return or export a function.';
+    assert.deepStrictEqual(res.body, { code: 400, error: noFunction, details: noFunction });
+    await empty.remove();
+    step('create-empty-code');
 }
 
 main().then(

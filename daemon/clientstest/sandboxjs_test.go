@@ -13,7 +13,8 @@ import (
 )
 
 // TestSandboxJS runs sandboxjs-flow.js (sandboxjs 5.0.0): create / run /
-// list / getStorage / updateStorage with an etag conflict / remove.
+// list / getStorage / updateStorage with an etag conflict / update() with no
+// options (keeps code, secrets, meta) / remove / unnamed code / empty code.
 func TestSandboxJS(t *testing.T) {
 	t.Parallel()
 	RequireRoot(t)
@@ -40,7 +41,7 @@ func TestSandboxJS(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &res); err != nil || !res.OK {
 		t.Fatalf("sandboxjs flow printed %q (%v)", stdout.Bytes(), err)
 	}
-	want := []string{"create", "run", "list", "getStorage", "updateStorage", "updateStorage-conflict", "run-sees-storage", "remove", "run-unnamed-code"}
+	want := []string{"create", "run", "list", "getStorage", "updateStorage", "updateStorage-conflict", "run-sees-storage", "update-keeps-code", "remove", "run-unnamed-code", "create-empty-code"}
 	if len(res.Steps) != len(want) {
 		t.Fatalf("steps %v, want %v", res.Steps, want)
 	}
