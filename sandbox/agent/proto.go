@@ -107,7 +107,9 @@ type Request struct {
 	// CodeHash is the hex sha256 of Code; the agent's compile-cache key.
 	CodeHash string `json:"code_hash"`
 	// Code is the webtask source. Omitted (empty) when the daemon believes
-	// the agent already compiled CodeHash; see "need_code".
+	// the agent already compiled CodeHash; see "need_code". Empty code is
+	// valid code: the agent knows its hash (sha256 of nothing) and never
+	// asks for it.
 	Code string `json:"code,omitempty"`
 
 	Method string `json:"method"`
