@@ -416,3 +416,21 @@ func TestRequireFromModulesDir(t *testing.T) {
 		t.Fatalf("got %d %s", resp.Status, resp.Body)
 	}
 }
+
+// A SyntaxError answers the reference runtime's shape; where it is goes to
+// the webtask's stderr on every call, compiled or from the cache.
+func TestSyntaxErrorLocationLogged(t *testing.T) {
+	h := startAgent(t)
+	for _, id := range []string{"syn-1", "syn-2"} {
+		r := newReq("module.exports = function (cb) {\n  cb(null, ;\n};")
+		r.ReqID = id
+		if resp := h.do(t, r); resp.Status != 400 {
+			t.Fatalf("%s: status %d %s", id, resp.Status, resp.Body)
+		}
+		l := h.waitLog(t, func(l agent.LogLine) bool { return l.ReqID == id })
+		if l.Stream != "stderr" || !strings.Contains(l.Msg, "/webtask.js:2") || !strings.Contains(l.Msg, "cb(null, ;") ||
+			!strings.Contains(l.Msg, "SyntaxError") || strings.Contains(l.Msg, "agent.js") {
+			t.Fatalf("%s: log %+v", id, l)
+		}
+	}
+}
