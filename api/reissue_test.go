@@ -82,7 +82,7 @@ func TestReissueNamedWithoutCodeKeepsStoredCode(t *testing.T) {
 	}
 }
 
-// sandbox.create('', {name}): empty code is valid code; it runs (and the
+// sandbox.create("", {name}): empty code is valid code; it runs (and the
 // runtime answers its compile error).
 func TestEmptyCodeIsCode(t *testing.T) {
 	e := newEnv(t, Config{})

@@ -50,11 +50,7 @@ func createAsWt(t *testing.T, env *Env, container, name, code string, extra map[
 
 func postBody(t *testing.T, env *Env, path, contentType, body string) bodyEcho {
 	t.Helper()
-	r := env.Call("POST", path, "", body, "Content-Type", contentType)
-	MustStatus(t, r, 200, "POST "+path)
-	var out bodyEcho
-	r.JSON(t, &out)
-	return out
+	return callJSON[bodyEcho](t, env, "POST", path, "", body, "Content-Type", contentType)
 }
 
 // §3.3: without a pb claim 1/2-arity webtasks get their body parsed (JSON

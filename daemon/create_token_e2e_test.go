@@ -28,11 +28,7 @@ type minted struct {
 
 func mint(t *testing.T, env *Env, path, tok string) minted {
 	t.Helper()
-	r := env.Call("GET", path, tok, nil)
-	MustStatus(t, r, 200, "run "+path)
-	var m minted
-	r.JSON(t, &m)
-	return m
+	return callJSON[minted](t, env, "GET", path, tok, nil)
 }
 
 // TestCreateTokenE2E: a named webtask whose token has dd:1 mints a child

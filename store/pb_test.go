@@ -9,6 +9,19 @@ import (
 
 func intPtr(n int) *int { return &n }
 
+// wantPB reads c/name and checks its pb (nil: absent).
+func wantPB(t *testing.T, s *Store, name string, want *int) *Webtask {
+	t.Helper()
+	w, err := s.GetWebtask(context.Background(), "c", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if (w.PB == nil) != (want == nil) || (want != nil && *w.PB != *want) {
+		t.Fatalf("%s: pb = %v, want %v", name, w.PB, want)
+	}
+	return w
+}
+
 // A stored webtask keeps an absent pb apart from an explicit 0.
 func TestPBAbsentAndExplicitZero(t *testing.T) {
 	e := newEnv(t)
@@ -26,13 +39,7 @@ func TestPBAbsentAndExplicitZero(t *testing.T) {
 	s = e.open(t) // no cache: read the rows
 	defer s.Close()
 	for name, want := range map[string]*int{"absent": nil, "zero": intPtr(0), "two": intPtr(2)} {
-		w, err := s.GetWebtask(ctx, "c", name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (w.PB == nil) != (want == nil) || (want != nil && *w.PB != *want) {
-			t.Fatalf("%s: pb = %v, want %v", name, w.PB, want)
-		}
+		wantPB(t, s, name, want)
 	}
 }
 
@@ -76,13 +83,7 @@ func TestMigrationPBAbsentGetsDefault(t *testing.T) {
 	s := e.open(t) // applies 0006
 	defer s.Close()
 	for name, want := range map[string]*int{"old0": nil, "old1": intPtr(1), "old2": intPtr(2)} {
-		w, err := s.GetWebtask(ctx, "c", name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if (w.PB == nil) != (want == nil) || (want != nil && *w.PB != *want) {
-			t.Fatalf("%s: pb = %v, want %v", name, w.PB, want)
-		}
+		w := wantPB(t, s, name, want)
 		if w.MB != 1 || w.Code != "module.exports = cb => cb()" || w.Token != "tok" {
 			t.Fatalf("%s: row changed: %+v", name, w)
 		}
