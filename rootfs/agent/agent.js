@@ -206,6 +206,12 @@ function sendError(inv, code, error, err) {
   return sendResult(inv, code, JSON_HEADERS, json);
 }
 
+// sendServerError renders a failure of the runtime itself, as the
+// reference runtime does: {code: 500, error: "Server error", details}.
+function sendServerError(inv, err) {
+  return sendJSON(inv, 500, { code: 500, error: 'Server error', details: safeToString(err) });
+}
+
 // sendValue renders cb(null, v).
 function sendValue(inv, v) {
   if (inv.done) return;
@@ -362,7 +368,7 @@ function runInvocation(inv, r) {
   try {
     entry = lookup(inv, r);
   } catch (e) {
-    sendError(inv, 500, 'Server error', e);
+    sendServerError(inv, e);
     return;
   }
   if (entry === undefined) {
@@ -381,7 +387,7 @@ function runInvocation(inv, r) {
     ctx = prepared.ctx;
     req = prepared.req;
   } catch (e) {
-    sendError(inv, 500, 'Server error', e);
+    sendServerError(inv, e);
     return;
   }
   if (entry.arity === 3) {

@@ -111,6 +111,8 @@ func TestErrors(t *testing.T) {
 			status: 400, wantJSON: `{"code":400,"error":"Script returned an error.","details":"plain"}`},
 		{name: "cb(object) 400", code: `module.exports = function (cb) { cb({why: 'x'}); }`,
 			status: 400, wantJSON: `{"code":400,"error":"Script returned an error.","details":{"why":"x"}}`},
+		{name: "cb(object with name and message) 400", code: `module.exports = function (cb) { cb({why: 'x', name: 'N', message: 'm'}); }`,
+			status: 400, wantJSON: `{"code":400,"error":"Script returned an error.","details":{"why":"x","name":"N","message":"m"},"name":"N","message":"m"}`},
 		{name: "sync throw 500", code: `module.exports = function (ctx, cb) { throw new TypeError('bad'); }`,
 			status: 500, wantJSON: `{"code":500,"error":"Script generated an unhandled synchronous exception.","details":"TypeError: bad","name":"TypeError","message":"bad"}`},
 		{name: "3-arity sync throw 500", code: `module.exports = function (ctx, req, res) { throw new Error('x'); }`,
