@@ -240,6 +240,20 @@ func TestContext(t *testing.T) {
 					t.Fatalf("got %v", m)
 				}
 			}},
+		{name: "webtask_pb=0 does not turn parsing off", code: echoCtx,
+			tweak:  jsonPost(2, 0, "/api/run/c/n?webtask_pb=0", "application/json", `{"k":"v"}`),
+			status: 200, check: func(t *testing.T, b any) {
+				if m := b.(map[string]any); !reflect.DeepEqual(m["body"], map[string]any{"k": "v"}) {
+					t.Fatalf("got %v", m)
+				}
+			}},
+		{name: "only webtask_pb=1 turns parsing on", code: echoCtx,
+			tweak:  jsonPost(0, 0, "/api/run/c/n?webtask_pb=true&webtask_mb=1", "application/json", `{"k":"v"}`),
+			status: 200, check: func(t *testing.T, b any) {
+				if m := b.(map[string]any); m["has_raw"] != false || m["body"] != nil || m["data"].(map[string]any)["k"] != nil {
+					t.Fatalf("got %v", m)
+				}
+			}},
 		{name: "bad json ignored", code: echoCtx, tweak: jsonPost(1, 1, "", "application/json", `{nope`),
 			status: 200, check: func(t *testing.T, b any) {
 				if m := b.(map[string]any); m["body_raw"] != "{nope" || m["body"] != nil {
