@@ -302,7 +302,10 @@ func NewJTI() (string, error) {
 	return hex.EncodeToString(b[:]), nil
 }
 
-var parser = jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation())
+// parser decodes segments strictly (RFC 4648 §3.5: the unused bits of a
+// segment's last base64url character must be zero), so a token has exactly
+// one valid spelling.
+var parser = jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
 
 // Verify checks raw without a revocation check; see Verifier.
 func Verify(keys KeyLookup, raw string, now time.Time) (*Claims, error) {
