@@ -12,19 +12,11 @@ import (
 )
 
 // ErrPrivateAddress: remote webtask code was to be fetched from a loopback,
-// private, link-local or otherwise non-public address, which tenants must
-// not reach through the daemon (Config.AllowPrivateCodeURLs allows it).
+// private, link-local or other special-purpose address (special_addr.go),
+// which tenants must not reach through the daemon
+// (Config.AllowPrivateCodeURLs allows it).
 var ErrPrivateAddress = errdefs.New(errdefs.ErrInvalid,
-	"the webtask code url points to a loopback, private or link-local address, which is not allowed")
-
-// carrierGradeNAT is 100.64.0.0/10 (RFC 6598), not covered by IsPrivate.
-var carrierGradeNAT = netip.MustParsePrefix("100.64.0.0/10")
-
-// publicAddr reports whether a is a public unicast address.
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsValid() && a.IsGlobalUnicast() && !a.IsPrivate() && !carrierGradeNAT.Contains(a)
-}
+	"the webtask code url points to a loopback, private, link-local or other special-purpose address, which is not allowed")
 
 // remoteCodeClient returns the HTTP client that fetches remote code. Unless
 // allowPrivate, it refuses to connect to non-public addresses; the check
