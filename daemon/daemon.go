@@ -38,6 +38,17 @@ import (
 // holds the master token (mode 0600).
 const MasterTokenFile = "master.token"
 
+// DatabaseFile and KeysDir are the database and the key sets directory
+// inside the data directory.
+const (
+	DatabaseFile = "webtaskd.db"
+	KeysDir      = "keys"
+)
+
+// dataDirMode is the mode of the data directory (it holds the key sets, the
+// database and the master token) and of its keys directory.
+const dataDirMode = 0o700
+
 // Daemon is one running webtaskd. Open starts it; Close stops it. A Daemon
 // is not reusable after Close.
 type Daemon struct {
@@ -73,17 +84,23 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			d.closeResources(context.Background())
 		}
 	}()
-	if err := os.MkdirAll(d.cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	dbPath, keysDir := filepath.Join(d.cfg.DataDir, DatabaseFile), filepath.Join(d.cfg.DataDir, KeysDir)
+	if err := checkKeySets(ctx, dbPath, keysDir); err != nil {
+		return fmt.Errorf("key sets: %w", err)
+	}
+	for _, dir := range []string{d.cfg.DataDir, keysDir} {
+		if err := d.ensureDir(dir, dataDirMode); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
 	}
 	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
-	if d.ring, err = keyring.Open(filepath.Join(d.cfg.DataDir, "keys")); err != nil {
+	if d.ring, err = keyring.Open(keysDir); err != nil {
 		return fmt.Errorf("key sets: %w", err)
 	}
 	if d.store, err = store.Open(ctx, store.Options{
-		Path: filepath.Join(d.cfg.DataDir, "webtaskd.db"),
+		Path: dbPath,
 		Ring: d.ring,
 		Now:  d.cfg.Clock,
 	}); err != nil {
@@ -329,6 +346,25 @@ func (d *Daemon) onUserLog(container string, line agent.LogLine) {
 	d.logs.Publish(container, logstream.Record{
 		Msg: line.Msg, ReqID: line.ReqID, Stream: line.Stream, Sandbox: true,
 	})
+}
+
+// ensureDir creates dir with mode, or tightens an existing dir to mode when
+// it is wider.
+func (d *Daemon) ensureDir(dir string, mode os.FileMode) error {
+	if err := os.MkdirAll(dir, mode); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if perm := fi.Mode().Perm(); perm&^mode != 0 {
+		if err := os.Chmod(dir, mode); err != nil {
+			return err
+		}
+		d.log.Info("tightened directory mode", "dir", dir, "was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", mode))
+	}
+	return nil
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {

@@ -104,7 +104,8 @@ type Ring struct {
 
 // Open loads the key sets under dir (created 0700 if missing); when there is
 // none it creates the first one. Key files whose mode is wider than 0600 are
-// refused with ErrInsecureKeyFile.
+// refused with ErrInsecureKeyFile. A caller whose data needs particular key sets checks them with Missing
+// first: Open cannot tell a new directory from a lost one.
 func Open(dir string) (*Ring, error) {
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("keyring: create dir: %w", err)
@@ -170,6 +171,33 @@ func Open(dir string) (*Ring, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Missing returns, sorted and without duplicates, the kids among kids that
+// have no key set file under dir (retired ones are present). It reads only:
+// a missing dir is missing every kid.
+func Missing(dir string, kids []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, kid := range kids {
+		if seen[kid] {
+			continue
+		}
+		seen[kid] = true
+		if !kidRE.MatchString(kid) {
+			out = append(out, kid) // cannot be a file of a key ring
+			continue
+		}
+		_, err := os.Lstat(filepath.Join(dir, kid+".json"))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, kid)
+		case err != nil:
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // Current returns the key set that new tokens and seals use (read-only).

@@ -355,3 +355,22 @@ func TestConcurrentUse(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestMissingReadsOnly(t *testing.T) {
+	r, dir := openTemp(t)
+	kid := r.Current().ID
+	got, err := Missing(dir, []string{kid, "00000000000000ff", kid, "../../etc/x", "00000000000000ff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"../../etc/x", "00000000000000ff"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("Missing = %q, want %q", got, want)
+	}
+	gone := filepath.Join(t.TempDir(), "keys")
+	if got, err := Missing(gone, []string{kid}); err != nil || len(got) != 1 || got[0] != kid {
+		t.Fatalf("Missing(no dir) = %q, %v", got, err)
+	}
+	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Missing created the directory: %v", err)
+	}
+}
