@@ -23,7 +23,8 @@ func CodeHash(code string) string {
 
 // PutCode stores code content-addressed (idempotent: storing the same
 // code twice keeps one row) and returns its CodeHash. Empty code is code.
-func (s *Store) PutCode(ctx context.Context, code string) (string, error) {
+func (s *Store) PutCode(ctx context.Context, code string) (_ string, err error) {
+	defer s.writeDone(&err)
 	hash := CodeHash(code)
 	if _, ok := s.codes.get(hash); ok {
 		return hash, nil

@@ -78,7 +78,8 @@ type CronListOptions struct {
 // by the caller) and returns the stored copy. Replacing keeps CreatedAt,
 // the counters and the history. The webtask Container/Name must exist,
 // else the error wraps ErrNotFound.
-func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (*CronJob, error) {
+func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (_ *CronJob, err error) {
+	defer s.writeDone(&err)
 	if j == nil {
 		return nil, fmt.Errorf("store: put nil cron job")
 	}
@@ -135,7 +136,8 @@ func (s *Store) GetCronJob(ctx context.Context, container, name string) (*CronJo
 
 // SetCronJobState changes a job's state and returns the stored copy, or an
 // error wrapping ErrNotFound.
-func (s *Store) SetCronJobState(ctx context.Context, container, name, state string) (*CronJob, error) {
+func (s *Store) SetCronJobState(ctx context.Context, container, name, state string) (_ *CronJob, err error) {
+	defer s.writeDone(&err)
 	res, err := s.db.ExecContext(ctx, `UPDATE cron_jobs SET state = ?, updated_at = ? WHERE container = ? AND name = ?`,
 		state, s.now().UTC().UnixNano(), container, name)
 	if err != nil {
@@ -149,7 +151,8 @@ func (s *Store) SetCronJobState(ctx context.Context, container, name, state stri
 
 // DeleteCronJob removes a job and its history, or returns an error
 // wrapping ErrNotFound. Deleting the webtask deletes its job too.
-func (s *Store) DeleteCronJob(ctx context.Context, container, name string) error {
+func (s *Store) DeleteCronJob(ctx context.Context, container, name string) (err error) {
+	defer s.writeDone(&err)
 	res, err := s.db.ExecContext(ctx, `DELETE FROM cron_jobs WHERE container = ? AND name = ?`, container, name)
 	if err != nil {
 		return fmt.Errorf("store: delete cron job %s/%s: %w", container, name, err)
@@ -205,7 +208,8 @@ func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob
 // history to the newest CronHistoryKeep results, and updates the job's
 // counters and last_scheduled_at, in one transaction. A job deleted in the
 // meantime gives an error wrapping ErrNotFound and records nothing.
-func (s *Store) AddCronResult(ctx context.Context, container, name string, r *CronResult) error {
+func (s *Store) AddCronResult(ctx context.Context, container, name string, r *CronResult) (err error) {
+	defer s.writeDone(&err)
 	headersJSON, err := marshalObject(r.Headers)
 	if err != nil {
 		return fmt.Errorf("store: cron result %s/%s: headers: %w", container, name, err)

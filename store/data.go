@@ -90,7 +90,8 @@ func dataFromRow(doc, etag sql.NullString) (Data, error) {
 // transaction), and returns the new state. Errors: ErrNotFound (no such
 // webtask), *DataConflictError (ErrDataConflict) with the current
 // document, ErrDataTooLarge, ErrDataInvalid.
-func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutDataOptions) (Data, error) {
+func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutDataOptions) (_ Data, err error) {
+	defer s.writeDone(&err)
 	if len(doc) > MaxDataBytes {
 		return Data{}, fmt.Errorf("store: data of %s/%s is %d bytes, more than %d: %w", container, name, len(doc), MaxDataBytes, ErrDataTooLarge)
 	}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
@@ -35,6 +36,9 @@ type Options struct {
 	Ring *keyring.Ring
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time
+	// CheckpointEvery is how often the WAL's size is checked, and the WAL
+	// truncated when it is over 1 MiB; 0 means a minute.
+	CheckpointEvery time.Duration
 }
 
 // Store is the SQLite-backed webtask store. It is safe for concurrent use.
@@ -42,8 +46,18 @@ type Options struct {
 // cache when warm.
 type Store struct {
 	db   *sql.DB
+	path string
 	ring *keyring.Ring
 	now  func() time.Time
+
+	// full is set while writes fail for lack of space (nospace.go).
+	full atomic.Bool
+	// The checkpointer (nospace.go): checkpointNow asks for a TRUNCATE
+	// checkpoint; checkpointStop ends it, checkpointDone says it ended.
+	checkpointNow    chan struct{}
+	checkpointStop   chan struct{}
+	checkpointDone   chan struct{}
+	stopCheckpointer sync.Once
 
 	// writeMu serialises writes (DB transaction + cache update) so the
 	// cache always reflects the last committed write.
@@ -87,7 +101,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 	q.Set("_busy_timeout", strconv.Itoa(busyTimeoutMS))
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + opt.Path + "?" + q.Encode()
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sql.Open(driverName, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", opt.Path, err)
 	}
@@ -104,16 +118,25 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{}}
+	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{},
+		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 	if err := s.loadRevoked(ctx); err != nil {
 		db.Close()
 		return nil, err
 	}
+	if opt.CheckpointEvery <= 0 {
+		opt.CheckpointEvery = defaultCheckpointEvery
+	}
+	go s.checkpointer(opt.CheckpointEvery)
 	return s, nil
 }
 
-// Close closes the database and drops the cache.
+// Close stops the checkpointer, closes the database and drops the cache.
 func (s *Store) Close() error {
+	s.stopCheckpointer.Do(func() {
+		close(s.checkpointStop)
+		<-s.checkpointDone
+	})
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.cacheMu.Lock()

@@ -33,11 +33,12 @@ func (s *Store) GetLimits(ctx context.Context, container string) (*ContainerLimi
 
 // PutLimits creates or replaces container's overrides (validated by the
 // caller) and returns the stored record.
-func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (*ContainerLimits, error) {
+func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (_ *ContainerLimits, err error) {
+	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	l.UpdatedAt = s.now().UTC()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO container_limits
+	_, err = s.db.ExecContext(ctx, `INSERT INTO container_limits
 		(container, memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (container) DO UPDATE SET memory_mb = excluded.memory_mb, cpus = excluded.cpus,
@@ -51,7 +52,8 @@ func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (*ContainerLim
 }
 
 // DeleteLimits removes container's overrides (ErrNotFound when none).
-func (s *Store) DeleteLimits(ctx context.Context, container string) error {
+func (s *Store) DeleteLimits(ctx context.Context, container string) (err error) {
+	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM container_limits WHERE container = ?`, container)

@@ -41,7 +41,8 @@ func (s *Store) loadRevoked(ctx context.Context) error {
 // Revoke records jti as revoked (permanently; revoking twice is a no-op).
 // by is the jti of the token that asked for it, for the audit trail. When
 // Revoke returns nil the revocation is durable and already enforced.
-func (s *Store) Revoke(ctx context.Context, jti, by string) error {
+func (s *Store) Revoke(ctx context.Context, jti, by string) (err error) {
+	defer s.writeDone(&err)
 	if jti == "" {
 		return fmt.Errorf("store: revoke: empty jti")
 	}
@@ -82,7 +83,8 @@ func (s *Store) RevokedCount() int {
 // secrets of every webtask sealed with key set kid, in one transaction. It
 // returns how many webtasks were re-sealed. Nothing else in the rows
 // changes (updated_at included).
-func (s *Store) ResealSecrets(ctx context.Context, kid string) (int, error) {
+func (s *Store) ResealSecrets(ctx context.Context, kid string) (_ int, err error) {
+	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -180,7 +182,8 @@ var ErrTokenChanged = errdefs.New(errdefs.ErrConflict, "webtask token changed co
 // ReplaceToken swaps the stored token of container/name from old to new
 // (compare and swap; ErrTokenChanged when the stored token is no longer
 // old, ErrNotFound when the webtask is gone). Nothing else changes.
-func (s *Store) ReplaceToken(ctx context.Context, container, name, old, new string) error {
+func (s *Store) ReplaceToken(ctx context.Context, container, name, old, new string) (err error) {
+	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	res, err := s.db.ExecContext(ctx, `UPDATE webtasks SET token = ? WHERE container = ? AND name = ? AND token = ?`,

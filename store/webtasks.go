@@ -72,7 +72,8 @@ func secretsAD(container, name string) []byte {
 // existing row (else now), UpdatedAt now. w itself is not modified. Secrets
 // are sealed before they reach the database. The returned pointer is shared
 // with the read cache: treat it as read-only.
-func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (*Webtask, error) {
+func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (_ *Webtask, err error) {
+	defer s.writeDone(&err)
 	if w == nil {
 		return nil, fmt.Errorf("store: put nil webtask")
 	}
@@ -113,8 +114,10 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (*Webtask, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	now := s.now().UTC()
-	var createdNS int64
-	err = s.db.QueryRowContext(ctx, `INSERT INTO webtasks
+	// Stepped to its end rather than QueryRow (which resets the statement
+	// after the row it returns): SQLite runs its WAL auto-checkpoint only
+	// when a statement completes.
+	createdNS, err := queryOneInt64(ctx, s.db, `INSERT INTO webtasks
 		(container, name, code, code_hash, code_url, meta, params, secrets_sealed, secrets_kid, pb, mb, token, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (container, name) DO UPDATE SET
@@ -131,8 +134,7 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (*Webtask, error) {
 			updated_at = excluded.updated_at
 		RETURNING created_at`,
 		out.Container, out.Name, out.Code, out.CodeHash, out.CodeURL, string(metaJSON), string(paramsJSON),
-		sealed, kid, out.PB, out.MB, out.Token, now.UnixNano(), now.UnixNano(),
-	).Scan(&createdNS)
+		sealed, kid, out.PB, out.MB, out.Token, now.UnixNano(), now.UnixNano())
 	if err != nil {
 		// The outcome may be unknown: drop any cached copy to be safe.
 		s.invalidate(out.Container, out.Name)
@@ -190,7 +192,8 @@ func (s *Store) fill(k cacheKey, w *Webtask, gen uint64) {
 
 // DeleteWebtask removes the webtask (and, by cascade, its stored data), or
 // returns an error wrapping ErrNotFound.
-func (s *Store) DeleteWebtask(ctx context.Context, container, name string) error {
+func (s *Store) DeleteWebtask(ctx context.Context, container, name string) (err error) {
+	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	res, err := s.db.ExecContext(ctx, `DELETE FROM webtasks WHERE container = ? AND name = ?`, container, name)
@@ -350,4 +353,29 @@ func listFilter(table, container string, meta map[string]string) (where []string
 		args = append(args, k, meta[k])
 	}
 	return where, args
+}
+
+// queryOneInt64 runs a statement that returns one integer (INSERT …
+// RETURNING) and steps it to its end.
+func queryOneInt64(ctx context.Context, db *sql.DB, query string, args ...any) (int64, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	var v int64
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&v); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if n != 1 {
+		return 0, fmt.Errorf("%d rows returned, want 1", n)
+	}
+	return v, nil
 }
