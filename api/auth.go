@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -127,7 +126,11 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	}
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading request body: %w", err)
+		// The client's doing: a malformed chunked body, an upload cut
+		// short, a connection closed mid-body. Not the daemon's failure:
+		// a 400 (the client is often gone), logged at debug only.
+		s.log.Debug("reading the request body failed", "req_id", reqID(c), "err", err)
+		return nil, apiErr(ErrBadRequest, "the request body could not be read: malformed chunked encoding or an incomplete upload")
 	}
 	if n > max {
 		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
