@@ -13,7 +13,7 @@ LDFLAGS    := -X main.version=$(VERSION)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 
-.PHONY: all deps build run test test-unit bench clean fmt
+.PHONY: all deps build run test test-unit bench fuzz soak clean fmt
 
 all: build
 
@@ -36,6 +36,18 @@ test: deps
 
 bench: build
 	scripts/bench.sh
+
+# Each fuzz target for FUZZTIME (seeds: testdata/fuzz of each package).
+# CI runs it; a failing input is written to testdata/fuzz for the commit
+# that fixes it.
+FUZZTIME     ?= 4s
+FUZZ_TARGETS := ./store/token:FuzzIssueRequest ./store/token:FuzzVerify ./store/token:FuzzValidName \
+                ./store:FuzzListMetaFilter ./api:FuzzWebtaskRoutes ./sandbox/agent:FuzzParseResult
+fuzz: deps
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -tags $(TAGS) -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

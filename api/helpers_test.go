@@ -77,7 +77,7 @@ func (f *fakeStore) ListWebtasks(_ context.Context, o store.ListOptions) ([]*sto
 		}
 		ok := true
 		for k, v := range o.Meta {
-			if w.Meta[k] != v {
+			if got, has := w.Meta[k]; !has || got != v {
 				ok = false
 			}
 		}

@@ -40,7 +40,7 @@ type env struct {
 	clock *fakeClock
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	ring, err := keyring.Open(filepath.Join(dir, "keys"))
@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 	return &env{dir: dir, ring: ring, clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}}
 }
 
-func (e *env) open(t *testing.T) *Store {
+func (e *env) open(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring, Now: e.clock.Now})
 	if err != nil {

@@ -41,4 +41,11 @@ func TestVerifyRefusesNonCanonicalSignature(t *testing.T) {
 	if _, err := VerifySignature(keys, alt); err == nil {
 		t.Fatal("VerifySignature accepted the second spelling")
 	}
+	// Go's base64 decoders skip CR and LF even when strict.
+	for _, nl := range []string{"\n", "\r", "\r\n"} {
+		sig := parts[2][:10] + nl + parts[2][10:]
+		if _, err := Verify(keys, parts[0]+"."+parts[1]+"."+sig, now); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("token with %q in its signature: err = %v, want %v", nl, err, ErrMalformed)
+		}
+	}
 }

@@ -368,6 +368,9 @@ func (v Verifier) Check(c *Claims, now time.Time) error {
 // Verifier.Check). Revocation uses it: an expired or already revoked token
 // can still be revoked.
 func VerifySignature(keys KeyLookup, raw string) (*Claims, error) {
+	if !compactJWS(raw) {
+		return nil, ErrMalformed
+	}
 	c := new(Claims)
 	var lookupErr error
 	t, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
@@ -398,6 +401,19 @@ func VerifySignature(keys KeyLookup, raw string) (*Claims, error) {
 	default:
 		return nil, ErrBadSignature
 	}
+}
+
+// compactJWS reports whether raw holds only base64url characters and dots.
+// Go's base64 decoders skip CR and LF even in strict mode, which would give
+// a token more than one spelling.
+func compactJWS(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		b := raw[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseUnverified decodes raw's claims without checking anything. Only for
