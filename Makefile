@@ -49,6 +49,13 @@ fuzz: deps
 		$(GO) test -tags $(TAGS) -run='^$$' -fuzz="^$$fn\$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
+# A bounded soak (root; SOAK_FLAGS, default about two minutes): eviction
+# churn against a real daemon on loopback; fails when its fds, goroutines,
+# RSS, sandboxes or cgroups grow. Not part of CI.
+SOAK_FLAGS ?= -duration 2m
+soak: build
+	$(GO) run ./scripts/soak -bin bin/webtaskd $(SOAK_FLAGS)
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
