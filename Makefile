@@ -42,7 +42,8 @@ bench: build
 # that fixes it.
 FUZZTIME     ?= 4s
 FUZZ_TARGETS := ./store/token:FuzzIssueRequest ./store/token:FuzzVerify ./store/token:FuzzValidName \
-                ./store:FuzzListMetaFilter ./api:FuzzWebtaskRoutes ./sandbox/agent:FuzzParseResult
+                ./store:FuzzListMetaFilter ./api:FuzzWebtaskRoutes ./sandbox/agent:FuzzParseResult \
+                ./sandbox/agent:FuzzClientFrames
 fuzz: deps
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; echo "fuzz $$fn in $$pkg for $(FUZZTIME)"; \

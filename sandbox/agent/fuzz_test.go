@@ -1,8 +1,12 @@
 package agent
 
 import (
+	"context"
+	"io"
+	"net"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // FuzzParseResult feeds arbitrary lines to the fast "result" decoder: it
@@ -39,5 +43,57 @@ func FuzzParseResult(f *testing.F) {
 		if m.Op != "result" || id != m.ID || status != m.Status || !reflect.DeepEqual(hdr, m.Header) || !reflect.DeepEqual(body, m.Body) && !(len(body) == 0 && len(m.Body) == 0) {
 			t.Fatalf("%q:\n fast %d %d %#v %#v\n  std %q %d %d %#v %#v", line, id, status, hdr, body, m.Op, m.ID, m.Status, m.Header, m.Body)
 		}
+	})
+}
+
+// FuzzClientFrames plays a runtime agent that sends ready and then
+// arbitrary bytes while one invocation is pending, then hangs up: the
+// client never panics, the pending call ends, and the client ends within a
+// bound (a malformed frame closes the channel, it never wedges it).
+func FuzzClientFrames(f *testing.F) {
+	for _, s := range []string{
+		`{"op":"result","id":1,"status":200,"headers":{},"body":""}` + "\n",
+		`{"op":"need_code","id":1}` + "\n",
+		`{"op":"log","id":1,"stream":"stdout","msg":"hi"}` + "\n",
+		`{"op":"storage","id":1,"sid":1,"action":"get"}` + "\n" + `{"op":"storage","id":1,"sid":2,"action":"set","data":"{}"}` + "\n",
+		`{"op":"token","id":1,"sid":3,"claims":{"ten":"a"}}` + "\n",
+		`{"op":"result","id":1,"status":99,"headers":{},"body":""}` + "\n",
+		`{"op":"result","id":0}` + "\n",
+		`{"op":"ready"}` + "\n" + `{"op":"nope"}` + "\n",
+		`{"op":"result","id":2,"status":200,"headers":{},"body":""}` + "\n" + `not json` + "\n",
+		`{"op":"result","id":1,"status":200,"headers":{},"body":""}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, frames []byte) {
+		ours, theirs := net.Pipe()
+		c := NewClient(ours, func(LogLine) {})
+		defer c.Close()
+		drained := make(chan struct{})
+		go func() { _, _ = io.Copy(io.Discard, theirs); close(drained) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Do(ctx, &Request{ReqID: "r", Container: "c", CodeHash: "h", Code: "x", Method: "GET", URL: "/"})
+			done <- err
+		}()
+		if _, err := theirs.Write([]byte(`{"op":"ready","pid":1,"node":"v"}` + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = theirs.Write(frames) // the client may have closed the channel already
+		theirs.Close()
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("the client did not end after its agent hung up")
+		}
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the pending call did not end after the channel closed")
+		}
+		c.Close()
+		<-drained
 	})
 }
