@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
@@ -421,8 +422,15 @@ func writeKeySet(dir string, ks *KeySet) error {
 }
 
 // writeFileAtomic writes dir/name with mode 0600 via temp file + fsync +
-// rename + directory fsync.
+// rename + directory fsync. A full disk wraps errdefs.ErrNoSpace.
 func writeFileAtomic(dir, name string, data []byte) (err error) {
+	defer func() {
+		if errors.Is(err, syscall.ENOSPC) {
+			// The caller sees a message without paths (HTTP 507); the log the details.
+			slog.Warn("keyring: the data volume is full", "err", err)
+			err = errdefs.New(errdefs.ErrNoSpace, "the daemon's storage is full: the key set was not written (retry when space is freed)")
+		}
+	}()
 	f, err := os.CreateTemp(dir, ".tmp-"+name+"-*")
 	if err != nil {
 		return fmt.Errorf("keyring: write %s: %w", name, err)

@@ -7,7 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
 )
 
 func openTemp(t *testing.T) (*Ring, string) {
@@ -372,5 +375,44 @@ func TestMissingReadsOnly(t *testing.T) {
 	}
 	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Missing created the directory: %v", err)
+	}
+}
+
+func TestRotateOnFullDiskIsNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SKIPPED: this test mounts a tmpfs and needs root")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k,mode=0700"); err != nil {
+		t.Fatalf("mount tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	r, err := Open(filepath.Join(dir, "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, err := os.Create(filepath.Join(dir, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 64; i++ { // at most 64 KiB: the volume's size
+		if _, err := filler.Write(make([]byte, 1024)); err != nil {
+			break
+		}
+	}
+	filler.Close()
+	_, err = r.Rotate()
+	if !errors.Is(err, errdefs.ErrNoSpace) {
+		t.Fatalf("rotate on a full disk: %v, want errdefs.ErrNoSpace", err)
+	}
+	var de *errdefs.Error
+	if !errors.As(err, &de) || !strings.Contains(de.Error(), "storage is full") {
+		t.Fatalf("no caller-facing message in %v", err)
+	}
+	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Rotate(); err != nil {
+		t.Fatalf("rotate after space was freed: %v", err)
 	}
 }
