@@ -130,7 +130,7 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		// short, a connection closed mid-body. Not the daemon's failure:
 		// a 400 (the client is often gone), logged at debug only.
 		s.log.Debug("reading the request body failed", "req_id", reqID(c), "err", err)
-		return nil, apiErr(ErrBadRequest, "the request body could not be read: malformed chunked encoding or an incomplete upload")
+		return nil, errdefs.New(errdefs.ErrInvalid, "the request body could not be read: malformed chunked encoding or an incomplete upload")
 	}
 	if n > max {
 		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
