@@ -69,6 +69,11 @@ func classify(err error) (status int, msg string, level slog.Level, log bool) {
 	var de *errdefs.Error
 	if errors.As(err, &de) {
 		status = kindStatus(errdefs.Kind(de))
+		if status == http.StatusInsufficientStorage {
+			// The store logs when the disk fills up and when it has
+			// space again; not every refused request.
+			return status, de.Error(), slog.LevelDebug, true
+		}
 		if status >= 500 {
 			return status, de.Error(), slog.LevelWarn, true
 		}
