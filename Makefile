@@ -40,7 +40,7 @@ bench: build
 # Each fuzz target for FUZZTIME (seeds: testdata/fuzz of each package).
 # CI runs it; a failing input is written to testdata/fuzz for the commit
 # that fixes it.
-FUZZTIME     ?= 4s
+FUZZTIME     ?= 3s
 FUZZ_TARGETS := ./store/token:FuzzIssueRequest ./store/token:FuzzVerify ./store/token:FuzzValidName \
                 ./store:FuzzListMetaFilter ./api:FuzzWebtaskRoutes ./sandbox/agent:FuzzParseResult \
                 ./sandbox/agent:FuzzClientFrames
