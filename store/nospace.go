@@ -1,14 +1,9 @@
 package store
 
 import (
-	"context"
-	"database/sql"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"syscall"
-	"time"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -20,8 +15,8 @@ import (
 // stays intact and reads keep working. Every write method turns that (or a
 // bare ENOSPC) into errNoSpace (errdefs.ErrNoSpace, HTTP 507), logs the
 // first one at WARN and the recovery at INFO (not every failed request),
-// and asks the checkpointer for a TRUNCATE checkpoint, which gives the
-// space of the WAL back once the database can take its pages.
+// and asks the checkpointer (wal.go) for a TRUNCATE checkpoint, which
+// gives the space of the WAL back once the database can take its pages.
 
 // errNoSpace is the caller-facing error of a write refused for lack of
 // space. It names no path.
@@ -60,68 +55,4 @@ func (s *Store) writeDone(errp *error) {
 		}
 		*errp = errNoSpace
 	}
-}
-
-// Bounds of the WAL. SQLite checkpoints after a commit that leaves the WAL
-// over walAutocheckpointPages, and truncates the WAL file to at most
-// journalSizeLimitBytes when a checkpoint resets it (without a limit the
-// file keeps its largest size forever). The checkpointer also runs a
-// TRUNCATE checkpoint when the WAL is over walTruncateBytes on its timer,
-// and after a write failed for lack of space.
-const (
-	walAutocheckpointPages = 64      // 256 KiB of 4 KiB pages (SQLite's default is 1000: 4 MiB)
-	journalSizeLimitBytes  = 1 << 20 // 1 MiB
-	walTruncateBytes       = 1 << 20
-	defaultCheckpointEvery = time.Minute
-	checkpointTimeout      = 10 * time.Second
-)
-
-// driverName is mattn/go-sqlite3 with the per-connection WAL bounds set on
-// every new connection of the pool.
-const driverName = "sqlite3_webtaskd"
-
-func init() {
-	sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d; PRAGMA wal_autocheckpoint = %d",
-			journalSizeLimitBytes, walAutocheckpointPages), nil)
-		return err
-	}})
-}
-
-// checkpointer runs TRUNCATE checkpoints on its timer (when the WAL is over
-// walTruncateBytes) and when a write found no space, until Close.
-func (s *Store) checkpointer(every time.Duration) {
-	defer close(s.checkpointDone)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.checkpointStop:
-			return
-		case <-t.C:
-			if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walTruncateBytes {
-				s.checkpoint()
-			}
-		case <-s.checkpointNow:
-			s.checkpoint()
-		}
-	}
-}
-
-// checkpoint copies the WAL into the database and truncates it, under the
-// write lock (no writer of this process waits behind it for long: it is
-// bounded by checkpointTimeout). A failure (busy readers, no space yet) is
-// harmless: the next one retries.
-func (s *Store) checkpoint() {
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
-	defer cancel()
-	var busy, logPages, done int
-	err := s.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &logPages, &done)
-	if err != nil || busy != 0 {
-		slog.Debug("store: WAL checkpoint did not complete", "busy", busy, "err", err)
-		return
-	}
-	slog.Debug("store: WAL checkpointed and truncated", "pages", done)
 }
