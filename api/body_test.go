@@ -11,6 +11,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/store"
 )
 
 // levelLog records the level and message of every log record.
@@ -95,5 +98,27 @@ func TestUnreadableBodyIsAClientError(t *testing.T) {
 				t.Errorf("%d records at WARN or above", n)
 			}
 		})
+	}
+}
+
+// noSpaceStore is a store whose disk is full: every write is refused.
+type noSpaceStore struct{ *fakeStore }
+
+func (noSpaceStore) PutWebtask(context.Context, *store.Webtask) (*store.Webtask, error) {
+	return nil, errdefs.New(errdefs.ErrNoSpace, "the daemon's storage is full")
+}
+
+// A full disk is a JSON 507 with the store's message, logged at debug only
+// (the store logs the condition itself, once).
+func TestFullStoreIs507LoggedAtDebug(t *testing.T) {
+	logs := &levelLog{}
+	e := buildEnv(t, envOptions{deps: func(e *env, d *Deps) {
+		d.Store = noSpaceStore{e.fstore}
+		d.Logger = slog.New(logs)
+	}})
+	w := e.do("PUT", "/api/webtask/test/x", e.master, `{"code":"module.exports = cb => cb()"}`)
+	wantError(t, w, http.StatusInsufficientStorage, "the daemon's storage is full")
+	if n := logs.count(slog.LevelWarn); n != 0 {
+		t.Fatalf("%d records at WARN or above for a 507", n)
 	}
 }
