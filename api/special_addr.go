@@ -6,10 +6,11 @@ import "net/netip"
 // the IANA IPv4 and IPv6 Special-Purpose Address Registries (RFC 6890 and
 // its updates), whether or not the registry calls it globally reachable, and
 // for IPv6 everything outside 2000::/3 (the only space allocated for global
-// unicast). Forms that embed an IPv4 address a packet is really meant for
-// (IPv4-mapped, IPv4-compatible, NAT64 well-known prefix) are judged by the
-// embedded address; 6to4 and Teredo, whose relays reach arbitrary IPv4
-// destinations, are refused outright.
+// unicast). The IPv4-mapped and IPv4-compatible forms, which reach (by the
+// kernel's mapping or an automatic tunnel) the IPv4 address they carry, are
+// judged by that address; NAT64,
+// 6to4 and Teredo, whose gateways and relays reach IPv4 destinations on
+// networks of their own, are refused outright.
 
 // special4 are the IPv4 special-purpose blocks.
 var special4 = prefixes(
@@ -49,12 +50,10 @@ var special6 = prefixes(
 	"5f00::/16",         // SRv6 SIDs (RFC 9602)
 )
 
-// Special IPv6 blocks outside 2000::/3, refused by that rule already; named
-// here for the table test and the reader.
-var (
-	nat64WellKnown = netip.MustParsePrefix("64:ff9b::/96") // RFC 6052: judged by the embedded IPv4
-	ipv4Compatible = netip.MustParsePrefix("::/96")        // RFC 4291 (deprecated): judged by the embedded IPv4
-)
+// ipv4Compatible addresses are judged by their IPv4. Like NAT64
+// (64:ff9b::/96, RFC 6052; 64:ff9b:1::/48, RFC 8215) they lie outside
+// 2000::/3; NAT64 is refused by that rule.
+var ipv4Compatible = netip.MustParsePrefix("::/96") // RFC 4291 (deprecated)
 
 func prefixes(ss ...string) []netip.Prefix {
 	ps := make([]netip.Prefix, len(ss))
@@ -73,13 +72,13 @@ func inAny(a netip.Addr, ps []netip.Prefix) bool {
 	return false
 }
 
-// embeddedV4 returns the IPv4 address that an IPv4-mapped, IPv4-compatible
-// or NAT64 (64:ff9b::/96) IPv6 address stands for.
+// embeddedV4 returns the IPv4 address that an IPv4-mapped or
+// IPv4-compatible IPv6 address stands for.
 func embeddedV4(a netip.Addr) (netip.Addr, bool) {
 	if a.Is4In6() {
 		return a.Unmap(), true
 	}
-	if ipv4Compatible.Contains(a) || nat64WellKnown.Contains(a) {
+	if ipv4Compatible.Contains(a) {
 		b := a.As16()
 		return netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}), true
 	}

@@ -28,7 +28,6 @@ func TestPublicAddr(t *testing.T) {
 		{"2001:200::1", true}, // just above 2001::/23
 		{"::ffff:8.8.8.8", true},
 		{"::8.8.8.8", true},
-		{"64:ff9b::808:808", true}, // NAT64 of 8.8.8.8
 
 		// IPv4 special-purpose.
 		{"0.0.0.0", false},
@@ -70,6 +69,7 @@ func TestPublicAddr(t *testing.T) {
 		{"::127.0.0.1", false}, // IPv4-compatible
 		{"::10.1.2.3", false},
 		{"::ffff:0:127.0.0.1", false}, // SIIT translated form, outside 2000::/3
+		{"64:ff9b::808:808", false},   // NAT64, even of 8.8.8.8
 		{"64:ff9b::7f00:1", false},    // NAT64 of 127.0.0.1
 		{"64:ff9b::a9fe:a9fe", false}, // NAT64 of 169.254.169.254
 		{"64:ff9b:1::808:808", false}, // local-use NAT64
