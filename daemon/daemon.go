@@ -282,7 +282,7 @@ func (d *Daemon) ensureMasterToken() error {
 		tok := strings.TrimSpace(string(raw))
 		if _, err := v.Verify(tok, time.Now()); err == nil {
 			d.masterToken = tok
-			return nil
+			return d.tighten(path, 0o600)
 		}
 		d.log.Warn("master token no longer verifies; minting a new one", "file", path)
 	} else if !errors.Is(err, os.ErrNotExist) {
@@ -348,21 +348,25 @@ func (d *Daemon) onUserLog(container string, line agent.LogLine) {
 	})
 }
 
-// ensureDir creates dir with mode, or tightens an existing dir to mode when
-// it is wider.
+// ensureDir creates dir with mode, or tightens an existing dir to mode.
 func (d *Daemon) ensureDir(dir string, mode os.FileMode) error {
 	if err := os.MkdirAll(dir, mode); err != nil {
 		return err
 	}
-	fi, err := os.Stat(dir)
+	return d.tighten(dir, mode)
+}
+
+// tighten sets path's mode to mode when it allows more than mode.
+func (d *Daemon) tighten(path string, mode os.FileMode) error {
+	fi, err := os.Stat(path)
 	if err != nil {
 		return err
 	}
 	if perm := fi.Mode().Perm(); perm&^mode != 0 {
-		if err := os.Chmod(dir, mode); err != nil {
+		if err := os.Chmod(path, mode); err != nil {
 			return err
 		}
-		d.log.Info("tightened directory mode", "dir", dir, "was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", mode))
+		d.log.Info("tightened file mode", "path", path, "was", fmt.Sprintf("%#o", perm), "now", fmt.Sprintf("%#o", mode))
 	}
 	return nil
 }

@@ -45,7 +45,8 @@ func TestDataDirModesAndLostKeySets(t *testing.T) {
 	// A tree left wide by an older version or a umask of 022 is tightened.
 	db := filepath.Join(cfg.DataDir, daemon.DatabaseFile)
 	keysDir := filepath.Join(cfg.DataDir, daemon.KeysDir)
-	for p, mode := range map[string]os.FileMode{cfg.DataDir: 0o755, keysDir: 0o755, db: 0o644} {
+	master := filepath.Join(cfg.DataDir, daemon.MasterTokenFile)
+	for p, mode := range map[string]os.FileMode{cfg.DataDir: 0o755, keysDir: 0o755, db: 0o644, master: 0o644} {
 		if err := os.Chmod(p, mode); err != nil {
 			t.Fatal(err)
 		}
