@@ -3,14 +3,14 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"io"
-	"net/http"
+	"errors"
 	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
@@ -109,36 +109,23 @@ func (s *Server) webtaskParams(c echo.Context) (*token.Claims, string, string, e
 	return claims, container, name, nil
 }
 
-// readBody reads the request body up to Config.MaxBodyBytes; more is
-// errdefs.ErrTooLarge. An absent body is nil.
+// readBody reads the request body up to Config.MaxBodyBytes, incrementally
+// (never allocating by the announced Content-Length) and within the
+// in-flight body budget (httplimit.ReadBody); more is errdefs.ErrTooLarge,
+// a spent budget errdefs.ErrUnavailable, a body the client did not send
+// (read deadline, abort, malformed chunking) errdefs.ErrInvalid, logged at
+// debug. An absent body is nil.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
-	r := c.Request()
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+	acct, _ := c.Get(ctxBody).(*httplimit.Body)
+	if acct == nil {
+		acct = s.cfg.Guard.NewBody()
+		c.Set(ctxBody, acct) // released by admit
 	}
-	max := s.cfg.MaxBodyBytes
-	if r.ContentLength > max {
-		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
+	b, err := httplimit.ReadBody(c.Request(), s.cfg.MaxBodyBytes, acct)
+	if errors.Is(err, httplimit.ErrUnreadable) {
+		s.log.Debug("request body not received", "req_id", reqID(c), "err", err)
 	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		// The client's doing: a malformed chunked body, an upload cut
-		// short, a connection closed mid-body. Not the daemon's failure:
-		// a 400 (the client is often gone), logged at debug only.
-		s.log.Debug("reading the request body failed", "req_id", reqID(c), "err", err)
-		return nil, errdefs.New(errdefs.ErrInvalid, "the request body could not be read: malformed chunked encoding or an incomplete upload")
-	}
-	if n > max {
-		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
-	}
-	if n == 0 {
-		return nil, nil
-	}
-	return buf.Bytes(), nil
+	return b, err
 }
 
 // decodeJSON strictly decodes a JSON object body into v: unknown fields,

@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -56,6 +58,9 @@ type Config struct {
 	// LogWriteTimeout bounds one write to a log reader (default
 	// DefaultLogWriteTimeout); a stalled reader is disconnected.
 	LogWriteTimeout time.Duration
+	// Guard, when set, admits requests per client behind trusted proxies
+	// and budgets the request body bytes buffered at once (nil: neither).
+	Guard *httplimit.Guard
 }
 
 // Store is the webtask persistence the API needs (*store.Store).
@@ -249,7 +254,7 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanic)
+	e.Use(s.requestID, s.recoverPanic, s.admit)
 
 	e.GET("/healthz", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
@@ -302,6 +307,30 @@ func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		b = append(b, '-')
 		b = strconv.AppendUint(b, s.idSeq.Add(1), 36)
 		c.Response().Header()[HeaderRequestID] = []string{string(b)}
+		return next(c)
+	}
+}
+
+// ctxBody is the echo context key of the request's *httplimit.Body.
+const ctxBody = "webtaskd.body"
+
+var errClientBusy = errdefs.New(errdefs.ErrExhausted, "too many requests in flight from this client")
+
+// admit applies the per-client cap of requests behind trusted proxies and
+// gives the request's body bytes back to the budget when it ends.
+func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.cfg.Guard == nil {
+			return next(c)
+		}
+		release, ok := s.cfg.Guard.Admit(c.Request())
+		if !ok {
+			return errClientBusy
+		}
+		defer release()
+		acct := s.cfg.Guard.NewBody()
+		c.Set(ctxBody, acct)
+		defer acct.Release()
 		return next(c)
 	}
 }

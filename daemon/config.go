@@ -15,6 +15,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/api"
+	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -88,6 +89,10 @@ type Config struct {
 	// LogPingInterval is the keep-alive period of real-time log streams.
 	LogPingInterval time.Duration
 
+	// HTTP bounds what clients hold of the daemon before authentication
+	// (timeouts, connection caps, body budget, trusted proxies).
+	HTTP httplimit.Config
+
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM
 	// before sandboxes are killed.
 	ShutdownGrace time.Duration
@@ -127,6 +132,7 @@ func DefaultConfig() Config {
 
 		LogStreamBufferRecords: logstream.DefaultBufferRecords,
 		LogPingInterval:        api.DefaultLogPingInterval,
+		HTTP:                   httplimit.DefaultConfig(),
 		ShutdownGrace:          10 * time.Second,
 		ShutdownTimeout:        30 * time.Second,
 		LogLevel:               "info",
@@ -197,6 +203,19 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	num(&c.LogLimitBytes, "log-limit-bytes", "user output captured per invocation, in bytes")
 	num(&c.LogStreamBufferRecords, "log-stream-buffer-records", "log records waiting for one real-time log reader at most; more are dropped for that reader")
 	dur(&c.LogPingInterval, "log-ping-interval", "keep-alive period of real-time log streams")
+	dur(&c.HTTP.ReadHeaderTimeout, "read-header-timeout", "time a client has to send a request's headers")
+	dur(&c.HTTP.ReadTimeout, "read-timeout", "time a client has to send a whole request, body included (the body read deadline)")
+	dur(&c.HTTP.IdleTimeout, "http-idle-timeout", "close a keep-alive connection idle this long")
+	num(&c.HTTP.MaxConnsPerIP, "max-conns-per-ip", "open connections per source address (trusted proxies: requests in flight per forwarded client); 0: no cap")
+	num(&c.HTTP.MaxConns, "max-conns", "open connections in all; more wait in the accept queue (0: no cap)")
+	c.HTTP.MaxInflightBodyBytes = int64(c.envInt("max-inflight-body-bytes", int(c.HTTP.MaxInflightBodyBytes)))
+	fs.Int64Var(&c.HTTP.MaxInflightBodyBytes, "max-inflight-body-bytes", c.HTTP.MaxInflightBodyBytes, "request body bytes buffered at once over all requests; beyond, 503 (0: no budget) (env WEBTASKD_MAX_INFLIGHT_BODY_BYTES)")
+	fs.Func("trusted-proxies", "comma list of proxy addresses or CIDRs whose X-Forwarded-For names the client (env WEBTASKD_TRUSTED_PROXIES)", c.setTrustedProxies)
+	if v, ok := os.LookupEnv(envName("trusted-proxies")); ok {
+		if err := c.setTrustedProxies(v); err != nil {
+			c.envErrs = append(c.envErrs, fmt.Errorf("%s: %v", envName("trusted-proxies"), err))
+		}
+	}
 	dur(&c.ShutdownGrace, "shutdown-grace", "time in-flight calls get to finish on shutdown")
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "hard bound on the whole shutdown")
 	str(&c.LogLevel, "log-level", "debug, info, warn or error")
@@ -239,12 +258,24 @@ func (c *Config) Validate() error {
 	if c.LogStreamBufferRecords < 1 || c.LogPingInterval <= 0 {
 		bad("--log-stream-buffer-records and --log-ping-interval must be positive")
 	}
+	if err := c.HTTP.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) setTrustedProxies(v string) error {
+	p, err := httplimit.ParsePrefixes(v)
+	if err != nil {
+		return err
+	}
+	c.HTTP.TrustedProxies = p
+	return nil
 }
 
 // MemoryBudgetBytes parses MemoryBudget ("0" or a size with a unit: 4GiB,

@@ -24,6 +24,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -139,7 +140,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}); err != nil {
 		return fmt.Errorf("cron: %w", err)
 	}
+	guard := httplimit.New(d.cfg.HTTP, d.log.With("component", "http"))
 	handler, err := api.New(api.Config{
+		Guard:                guard,
 		PublicURL:            d.cfg.PublicURL,
 		MaxBodyBytes:         d.cfg.MaxBodyBytes,
 		AllowPrivateCodeURLs: d.cfg.AllowPrivateCodeURLs,
@@ -173,12 +176,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if d.ln, err = net.Listen("tcp", d.cfg.ListenAddr); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	d.srv = &http.Server{
-		Handler:           handler.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelWarn),
-	}
+	d.ln = guard.Listener(d.ln)
+	d.srv = guard.Server(handler.Handler())
 	// Cron runs go in-process through the API handler (see package cron);
 	// their Host is the public URL's, else the listen address.
 	cronHost := d.ln.Addr().String()

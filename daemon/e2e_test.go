@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -302,26 +300,7 @@ func tamper(tok string) string {
 func TestKillNineRecovery(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(exe, "-test.run=^$")
-	child.Env = append(os.Environ(),
-		"WEBTASKD_TEST_CHILD_DAEMON=1",
-		"WEBTASKD_LISTEN=127.0.0.1:0",
-		"WEBTASKD_DATA_DIR="+cfg.DataDir,
-		"WEBTASKD_STATE_DIR="+cfg.StateDir,
-		"WEBTASKD_CGROUP_PARENT="+cfg.CgroupParent,
-	)
-	child.Stderr = Writer{T: t}
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
+	child, addr, master := startChildDaemon(t, cfg)
 	killed := false
 	t.Cleanup(func() {
 		if !killed {
@@ -329,26 +308,7 @@ func TestKillNineRecovery(t *testing.T) {
 			_ = child.Wait()
 		}
 	})
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-				ready <- addr
-			}
-		}
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatal("child daemon did not become ready")
-	}
-	master, err := os.ReadFile(filepath.Join(cfg.DataDir, daemon.MasterTokenFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := Attach(t, cfg, "http://"+addr, strings.TrimSpace(string(master)))
+	old := Attach(t, cfg, "http://"+addr, master)
 	old.PutWebtask("acme", "survivor", helloCode, map[string]string{"K": "v"})
 	MustStatus(t, old.Call("GET", "/api/run/acme/survivor", "", nil), 200, "run before kill")
 	list := old.Sandboxes()
