@@ -133,3 +133,18 @@ func TestHeldBodiesAreBounded(t *testing.T) {
 		t.Fatalf("daemon RSS grew by %d MiB (want < 50 MiB)", grew>>20)
 	}
 }
+
+// TestReadDeadlineSparesLongCalls: the read deadline bounds receiving a
+// request, not serving it: a call (GET and POST with a body) that runs
+// past it still answers.
+func TestReadDeadlineSparesLongCalls(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.PoolSize = 0
+	cfg.HTTP.ReadHeaderTimeout = 500 * time.Millisecond
+	cfg.HTTP.ReadTimeout = 500 * time.Millisecond
+	env := Start(t, cfg)
+	env.PutWebtask("acme", "slow", `module.exports = (ctx, cb) => setTimeout(() => cb(null, { ok: 1 }), 1500);`, nil)
+	MustStatus(t, env.Call("GET", "/api/run/acme/slow", "", nil), 200, "GET past the read deadline")
+	MustStatus(t, env.Call("POST", "/api/run/acme/slow", "", map[string]any{"x": 1}), 200, "POST past the read deadline")
+}
