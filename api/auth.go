@@ -125,9 +125,6 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	if errors.Is(err, httplimit.ErrUnreadable) {
 		s.log.Debug("request body not received", "req_id", reqID(c), "err", err)
 	}
-	if err == nil {
-		received(c)
-	}
 	return b, err
 }
 

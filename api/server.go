@@ -318,17 +318,8 @@ var errClientBusy = errdefs.New(errdefs.ErrExhausted, "too many requests in flig
 
 // admit applies the per-client cap of requests behind trusted proxies and
 // gives the request's body bytes back to the budget when it ends.
-//
-// The server's read deadline (httplimit.Config.ReadTimeout) bounds
-// receiving the request; once it is received (no body, or readBody got it
-// all) the deadline is lifted, so that a long call or log stream is not
-// cut off by it (Go cancels the request's context when a read of the
-// connection fails).
 func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if r := c.Request(); r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
-			received(c)
-		}
 		if s.cfg.Guard == nil {
 			return next(c)
 		}
@@ -342,11 +333,6 @@ func (s *Server) admit(next echo.HandlerFunc) echo.HandlerFunc {
 		defer acct.Release()
 		return next(c)
 	}
-}
-
-// received lifts the read deadline of a request that was received whole.
-func received(c echo.Context) {
-	_ = http.NewResponseController(c.Response()).SetReadDeadline(time.Time{})
 }
 
 func reqID(c echo.Context) string {
