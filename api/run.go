@@ -67,6 +67,9 @@ func (s *Server) runNamed(c echo.Context) error {
 	req.PB, req.MB, req.Token = token.ParseBody(w.PB), w.MB, w.Token
 	req.Authority = w.Token // ctx.create_token narrows the stored token
 	req.Fixed = s.fixedOf(w, req)
+	if pb, mb := stripConsumed(req, false); pb || mb {
+		applyBodyOptions(req, pb, mb)
+	}
 	return s.invoke(c, container, req)
 }
 
@@ -125,7 +128,22 @@ func (s *Server) runUnnamed(c echo.Context) error {
 		// ctx.token is exposed only when the token fixes the code.
 		req.Token = raw
 	}
+	if pb, mb := stripConsumed(req, true); pb || mb {
+		applyBodyOptions(req, pb, mb)
+	}
 	return s.invoke(c, container, req)
+}
+
+// applyBodyOptions turns on body parsing (webtask_pb=1) and merging
+// (webtask_mb=1) for one request; the pre-encoded fields no longer apply.
+func applyBodyOptions(req *agent.Request, pb, mb bool) {
+	if pb {
+		req.PB = 1
+	}
+	if mb {
+		req.MB = 1
+	}
+	req.Fixed = nil
 }
 
 func hashCode(code []byte) string {

@@ -116,11 +116,11 @@ function handleLine(line) {
     return;
   }
   if (m.op === 'invoke') {
-    if (typeof m.id !== 'number' || m.id <= 0 || m.req === null || typeof m.req !== 'object') {
+    if (typeof m.id !== 'number' || m.id <= 0 || typeof m.cap !== 'string' || m.req === null || typeof m.req !== 'object') {
       agentLog('invalid invoke message');
       return;
     }
-    onInvoke(m.id, m.req);
+    onInvoke(m.id, m.cap, m.req);
     return;
   }
   if (m.op === 'storage_result' || m.op === 'token_result') {
@@ -136,8 +136,11 @@ function handleLine(line) {
 const als = new AsyncLocalStorage();
 
 // Invocation is the per-call state, also the AsyncLocalStorage store.
-function Invocation(id, req) {
+// ref is the invocation's part of its storage and token calls: its id and
+// its capability (the daemon's secret for this invocation alone).
+function Invocation(id, cap, req) {
   this.id = id;
+  this.ref = '"id":' + id + ',"cap":' + stringify(cap);
   this.req = req;
   this.done = false;
   this.logBytes = 0;
@@ -358,8 +361,8 @@ function lookup(inv, r) {
 // ---------------------------------------------------------------------------
 // Invocation
 
-function onInvoke(id, r) {
-  const inv = new Invocation(id, r);
+function onInvoke(id, cap, r) {
+  const inv = new Invocation(id, cap, r);
   als.run(inv, runInvocation, inv, r);
 }
 
@@ -520,7 +523,7 @@ function storageError(code, message) {
 function storageCall(inv, fields, cb, op) {
   const sid = ++nextSid;
   storageCalls.set(sid, AsyncResource.bind(cb));
-  sendRaw('{"op":"' + (op || 'storage') + '","id":' + inv.id + ',"sid":' + sid + ',' + fields + '}\n');
+  sendRaw('{"op":"' + (op || 'storage') + '",' + inv.ref + ',"sid":' + sid + ',' + fields + '}\n');
 }
 
 function onStorageResult(m) {

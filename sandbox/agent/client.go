@@ -3,6 +3,8 @@ package agent
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,6 +116,9 @@ type reply struct {
 type call struct {
 	ch  chan reply // buffered 1
 	req *Request   // the invocation's request (its identity for storage calls)
+	// capability is the invocation's secret (sent with the invoke,
+	// required on its storage and token calls).
+	capability string
 	// timer bounds DoTimeout; created on first use, stopped whenever the
 	// call is back in the pool (a stopped timer never delivers a stale
 	// tick: go.mod's go >= 1.23 timer semantics).
@@ -243,6 +248,7 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 		return nil, c.closedErr()
 	}
 	cl.req = req
+	cl.capability = rand.Text()
 	c.pending[id] = cl
 	_, haveCode := c.known[req.CodeHash]
 	c.mu.Unlock()
@@ -257,7 +263,7 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 		expired = cl.timer.C
 	}
 	withCode := !haveCode || req.CodeHash == ""
-	if err := c.send(id, req, withCode); err != nil {
+	if err := c.send(id, cl.capability, req, withCode); err != nil {
 		c.forget(id, cl)
 		return nil, err
 	}
@@ -271,7 +277,7 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 					return nil, fmt.Errorf("agent asked again for code %q: %w", req.CodeHash, ErrProtocol)
 				}
 				withCode = true
-				if err := c.send(id, req, true); err != nil {
+				if err := c.send(id, cl.capability, req, true); err != nil {
 					c.forget(id, cl)
 					return nil, err
 				}
@@ -307,7 +313,7 @@ func recycle(cl *call) {
 	if cl.timer != nil {
 		cl.timer.Stop()
 	}
-	cl.req = nil
+	cl.req, cl.capability = nil, ""
 	callPool.Put(cl)
 }
 
@@ -326,9 +332,9 @@ func (c *Client) forget(id uint64, cl *call) {
 var msgBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // send writes one invoke message.
-func (c *Client) send(id uint64, req *Request, withCode bool) error {
+func (c *Client) send(id uint64, capability string, req *Request, withCode bool) error {
 	bp := msgBufPool.Get().(*[]byte)
-	b, err := appendInvoke((*bp)[:0], id, req, withCode)
+	b, err := appendInvoke((*bp)[:0], id, capability, req, withCode)
 	if err != nil {
 		msgBufPool.Put(bp)
 		// Nothing reached the channel, which stays usable.
@@ -579,17 +585,15 @@ func (c *Client) storage(m *message) error {
 	default:
 		return fmt.Errorf("agent storage call with action %q: %w", m.Action, ErrProtocol)
 	}
-	c.mu.Lock()
-	cl, ok := c.pending[m.ID]
-	if ok && cl.req != nil {
-		op.Container, op.Name, op.ReqID = cl.req.Container, cl.req.Name, cl.req.ReqID
+	r, ok := c.owner(m)
+	if ok {
+		op.Container, op.Name, op.ReqID = r.Container, r.Name, r.ReqID
 	}
-	c.mu.Unlock()
 	switch {
 	case c.onStorage == nil:
 		c.storageReply(m.Sid, StorageResult{Code: codeNotServed, Message: "storage is not available"})
 		return nil
-	case !ok || cl.req == nil:
+	case !ok:
 		op.Refused = ErrStorageNotRunning
 		c.storageReply(m.Sid, c.onStorage(c.life, op))
 		return nil
@@ -601,6 +605,22 @@ func (c *Client) storage(m *message) error {
 		c.storageReply(m.Sid, c.onStorage(ctx, op))
 	})
 	return nil
+}
+
+// owner returns the request of the pending invocation a storage or token
+// call names, when the call carries that invocation's capability: ok is
+// false for an id that is not pending and for a wrong or missing cap
+// alike. Do never modifies a request, so it may be read after the call
+// finished.
+func (c *Client) owner(m *message) (*Request, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cl, ok := c.pending[m.ID]
+	if !ok || cl.req == nil || cl.capability == "" ||
+		subtle.ConstantTimeCompare([]byte(m.Cap), []byte(cl.capability)) != 1 {
+		return nil, false
+	}
+	return cl.req, true
 }
 
 // callback runs one mid-invocation call of the agent (storage or token) on
@@ -657,18 +677,15 @@ func (c *Client) token(m *message) error {
 		return fmt.Errorf("agent token call without sid: %w", ErrProtocol)
 	}
 	op := TokenOp{Claims: m.Claims, URL: m.AsURL}
-	c.mu.Lock()
-	cl, ok := c.pending[m.ID]
-	if ok && cl.req != nil {
-		r := cl.req
+	r, ok := c.owner(m)
+	if ok {
 		op.Container, op.Name, op.ReqID, op.Headers, op.Authority = r.Container, r.Name, r.ReqID, r.Headers, r.Authority
 	}
-	c.mu.Unlock()
 	switch {
 	case c.onToken == nil:
 		c.tokenReply(m.Sid, TokenResult{Code: codeNotServed, Message: "token creation is not available"})
 		return nil
-	case !ok || cl.req == nil:
+	case !ok:
 		op.Refused = ErrTokenNotRunning
 	case len(m.Claims) == 0 || m.Claims[0] != '{':
 		op.Refused = ErrTokenOptions

@@ -56,7 +56,7 @@ func TestClientStorageIdentityFromInvocation(t *testing.T) {
 	c, f := newFakeWith(t, WithStorage(h, deadline))
 	ch := goDo(c, context.Background(), &Request{Container: "box", Name: "task", ReqID: "r9", CodeHash: "h", Code: "x"})
 	m := f.recv()
-	id := itoa(m.ID)
+	id := itoa(m.ID) + `,"cap":"` + m.Cap + `"`
 
 	f.send(`{"op":"storage","id":` + id + `,"sid":1,"action":"get"}`)
 	var op StorageOp
@@ -111,12 +111,12 @@ func TestClientStorageWithoutHandlerAndProtocol(t *testing.T) {
 	c, f := newFakeWith(t)
 	ch := goDo(c, context.Background(), &Request{Container: "box", Name: "task", CodeHash: "h", Code: "x"})
 	m := f.recv()
-	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"sid":1,"action":"get"}`)
+	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"cap":"` + m.Cap + `","sid":1,"action":"get"}`)
 	if r := f.recvStorage(); r.Code != 503 {
 		t.Fatalf("no handler answered %+v", r)
 	}
 	// A storage call without sid breaks the protocol: the channel closes.
-	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"action":"get"}`)
+	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"cap":"` + m.Cap + `","action":"get"}`)
 	if r := wait(t, ch); !errors.Is(r.err, ErrClosed) || !errors.Is(c.Err(), ErrProtocol) {
 		t.Fatalf("Do = %v, Err = %v", r.err, c.Err())
 	}
@@ -136,7 +136,7 @@ func TestClientCloseCancelsStorage(t *testing.T) {
 	c, f := newFakeWith(t, WithStorage(h, time.Hour))
 	_ = goDo(c, context.Background(), &Request{Container: "box", Name: "task", CodeHash: "h", Code: "x"})
 	m := f.recv()
-	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"sid":1,"action":"get"}`)
+	f.send(`{"op":"storage","id":` + itoa(m.ID) + `,"cap":"` + m.Cap + `","sid":1,"action":"get"}`)
 	select {
 	case <-started:
 	case <-time.After(deadline):

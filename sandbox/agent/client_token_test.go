@@ -47,7 +47,7 @@ func TestClientTokenParentFromInvocation(t *testing.T) {
 		Headers: map[string][]string{"host": {"h:1"}}, Authority: "parent-jwt"}
 	ch := goDo(c, context.Background(), req)
 	m := f.recv()
-	id := itoa(m.ID)
+	id := itoa(m.ID) + `,"cap":"` + m.Cap + `"`
 
 	f.send(`{"op":"token","id":` + id + `,"sid":1,"claims":{"ten":"box","dd":0}}`)
 	if r := f.recvToken(); r.Sid != 1 || r.Code != 0 || r.Token != "child" || r.URL != "" {
@@ -103,7 +103,7 @@ func TestClientTokenWithoutHandler(t *testing.T) {
 	c, f := newFakeWith(t)
 	_ = goDo(c, context.Background(), &Request{Container: "box", CodeHash: "h", Code: "x", Authority: "p"})
 	m := f.recv()
-	f.send(`{"op":"token","id":` + itoa(m.ID) + `,"sid":1,"claims":{}}`)
+	f.send(`{"op":"token","id":` + itoa(m.ID) + `,"cap":"` + m.Cap + `","sid":1,"claims":{}}`)
 	if r := f.recvToken(); r.Code != 503 {
 		t.Fatalf("no handler answered %+v", r)
 	}
@@ -112,11 +112,11 @@ func TestClientTokenWithoutHandler(t *testing.T) {
 // TestAuthorityNeverOnTheWire: both encoders leave Request.Authority out.
 func TestAuthorityNeverOnTheWire(t *testing.T) {
 	r := &Request{ReqID: "r", Container: "c", CodeHash: "h", Code: "x", Token: "tok", Authority: "secret-parent-token"}
-	b, err := appendInvoke(nil, 1, r, true)
+	b, err := appendInvoke(nil, 1, testCap, r, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(b, []byte("secret-parent-token")) || bytes.Contains(encodeStd(t, 1, r, true), []byte("secret-parent-token")) {
+	if bytes.Contains(b, []byte("secret-parent-token")) || bytes.Contains(encodeStd(t, 1, testCap, r, true), []byte("secret-parent-token")) {
 		t.Fatalf("the invoke message carries the authority: %s", b)
 	}
 	fx, err := EncodeFixed(r)
@@ -124,7 +124,72 @@ func TestAuthorityNeverOnTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Fixed = fx
-	if b, err = appendInvoke(nil, 1, r, true); err != nil || bytes.Contains(b, []byte("secret-parent-token")) {
+	if b, err = appendInvoke(nil, 1, testCap, r, true); err != nil || bytes.Contains(b, []byte("secret-parent-token")) {
 		t.Fatalf("the fixed invoke message carries the authority: %s %v", b, err)
 	}
+}
+
+// TestClientCallsNeedTheInvocationsCapability: invocation ids are
+// sequential, so a storage or token call naming another pending
+// invocation's id, with its own capability, a wrong one or none, is
+// refused like a call of no invocation; the handler never sees the other
+// invocation's identity or authority.
+func TestClientCallsNeedTheInvocationsCapability(t *testing.T) {
+	refusedTok := make(chan error, 8)
+	refusedSto := make(chan error, 8)
+	tok := func(ctx context.Context, op TokenOp) TokenResult {
+		if op.Refused != nil {
+			refusedTok <- op.Refused
+			return TokenResult{Code: 400, Message: op.Refused.Error()}
+		}
+		return TokenResult{Token: "child-of-" + op.Authority}
+	}
+	sto := func(ctx context.Context, op StorageOp) StorageResult {
+		if op.Refused != nil {
+			refusedSto <- op.Refused
+			return StorageResult{Code: 400, Message: op.Refused.Error()}
+		}
+		return StorageResult{Doc: op.Name}
+	}
+	c, f := newFakeWith(t, WithTokens(tok, deadline), WithStorage(sto, deadline))
+	victim := goDo(c, context.Background(), &Request{Container: "box", Name: "victim", CodeHash: "h", Code: "x", Authority: "victim-jwt"})
+	mv := f.recv()
+	attacker := goDo(c, context.Background(), &Request{Container: "box", Name: "attacker", CodeHash: "h", Code: "x", Authority: "attacker-jwt"})
+	ma := f.recv()
+	if mv.Cap == "" || ma.Cap == "" || mv.Cap == ma.Cap || len(ma.Cap) < 26 {
+		t.Fatalf("capabilities %q and %q: want distinct random ones", mv.Cap, ma.Cap)
+	}
+	victimID := itoa(mv.ID)
+	for i, ref := range []string{
+		`"id":` + victimID + `,"cap":"` + ma.Cap + `"`, // the attacker's own capability
+		`"id":` + victimID + `,"cap":"` + mv.Cap[:len(mv.Cap)-1] + `x"`,
+		`"id":` + victimID + `,"cap":""`,
+		`"id":` + victimID,
+	} {
+		sid := itoa(uint64(10 + 2*i))
+		f.send(`{"op":"token",` + ref + `,"sid":` + sid + `,"claims":{}}`)
+		if r := f.recvToken(); r.Code != 400 || r.Token != "" {
+			t.Fatalf("token call %d (%s) answered %+v", i, ref, r)
+		}
+		if err := <-refusedTok; !errors.Is(err, ErrTokenNotRunning) {
+			t.Fatalf("token call %d refused with %v", i, err)
+		}
+		sid = itoa(uint64(11 + 2*i))
+		f.send(`{"op":"storage",` + ref + `,"sid":` + sid + `,"action":"get"}`)
+		if r := f.recvStorage(); r.Code != 400 || r.Data != nil {
+			t.Fatalf("storage call %d (%s) answered %+v", i, ref, r)
+		}
+		if err := <-refusedSto; !errors.Is(err, ErrStorageNotRunning) {
+			t.Fatalf("storage call %d refused with %v", i, err)
+		}
+	}
+	// The right capability works.
+	f.send(`{"op":"token","id":` + victimID + `,"cap":"` + mv.Cap + `","sid":99,"claims":{}}`)
+	if r := f.recvToken(); r.Code != 0 || r.Token != "child-of-victim-jwt" {
+		t.Fatalf("the owner's call answered %+v", r)
+	}
+	f.send(`{"op":"result","id":` + victimID + `,"status":200}`)
+	f.send(`{"op":"result","id":` + itoa(ma.ID) + `,"status":200}`)
+	wait(t, victim)
+	wait(t, attacker)
 }

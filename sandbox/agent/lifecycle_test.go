@@ -126,7 +126,7 @@ func TestNeedCodeRawProtocol(t *testing.T) {
 	req := newReq(code)
 	req.Code = ""
 	send := func(r *agent.Request) {
-		b, _ := json.Marshal(map[string]any{"op": "invoke", "id": 7, "req": r})
+		b, _ := json.Marshal(map[string]any{"op": "invoke", "id": 7, "cap": "c", "req": r})
 		if _, err := conn.Write(append(b, '\n')); err != nil {
 			t.Fatal(err)
 		}

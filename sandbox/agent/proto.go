@@ -14,15 +14,15 @@
 //	{"op":"log","id":7,"req_id":"r1","stream":"stdout","msg":"..."}  user output of invocation 7
 //	{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"<base64>"}
 //	{"op":"need_code","id":7}                          the agent has no compiled function for code_hash
-//	{"op":"storage","id":7,"sid":3,"action":"get"}     ctx.storage.get of invocation 7
-//	{"op":"storage","id":7,"sid":4,"action":"set","data":"{\"n\":1}","etag":2}
-//	{"op":"storage","id":7,"sid":5,"action":"set","data":"null","force":true}
-//	{"op":"token","id":7,"sid":6,"claims":{"ten":"c","dd":0}}             ctx.create_token
-//	{"op":"token","id":7,"sid":7,"claims":{"ten":"c"},"as_url":true}     ctx.create_token_url
+//	{"op":"storage","id":7,"cap":"K3…","sid":3,"action":"get"}     ctx.storage.get of invocation 7
+//	{"op":"storage","id":7,"cap":"K3…","sid":4,"action":"set","data":"{\"n\":1}","etag":2}
+//	{"op":"storage","id":7,"cap":"K3…","sid":5,"action":"set","data":"null","force":true}
+//	{"op":"token","id":7,"cap":"K3…","sid":6,"claims":{"ten":"c","dd":0}}             ctx.create_token
+//	{"op":"token","id":7,"cap":"K3…","sid":7,"claims":{"ten":"c"},"as_url":true}     ctx.create_token_url
 //
 // Daemon -> agent:
 //
-//	{"op":"invoke","id":7,"req":{...Request...}}
+//	{"op":"invoke","id":7,"cap":"K3…","req":{...Request...}}
 //	{"op":"storage_result","sid":3,"data":"{\"n\":1}","etag":2}   success ("data" absent: nothing stored)
 //	{"op":"storage_result","sid":4,"code":409,"message":"...","data":"<current>","etag":3}
 //	{"op":"token_result","sid":6,"token":"<jwt>"}                    success
@@ -36,6 +36,13 @@
 // line by hand (wire.go); the bytes are exactly what encoding/json gives.
 //
 // Invocation ids are chosen by the daemon, unique per channel, and never 0.
+// They are sequential, so they name an invocation but do not stand for it:
+// each invoke also carries "cap", a capability the client draws at random
+// (crypto/rand, 128 bits) for that invocation alone, and every storage and
+// token message must carry the "cap" of the invocation it names. A call
+// whose id is not a pending invocation, or whose cap is not that
+// invocation's, is refused the same way (no oracle), so code cannot act as
+// another invocation by naming its id.
 // The agent answers each invoke with exactly one "result" or "need_code".
 // After "need_code" the daemon resends the same invoke with Code set.
 // The agent caches compiled functions by CodeHash for its lifetime (bounded).
@@ -243,6 +250,7 @@ type TokenHandler func(ctx context.Context, op TokenOp) TokenResult
 type message struct {
 	Op     string              `json:"op"`
 	ID     uint64              `json:"id,omitempty"`
+	Cap    string              `json:"cap,omitempty"`
 	Req    *Request            `json:"req,omitempty"`
 	ReqID  string              `json:"req_id,omitempty"`
 	Pid    int                 `json:"pid,omitempty"`

@@ -40,10 +40,12 @@ func EncodeFixed(r *Request) (*Fixed, error) {
 }
 
 // appendInvoke appends one invoke message line for req (with or without
-// its code), "\n" terminated.
-func appendInvoke(b []byte, id uint64, r *Request, withCode bool) ([]byte, error) {
+// its code) and the invocation's capability, "\n" terminated.
+func appendInvoke(b []byte, id uint64, capability string, r *Request, withCode bool) ([]byte, error) {
 	b = append(b, `{"op":"invoke","id":`...)
 	b = strconv.AppendUint(b, id, 10)
+	b = append(b, `,"cap":`...)
+	b = appendString(b, capability)
 	b = append(b, `,"req":{"req_id":`...)
 	b = appendString(b, r.ReqID)
 	b = append(b, `,"container":`...)

@@ -16,12 +16,13 @@ import (
 type invokeMsg struct {
 	Op  string   `json:"op"`
 	ID  uint64   `json:"id"`
+	Cap string   `json:"cap"`
 	Req *Request `json:"req"`
 }
 
 // encodeStd is what the client sent before the hand-written encoder:
 // json.Encoder without HTML escaping of invokeMsg.
-func encodeStd(t *testing.T, id uint64, r *Request, withCode bool) []byte {
+func encodeStd(t *testing.T, id uint64, capability string, r *Request, withCode bool) []byte {
 	t.Helper()
 	cp := *r
 	cp.Fixed = nil
@@ -31,7 +32,7 @@ func encodeStd(t *testing.T, id uint64, r *Request, withCode bool) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&invokeMsg{Op: "invoke", ID: id, Req: &cp}); err != nil {
+	if err := enc.Encode(&invokeMsg{Op: "invoke", ID: id, Cap: capability, Req: &cp}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -40,6 +41,9 @@ func encodeStd(t *testing.T, id uint64, r *Request, withCode bool) []byte {
 // wireRequests covers every field, empty and nil values, and strings that
 // need escaping (control characters, quotes, HTML, non-ASCII, invalid
 // UTF-8, U+2028).
+// testCap is the capability of invocations in wire tests.
+const testCap = "CAPABILITY234567ABCDEFGHIJ"
+
 func wireRequests() []*Request {
 	odd := "a\"b\\c\n\r\t\b\f\x00\x1f<>&\u2028\u2029é\xff日本"
 	return []*Request{
@@ -64,8 +68,8 @@ func wireRequests() []*Request {
 func TestAppendInvokeMatchesEncodingJSON(t *testing.T) {
 	for i, r := range wireRequests() {
 		for _, withCode := range []bool{true, false} {
-			want := encodeStd(t, uint64(i+1)*1e15, r, withCode)
-			got, err := appendInvoke(nil, uint64(i+1)*1e15, r, withCode)
+			want := encodeStd(t, uint64(i+1)*1e15, testCap, r, withCode)
+			got, err := appendInvoke(nil, uint64(i+1)*1e15, testCap, r, withCode)
 			if err != nil {
 				t.Fatalf("request %d: %v", i, err)
 			}
@@ -79,7 +83,7 @@ func TestAppendInvokeMatchesEncodingJSON(t *testing.T) {
 			}
 			rf := *r
 			rf.Fixed = f
-			got, err = appendInvoke(nil, uint64(i+1)*1e15, &rf, withCode)
+			got, err = appendInvoke(nil, uint64(i+1)*1e15, testCap, &rf, withCode)
 			if err != nil || !bytes.Equal(got, want) {
 				t.Errorf("request %d withCode=%v with Fixed (%v):\n got %s\nwant %s", i, withCode, err, got, want)
 			}
@@ -90,7 +94,7 @@ func TestAppendInvokeMatchesEncodingJSON(t *testing.T) {
 func TestAppendInvokeUnencodable(t *testing.T) {
 	r := &Request{Params: map[string]any{"n": math.Inf(1)}}
 	var ue *json.UnsupportedValueError
-	if _, err := appendInvoke(nil, 1, r, true); !errors.As(err, &ue) {
+	if _, err := appendInvoke(nil, 1, testCap, r, true); !errors.As(err, &ue) {
 		t.Fatalf("appendInvoke: %v, want UnsupportedValueError", err)
 	}
 	if _, err := EncodeFixed(r); !errors.As(err, &ue) {
@@ -166,7 +170,7 @@ func BenchmarkAppendInvoke(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		var err error
-		if buf, err = appendInvoke(buf[:0], 12345, r, false); err != nil {
+		if buf, err = appendInvoke(buf[:0], 12345, testCap, r, false); err != nil {
 			b.Fatal(err)
 		}
 	}
