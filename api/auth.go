@@ -57,7 +57,7 @@ func authorize(claims *token.Claims, container string) error {
 }
 
 func requireMaster(claims *token.Claims) error {
-	if !claims.IsMaster() {
+	if !claims.IsMaster() || bound(claims) {
 		return errdefs.Errorf(errdefs.ErrDenied, msgAdminOnly)
 	}
 	return nil
@@ -79,9 +79,44 @@ func pathName(c echo.Context, p, what string) (string, error) {
 	return v, nil
 }
 
-// containerParam authenticates the caller and checks access to the
-// :container path parameter.
+// errBound refuses a webtask-bound token on a management route.
+var errBound = errdefs.New(errdefs.ErrDenied, "a token bound to one webtask may only run it, use its storage, issue narrower tokens and revoke itself")
+
+// bound reports whether a token is bound to one webtask (its jtn or url
+// claim): such a token (ctx.token, a stored webtask's token) may run that
+// webtask, use that webtask's storage, issue narrower tokens (bound as
+// well) and revoke itself where dr allows; every management route
+// refuses it.
+func bound(c *token.Claims) bool { return c.Jtn != "" || c.URL != "" }
+
+// boundTo reports whether a bound token is bound to webtask container/name:
+// its jtn in its one container, or a url claim naming that webtask.
+func boundTo(c *token.Claims, container, name string) bool {
+	if c.Jtn != "" {
+		one, ok := c.SingleContainer()
+		return ok && one == container && c.Jtn == name
+	}
+	cn, n, ok := parseWebtaskURL(c.URL)
+	return ok && cn == container && n == name
+}
+
+// containerParam authenticates the caller of a management route and checks
+// access to the :container path parameter (webtask-bound tokens are
+// refused).
 func (s *Server) containerParam(c echo.Context) (*token.Claims, string, error) {
+	claims, container, err := s.anyContainerParam(c)
+	if err != nil {
+		return nil, "", err
+	}
+	if bound(claims) {
+		return nil, "", errBound
+	}
+	return claims, container, nil
+}
+
+// anyContainerParam is containerParam that lets webtask-bound tokens
+// through (their routes check the webtask themselves).
+func (s *Server) anyContainerParam(c echo.Context) (*token.Claims, string, error) {
 	claims, _, err := s.caller(c)
 	if err != nil {
 		return nil, "", err

@@ -13,6 +13,7 @@ import (
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // CronStore persists cron jobs and their history (*store.Store).
@@ -76,7 +77,15 @@ func (s *Server) cronJSON(ctx context.Context, j *store.CronJob) (types.CronJob,
 		lr = last[0]
 	}
 	out := s.cron.Record(j, lr, s.now())
-	if out.Token == "" {
+	if out.Token != "" {
+		// A record shows no token wider than the webtask's own: a job
+		// token that is not bound to this webtask (a tenant or master
+		// token the job was given) stays in the store.
+		if c, _, err := token.ParseUnverified(out.Token); err != nil || !boundTo(c, j.Container, j.Name) {
+			out.Token = ""
+		}
+	}
+	if j.Token == "" {
 		// Bound to the webtask's current token: show that one's expiry.
 		if w, err := s.store.GetWebtask(ctx, j.Container, j.Name); err == nil {
 			out.ExpiresAt = s.cron.Record(&store.CronJob{Token: w.Token}, nil, s.now()).ExpiresAt

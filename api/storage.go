@@ -40,10 +40,19 @@ func toDataJSON(d store.Data) dataJSON {
 	return out
 }
 
+// dataParams authenticates the caller of a /data route: tokens of the
+// container, and a webtask-bound token for its own webtask only.
 func (s *Server) dataParams(c echo.Context) (string, string, error) {
-	_, container, name, err := s.webtaskParams(c)
+	claims, container, err := s.anyContainerParam(c)
 	if err != nil {
 		return "", "", err
+	}
+	name, err := pathName(c, "name", "webtask")
+	if err != nil {
+		return "", "", err
+	}
+	if bound(claims) && !boundTo(claims, container, name) {
+		return "", "", errBound
 	}
 	return container, name, nil
 }

@@ -89,6 +89,11 @@ func (o *issued) url(base string) string {
 // without jtn (its url claim becomes webtask:///code/{sha256}). Nothing is
 // stored on any error before the store write.
 func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.IssueRequest) (*issued, error) {
+	if caller != nil && bound(caller) && req.Has("jtn") {
+		// Storing a webtask is management: a bound token's children
+		// stay bound to its webtask.
+		return nil, errBound
+	}
 	if err := s.keepStoredCode(ctx, caller, req); err != nil {
 		return nil, err
 	}
@@ -201,7 +206,13 @@ func (s *Server) issueToken(c echo.Context) error {
 // mayManage: the caller may inspect tok when it is master, is tok or an
 // ancestor of it, or is authorized for every container tok names.
 func mayManage(caller, tok *token.Claims) bool {
-	if caller.IsMaster() || caller.Jti == tok.Jti || tok.IssuedBy(caller.Jti) {
+	if caller.Jti == tok.Jti || tok.IssuedBy(caller.Jti) {
+		return true
+	}
+	if bound(caller) {
+		return false // a webtask-bound token sees only itself and its children
+	}
+	if caller.IsMaster() {
 		return true
 	}
 	if tok.Ten == "" || strings.HasPrefix(tok.Ten, "/") {
