@@ -20,7 +20,12 @@ import (
 //     the issuer, so every token of one lineage shares them; runs are
 //     counted per (container, window, limit).
 //   - lts ltm lth ltd ltw lto limit the requests one token authorizes (API
-//     calls and runs), counted per token id.
+//     calls and runs), counted per token id. They are not inherited (the
+//     reference), but a child's requests count against every ancestor's
+//     buckets too (the ancestors whose limits this process has seen: a
+//     token's limits are remembered when it authorizes a request or
+//     issues a child), so a child issued without limits does not bypass
+//     its parent's.
 //
 // Each limit is a token bucket (x/time/rate) of n tokens refilled at n per
 // window: at most n requests in a burst and n per window on average. A
@@ -93,10 +98,64 @@ type limiters struct {
 	mu      sync.Mutex
 	m       map[limitKey]*rate.Limiter
 	sweepAt int
+
+	// lineage holds the token limits of tokens that have them, by jti,
+	// for their descendants' requests.
+	lmu     sync.RWMutex
+	lineage map[string][6]int64
 }
 
+// lineageMax bounds the remembered token limits (one small entry per
+// limited token; past it an arbitrary half is forgotten).
+const lineageMax = 1 << 16
+
 func newLimiters() *limiters {
-	return &limiters{m: make(map[limitKey]*rate.Limiter), sweepAt: limiterSweepMin}
+	return &limiters{m: make(map[limitKey]*rate.Limiter), sweepAt: limiterSweepMin, lineage: make(map[string][6]int64)}
+}
+
+// remember records c's token limits for its descendants.
+func (l *limiters) remember(c *token.Claims) {
+	vals := tokenLimits(c)
+	if vals == ([6]int64{}) || c.Jti == "" {
+		return
+	}
+	l.lmu.RLock()
+	old, ok := l.lineage[c.Jti]
+	l.lmu.RUnlock()
+	if ok && old == vals {
+		return
+	}
+	l.lmu.Lock()
+	if len(l.lineage) >= lineageMax {
+		n := 0
+		for k := range l.lineage {
+			if n >= lineageMax/2 {
+				break
+			}
+			delete(l.lineage, k)
+			n++
+		}
+	}
+	l.lineage[c.Jti] = vals
+	l.lmu.Unlock()
+}
+
+// appendTokenChecks adds the token limits of c and of its remembered
+// ancestors.
+func (l *limiters) appendTokenChecks(dst []limitCheck, c *token.Claims) []limitCheck {
+	l.remember(c)
+	dst = appendChecks(dst, 't', c.Jti, &tokenWindows, tokenLimits(c))
+	if len(c.Ca) == 0 {
+		return dst
+	}
+	l.lmu.RLock()
+	defer l.lmu.RUnlock()
+	for _, a := range c.Ca {
+		if vals, ok := l.lineage[a]; ok {
+			dst = appendChecks(dst, 't', a, &tokenWindows, vals)
+		}
+	}
+	return dst
 }
 
 type limitCheck struct {
@@ -125,7 +184,7 @@ func (l *limiters) allow(now time.Time, checks []limitCheck) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var taken [12]*rate.Reservation
+	var taken [24]*rate.Reservation
 	res := taken[:0]
 	for _, ch := range checks {
 		lim := l.get(now, ch.key)
@@ -167,30 +226,21 @@ func (l *limiters) size() int {
 	return len(l.m)
 }
 
-// limitToken applies the token limits of c to one request.
+// limitToken applies the token limits of c and of its ancestors to one
+// request.
 func (s *Server) limitToken(c *token.Claims) error {
-	vals := tokenLimits(c)
-	if vals == ([6]int64{}) {
-		return nil
-	}
-	var buf [6]limitCheck
-	return s.limits.allow(s.now(), appendChecks(buf[:0], 't', c.Jti, &tokenWindows, vals))
+	var buf [12]limitCheck
+	return s.limits.allow(s.now(), s.limits.appendTokenChecks(buf[:0], c))
 }
 
 // limitRun applies to one run in container the container limits of c
 // and, when withToken, its token limits too (a named run, authorized by
 // the webtask's stored token).
 func (s *Server) limitRun(c *token.Claims, container string, withToken bool) error {
-	cv := containerLimits(c)
-	var tv [6]int64
+	var buf [18]limitCheck
+	checks := appendChecks(buf[:0], 'c', container, &containerWindows, containerLimits(c))
 	if withToken {
-		tv = tokenLimits(c)
+		checks = s.limits.appendTokenChecks(checks, c)
 	}
-	if cv == ([6]int64{}) && tv == ([6]int64{}) {
-		return nil
-	}
-	var buf [12]limitCheck
-	checks := appendChecks(buf[:0], 'c', container, &containerWindows, cv)
-	checks = appendChecks(checks, 't', c.Jti, &tokenWindows, tv)
 	return s.limits.allow(s.now(), checks)
 }
