@@ -1,8 +1,13 @@
 package api
 
 import (
+	"bufio"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBoundTokenRefusedOnManagementRoutes is issue 11's acceptance 3
@@ -117,5 +122,50 @@ func TestChildCountsAgainstAncestorBuckets(t *testing.T) {
 	// Unrelated tokens are not limited by it.
 	if w := e.do("GET", "/api/webtask/test", e.tenant, ""); w.Code != 200 {
 		t.Fatalf("unrelated token: %d", w.Code)
+	}
+}
+
+// TestLogStreamEndsOnRevocation: an open log stream ends within a second
+// of its token's revocation (bounded wait; the stream's re-check runs
+// every logRecheckInterval).
+func TestLogStreamEndsOnRevocation(t *testing.T) {
+	e := newSecEnv(t)
+	tok := e.issue(e.master, `{"ten":"test","dd":1}`)
+	srv := httptest.NewServer(e.h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/logs/tenant/test?key=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("stream: %d", resp.StatusCode)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != ":ok\n" {
+		t.Fatalf("stream start %q %v", line, err)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, br)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		t.Fatalf("stream ended before the revocation: %v", err)
+	case <-time.After(3 * logRecheckInterval):
+	}
+	if w := e.do("POST", "/api/tokens/revoke?token="+tok, e.master, ""); w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	revoked := time.Now()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Fatalf("stream ended with %v", err)
+		}
+		t.Logf("stream ended %s after the revocation", time.Since(revoked))
+	case <-time.After(time.Second):
+		t.Fatal("the stream is still open a second after its token was revoked")
 	}
 }

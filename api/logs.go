@@ -26,6 +26,10 @@ const (
 	DefaultLogReplayWindow = 5 * time.Second
 	// maxLogTail caps the backlog a reader may ask for.
 	maxLogTail = 1000
+	// logRecheckInterval is how often an open stream re-checks its token
+	// (revocation of it or an ancestor, expiry, key retirement): a stream
+	// ends within this of its token going bad.
+	logRecheckInterval = 250 * time.Millisecond
 )
 
 var (
@@ -39,9 +43,11 @@ var (
 // first sends up to N recent records (tail=0: only new ones; without tail,
 // the records of the last DefaultLogReplayWindow); follow=0 ends the
 // stream after them. The stream ends when the client
-// goes, a write stalls past the write timeout, or the daemon shuts down.
+// goes, a write stalls past the write timeout, the daemon shuts down, or
+// its token is revoked (or an ancestor), expires or loses its key set
+// (re-checked every logRecheckInterval against the store's revocations).
 func (s *Server) streamLogs(c echo.Context) error {
-	_, container, err := s.containerParam(c)
+	claims, container, err := s.containerParam(c)
 	if err != nil {
 		return err
 	}
@@ -100,11 +106,18 @@ func (s *Server) streamLogs(c echo.Context) error {
 	}
 	ping := time.NewTicker(s.cfg.LogPingInterval)
 	defer ping.Stop()
+	recheck := time.NewTicker(logRecheckInterval)
+	defer recheck.Stop()
 	ctx := c.Request().Context()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recheck.C:
+			if err := s.verifier.Check(claims, s.now()); err != nil {
+				s.log.Debug("log stream ended: its token is no longer valid", "req_id", reqID(c), "err", err)
+				return nil
+			}
 		case <-sub.Done():
 			return nil
 		case <-ping.C:
