@@ -63,8 +63,10 @@ func TestCreateTokenE2E(t *testing.T) {
 	if cc.Ten != "ct" || cc.Dd == nil || *cc.Dd != 0 || len(cc.Ca) == 0 || cc.Ca[len(cc.Ca)-1] != pc.Jti {
 		t.Fatalf("child claims %+v, parent jti %s", cc, pc.Jti)
 	}
-	// The child works for its container, not for others.
-	MustStatus(t, env.Call("GET", "/api/webtask/ct", child, nil), 200, "list ct with the child")
+	// The child is bound to the minter, as its parent: it reads the
+	// minter's storage and manages nothing (issue 11: least privilege).
+	MustStatus(t, env.Call("GET", "/api/webtask/ct/minter/data", child, nil), 200, "the minter's storage with the child")
+	MustStatus(t, env.Call("GET", "/api/webtask/ct", child, nil), 403, "list ct with the child")
 	MustStatus(t, env.Call("GET", "/api/webtask/elsewhere", child, nil), 403, "list elsewhere with the child")
 	// A leaf cannot issue.
 	r = env.Call("POST", "/api/tokens/issue", child, map[string]any{"ten": "ct"})
@@ -100,7 +102,7 @@ func TestCreateTokenE2E(t *testing.T) {
 	// Revoking the webtask's token stops its runs, and so its minting.
 	MustStatus(t, env.Call("POST", "/api/tokens/revoke?token="+url.QueryEscape(parent), env.Master, nil), 200, "revoke")
 	MustStatus(t, env.Call("GET", "/api/run/ct/minter", "", nil), 403, "run after revoke")
-	MustStatus(t, env.Call("GET", "/api/webtask/ct", child, nil), 403, "child after the parent's revocation")
+	wantErr(t, env.Call("GET", "/api/webtask/ct/minter/data", child, nil), 403, "token is revoked", "child after the parent's revocation")
 }
 
 // TestCreateTokenUnnamedE2E: an unnamed run issues from the caller's token
@@ -114,7 +116,8 @@ func TestCreateTokenUnnamedE2E(t *testing.T) {
 	if m.Code != 0 || m.Value == "" {
 		t.Fatalf("unnamed create_token = %+v", m)
 	}
-	MustStatus(t, env.Call("GET", "/api/webtask/ct", m.Value, nil), 200, "list with the child")
+	// The child is bound to the code, as its parent: it manages nothing.
+	MustStatus(t, env.Call("GET", "/api/webtask/ct", m.Value, nil), 403, "list with the child")
 	// Its child runs the same stored code (url inherited).
 	r = env.Call("GET", "/api/run/ct?mode=echo&key="+url.QueryEscape(m.Value), "", nil)
 	MustStatus(t, r, 200, "run with the child")
