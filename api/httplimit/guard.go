@@ -1,8 +1,6 @@
 package httplimit
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +21,7 @@ var (
 	ErrUnreadable = errdefs.New(errdefs.ErrInvalid, "the request body could not be read")
 )
 
-// readChunk is how much of a body is reserved and read at a time.
+// readChunk is the first buffer of a body (then doubled as needed).
 const readChunk = 32 << 10
 
 // Guard applies one Config: the listener, the server, per-client request
@@ -78,10 +76,11 @@ func (b *Body) reserve(n int64) bool {
 func (g *Guard) NewBody() *Body { return &Body{g: g} }
 
 // ReadBody reads r up to max bytes into memory, growing with what
-// actually arrives (never by what Content-Length announces), reserving
-// each chunk from the in-flight budget into acct before reading it. A
-// Content-Length above max is refused before reading. Errors: an errdefs.ErrTooLarge,
-// ErrBusy, ErrUnreadable (wrapping the read error).
+// actually arrives (never by what Content-Length announces): the buffer
+// starts at readChunk and doubles when full, each growth reserved from the
+// in-flight budget into acct first (the budget counts buffer capacity). A
+// Content-Length above max is refused before reading. Errors: an
+// errdefs.ErrTooLarge, ErrBusy, ErrUnreadable (wrapping the read error).
 func ReadBody(r *http.Request, max int64, acct *Body) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
@@ -89,37 +88,40 @@ func ReadBody(r *http.Request, max int64, acct *Body) ([]byte, error) {
 	if r.ContentLength > max {
 		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
-	var buf bytes.Buffer
-	lr := io.LimitReader(r.Body, max+1)
+	limit := max + 1 // one more byte tells "too large"
+	lr := io.LimitReader(r.Body, limit)
+	var buf []byte
 	for {
-		if buf.Available() < 512 {
-			want := int64(min(readChunk, max+1-int64(buf.Len())))
-			if want <= 0 {
-				want = 1
+		if len(buf) == cap(buf) {
+			grow := int64(readChunk)
+			if cap(buf) > 0 {
+				grow = int64(cap(buf))
 			}
-			if !acct.reserve(want) {
+			grow = min(grow, limit-int64(cap(buf)))
+			if grow <= 0 {
+				grow = 1
+			}
+			if !acct.reserve(grow) {
 				return nil, ErrBusy
 			}
-			buf.Grow(int(want))
+			nb := make([]byte, len(buf), int64(cap(buf))+grow)
+			copy(nb, buf)
+			buf = nb
 		}
-		free := buf.AvailableBuffer()
-		n, err := lr.Read(free[:cap(free)])
-		buf.Write(free[:n])
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			if errors.Is(err, http.ErrBodyReadAfterClose) {
-				return nil, ErrUnreadable
-			}
 			return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
 		}
 	}
-	if int64(buf.Len()) > max {
+	if int64(len(buf)) > max {
 		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
 	}
-	if buf.Len() == 0 {
+	if len(buf) == 0 {
 		return nil, nil
 	}
-	return buf.Bytes(), nil
+	return buf, nil
 }
