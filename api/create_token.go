@@ -30,7 +30,6 @@ func (s *Server) CreateToken(ctx context.Context, op agent.TokenOp) agent.TokenR
 	if err != nil {
 		return s.tokenResult(op, err)
 	}
-	s.limits.remember(parent) // its children's requests count against it
 
 	req, err := token.ParseIssueRequest(op.Claims)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/webtaskd/webtaskd/store/token"
 )
 
 // TestBoundTokenRefusedOnManagementRoutes is issue 11's acceptance 3
@@ -168,4 +170,17 @@ func TestLogStreamEndsOnRevocation(t *testing.T) {
 	case <-time.After(time.Second):
 		t.Fatal("the stream is still open a second after its token was revoked")
 	}
+}
+
+// TestAncestorLimitsTravelWithTheToken: the ancestors' limits are claims
+// of the child (alim), so they bind it with no state of the daemon (after
+// a restart, before the parent is ever seen).
+func TestAncestorLimitsTravelWithTheToken(t *testing.T) {
+	e := newSecEnv(t)
+	child := e.sign(&token.Claims{Ten: "test", Ca: []string{"parent-jti"},
+		Alim: map[string]token.TokenLimits{"parent-jti": {Lts: 1}}})
+	if w := e.do("GET", "/api/webtask/test", child, ""); w.Code != 200 {
+		t.Fatalf("first: %d %s", w.Code, w.Body)
+	}
+	wantError(t, e.do("GET", "/api/webtask/test", child, ""), 429, "rate limit exceeded: the token allows 1 requests per second (`lts`)")
 }

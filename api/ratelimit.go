@@ -22,10 +22,9 @@ import (
 //   - lts ltm lth ltd ltw lto limit the requests one token authorizes (API
 //     calls and runs), counted per token id. They are not inherited (the
 //     reference), but a child's requests count against every ancestor's
-//     buckets too (the ancestors whose limits this process has seen: a
-//     token's limits are remembered when it authorizes a request or
-//     issues a child), so a child issued without limits does not bypass
-//     its parent's.
+//     buckets too (token.Narrow records the ancestors' limits in the
+//     child's alim claim), so a child issued without limits does not
+//     bypass its parent's.
 //
 // Each limit is a token bucket (x/time/rate) of n tokens refilled at n per
 // window: at most n requests in a burst and n per window on average. A
@@ -98,62 +97,18 @@ type limiters struct {
 	mu      sync.Mutex
 	m       map[limitKey]*rate.Limiter
 	sweepAt int
-
-	// lineage holds the token limits of tokens that have them, by jti,
-	// for their descendants' requests.
-	lmu     sync.RWMutex
-	lineage map[string][6]int64
 }
-
-// lineageMax bounds the remembered token limits (one small entry per
-// limited token; past it an arbitrary half is forgotten).
-const lineageMax = 1 << 16
 
 func newLimiters() *limiters {
-	return &limiters{m: make(map[limitKey]*rate.Limiter), sweepAt: limiterSweepMin, lineage: make(map[string][6]int64)}
+	return &limiters{m: make(map[limitKey]*rate.Limiter), sweepAt: limiterSweepMin}
 }
 
-// remember records c's token limits for its descendants.
-func (l *limiters) remember(c *token.Claims) {
-	vals := tokenLimits(c)
-	if vals == ([6]int64{}) || c.Jti == "" {
-		return
-	}
-	l.lmu.RLock()
-	old, ok := l.lineage[c.Jti]
-	l.lmu.RUnlock()
-	if ok && old == vals {
-		return
-	}
-	l.lmu.Lock()
-	if len(l.lineage) >= lineageMax {
-		n := 0
-		for k := range l.lineage {
-			if n >= lineageMax/2 {
-				break
-			}
-			delete(l.lineage, k)
-			n++
-		}
-	}
-	l.lineage[c.Jti] = vals
-	l.lmu.Unlock()
-}
-
-// appendTokenChecks adds the token limits of c and of its remembered
-// ancestors.
-func (l *limiters) appendTokenChecks(dst []limitCheck, c *token.Claims) []limitCheck {
-	l.remember(c)
+// appendTokenChecks adds the token limits of c and of its ancestors (the
+// alim claim).
+func appendTokenChecks(dst []limitCheck, c *token.Claims) []limitCheck {
 	dst = appendChecks(dst, 't', c.Jti, &tokenWindows, tokenLimits(c))
-	if len(c.Ca) == 0 {
-		return dst
-	}
-	l.lmu.RLock()
-	defer l.lmu.RUnlock()
-	for _, a := range c.Ca {
-		if vals, ok := l.lineage[a]; ok {
-			dst = appendChecks(dst, 't', a, &tokenWindows, vals)
-		}
+	for jti, l := range c.Alim {
+		dst = appendChecks(dst, 't', jti, &tokenWindows, [6]int64{l.Lts, l.Ltm, l.Lth, l.Ltd, l.Ltw, l.Lto})
 	}
 	return dst
 }
@@ -230,7 +185,7 @@ func (l *limiters) size() int {
 // request.
 func (s *Server) limitToken(c *token.Claims) error {
 	var buf [12]limitCheck
-	return s.limits.allow(s.now(), s.limits.appendTokenChecks(buf[:0], c))
+	return s.limits.allow(s.now(), appendTokenChecks(buf[:0], c))
 }
 
 // limitRun applies to one run in container the container limits of c
@@ -240,7 +195,7 @@ func (s *Server) limitRun(c *token.Claims, container string, withToken bool) err
 	var buf [18]limitCheck
 	checks := appendChecks(buf[:0], 'c', container, &containerWindows, containerLimits(c))
 	if withToken {
-		checks = s.limits.appendTokenChecks(checks, c)
+		checks = appendTokenChecks(checks, c)
 	}
 	return s.limits.allow(s.now(), checks)
 }

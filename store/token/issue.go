@@ -302,6 +302,16 @@ func Narrow(parent *Claims, req *IssueRequest, now time.Time) (*Claims, error) {
 	if parent != nil && p.Jti != "" {
 		c.Ca = append(c.Ca, p.Jti)
 	}
+	// The ancestors' token limits bind the child's requests too.
+	if own := p.TokenLimits(); len(p.Alim) > 0 || (parent != nil && p.Jti != "" && own != (TokenLimits{})) {
+		c.Alim = make(map[string]TokenLimits, len(p.Alim)+1)
+		for jti, l := range p.Alim {
+			c.Alim[jti] = l
+		}
+		if parent != nil && p.Jti != "" && own != (TokenLimits{}) {
+			c.Alim[p.Jti] = own
+		}
+	}
 
 	if req.Has("ten") {
 		if err := narrowTen(p.Ten, req.Ten); err != nil {
@@ -375,7 +385,8 @@ func Narrow(parent *Claims, req *IssueRequest, now time.Time) (*Claims, error) {
 		}
 	}
 
-	// Token limits are per token, never inherited; container limits only
+	// Token limits are per token, never inherited (but recorded in Alim
+	// above); container limits only
 	// where the parent has none (checked above).
 	for _, name := range containerLimitClaims {
 		if n, ok := req.Limits[name]; ok {

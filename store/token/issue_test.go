@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseIssueRequestWtCreateBody(t *testing.T) {
@@ -275,3 +276,34 @@ func TestNarrow(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestNarrowRecordsAncestorLimits: token limits are not inherited, but the
+// child records every limited ancestor's in alim.
+func TestNarrowRecordsAncestorLimits(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	grand := &Claims{Ten: "t", Jti: "g", Lts: 5}
+	req, err := ParseIssueRequest([]byte(`{"ltm":7}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, err := Narrow(grand, req, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent.Jti = "p"
+	if parent.Lts != 0 || parent.Ltm != 7 || parent.Alim["g"] != (TokenLimits{Lts: 5}) || len(parent.Alim) != 1 {
+		t.Fatalf("parent %+v", parent)
+	}
+	empty, _ := ParseIssueRequest([]byte(`{}`))
+	child, err := Narrow(parent, empty, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if child.Ltm != 0 || child.Alim["g"] != (TokenLimits{Lts: 5}) || child.Alim["p"] != (TokenLimits{Ltm: 7}) || len(child.Alim) != 2 {
+		t.Fatalf("child %+v", child)
+	}
+	unlimited, err := Narrow(&Claims{Ten: "t", Jti: "u"}, empty, now)
+	if err != nil || unlimited.Alim != nil {
+		t.Fatalf("child of an unlimited token: %+v %v", unlimited, err)
+	}
+}

@@ -111,6 +111,11 @@ type Claims struct {
 	Ltd int64 `json:"ltd,omitempty"`
 	Ltw int64 `json:"ltw,omitempty"`
 	Lto int64 `json:"lto,omitempty"`
+	// Alim holds the token limits of the ancestors that have them, by
+	// their jti (set by Narrow, never requested): the lts… claims are not
+	// inherited, but a descendant's requests count against its ancestors'
+	// buckets too, so that an unlimited child cannot bypass its parent.
+	Alim map[string]TokenLimits `json:"alim,omitempty"`
 
 	// Kid is the key id the token was signed with (set by Verify).
 	Kid string `json:"-"`
@@ -135,6 +140,21 @@ func ParseBody(pb *int) int {
 		return PbOnArity
 	}
 	return *pb
+}
+
+// TokenLimits are the lts…lto claims of one token (0: none).
+type TokenLimits struct {
+	Lts int64 `json:"lts,omitempty"`
+	Ltm int64 `json:"ltm,omitempty"`
+	Lth int64 `json:"lth,omitempty"`
+	Ltd int64 `json:"ltd,omitempty"`
+	Ltw int64 `json:"ltw,omitempty"`
+	Lto int64 `json:"lto,omitempty"`
+}
+
+// TokenLimits returns c's own lts…lto claims.
+func (c *Claims) TokenLimits() TokenLimits {
+	return TokenLimits{Lts: c.Lts, Ltm: c.Ltm, Lth: c.Lth, Ltd: c.Ltd, Ltw: c.Ltw, Lto: c.Lto}
 }
 
 // jwt.Claims implementation; validation is done by Verify itself.
