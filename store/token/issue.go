@@ -303,7 +303,7 @@ func Narrow(parent *Claims, req *IssueRequest, now time.Time) (*Claims, error) {
 		c.Ca = append(c.Ca, p.Jti)
 	}
 	// The ancestors' token limits bind the child's requests too.
-	if own := p.TokenLimits(); len(p.Alim) > 0 || (parent != nil && p.Jti != "" && own != (TokenLimits{})) {
+	if own := p.TokenLimits; len(p.Alim) > 0 || (parent != nil && p.Jti != "" && own != (TokenLimits{})) {
 		c.Alim = make(map[string]TokenLimits, len(p.Alim)+1)
 		for jti, l := range p.Alim {
 			c.Alim[jti] = l

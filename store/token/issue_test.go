@@ -158,7 +158,7 @@ func TestNarrow(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
-		{"container limits inherited, token limits not", &Claims{Ten: "test", Jti: "p", Lm: 10, Lts: 3}, `{"ltm":4}`, nil, "", func(t *testing.T, c *Claims) {
+		{"container limits inherited, token limits not", &Claims{Ten: "test", Jti: "p", Lm: 10, TokenLimits: TokenLimits{Lts: 3}}, `{"ltm":4}`, nil, "", func(t *testing.T, c *Claims) {
 			if c.Lm != 10 || c.Lts != 0 || c.Ltm != 4 {
 				t.Fatalf("%+v", c)
 			}
@@ -281,7 +281,7 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 // child records every limited ancestor's in alim.
 func TestNarrowRecordsAncestorLimits(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	grand := &Claims{Ten: "t", Jti: "g", Lts: 5}
+	grand := &Claims{Ten: "t", Jti: "g", TokenLimits: TokenLimits{Lts: 5}}
 	req, err := ParseIssueRequest([]byte(`{"ltm":7}`))
 	if err != nil {
 		t.Fatal(err)

@@ -104,13 +104,8 @@ type Claims struct {
 	Ld int64 `json:"ld,omitempty"`
 	Lw int64 `json:"lw,omitempty"`
 	Lo int64 `json:"lo,omitempty"`
-	// Token rate limits per second/minute/hour/day/week/month.
-	Lts int64 `json:"lts,omitempty"`
-	Ltm int64 `json:"ltm,omitempty"`
-	Lth int64 `json:"lth,omitempty"`
-	Ltd int64 `json:"ltd,omitempty"`
-	Ltw int64 `json:"ltw,omitempty"`
-	Lto int64 `json:"lto,omitempty"`
+	// TokenLimits are the token rate limits (lts…lto, flattened in JSON).
+	TokenLimits
 	// Alim holds the token limits of the ancestors that have them, by
 	// their jti (set by Narrow, never requested): the lts… claims are not
 	// inherited, but a descendant's requests count against its ancestors'
@@ -142,7 +137,8 @@ func ParseBody(pb *int) int {
 	return *pb
 }
 
-// TokenLimits are the lts…lto claims of one token (0: none).
+// TokenLimits are the lts…lto claims of one token, per second, minute,
+// hour, day, week and month (0: none).
 type TokenLimits struct {
 	Lts int64 `json:"lts,omitempty"`
 	Ltm int64 `json:"ltm,omitempty"`
@@ -150,11 +146,6 @@ type TokenLimits struct {
 	Ltd int64 `json:"ltd,omitempty"`
 	Ltw int64 `json:"ltw,omitempty"`
 	Lto int64 `json:"lto,omitempty"`
-}
-
-// TokenLimits returns c's own lts…lto claims.
-func (c *Claims) TokenLimits() TokenLimits {
-	return TokenLimits{Lts: c.Lts, Ltm: c.Ltm, Lth: c.Lth, Ltd: c.Ltd, Ltw: c.Ltw, Lto: c.Lto}
 }
 
 // jwt.Claims implementation; validation is done by Verify itself.
