@@ -1,8 +1,11 @@
 package daemon_test
 
 import (
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
@@ -65,5 +68,90 @@ func TestCallerCredentialsStayOutOfTheSandbox(t *testing.T) {
 	}
 	if !strings.HasSuffix(strings.SplitN(s.URL, "?", 2)[0], "/sub") {
 		t.Fatalf("named run url %q", s.URL)
+	}
+}
+
+// TestReplayedInvocationIDIsRefused is issue 11's acceptance 2 (second
+// half), through the real agent: webtask code that writes storage and
+// token messages naming other invocations' (sequential) ids on the agent's
+// channel itself (fd 3), while another webtask of its container is
+// running, changes nothing: it lacks their capabilities.
+func TestReplayedInvocationIDIsRefused(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.PoolSize = 0
+	env := Start(t, cfg)
+	// The victim marks its storage, then holds its invocation open until
+	// the test lets it go (it polls its storage for "go").
+	env.PutWebtask("acme", "victim", `module.exports = (ctx, cb) => {
+  ctx.storage.set({ state: 'running' }, { force: 1 }, (err) => {
+    if (err) return cb(err);
+    const poll = () => ctx.storage.get((err, d) => {
+      if (err) return cb(err);
+      if (d && d.state === 'go') return cb(null, { done: true });
+      setTimeout(poll, 20);
+    });
+    poll();
+  });
+};`, nil)
+	env.PutWebtask("acme", "attacker", `const fs = require('fs');
+module.exports = (ctx, cb) => {
+  let lines = '';
+  for (let id = 1; id <= 20; id++) {
+    lines += JSON.stringify({ op: 'storage', id: id, sid: 1e9 + 2 * id, action: 'set', data: '{"state":"pwned"}', force: true }) + '\n';
+    lines += JSON.stringify({ op: 'token', id: id, sid: 1e9 + 2 * id + 1, claims: {} }) + '\n';
+  }
+  const buf = Buffer.from(lines);
+  for (let off = 0, tries = 0; off < buf.length && tries < 1e6; tries++) {
+    try { off += fs.writeSync(3, buf, off); } catch (e) { if (e.code !== 'EAGAIN') throw e; }
+  }
+  cb(null, { sent: true });
+};`, nil)
+	// Not env.Call: it may not fail the test from another goroutine.
+	victim := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 60 * time.Second}).Get(env.Base + "/api/run/acme/victim")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		victim <- err
+	}()
+	var etag int64
+	state := func() string {
+		r := env.Call("GET", "/api/webtask/acme/victim/data", env.Master, nil)
+		MustStatus(t, r, 200, "victim's storage")
+		var d struct {
+			Data string `json:"data"`
+			Etag *int64 `json:"etag"`
+		}
+		r.JSON(t, &d)
+		if d.Etag != nil {
+			etag = *d.Etag
+		}
+		return d.Data
+	}
+	WaitFor(t, "the victim to run", 30*time.Second, func() bool { return strings.Contains(state(), "running") })
+	MustStatus(t, env.Call("GET", "/api/run/acme/attacker", "", nil), 200, "attacker")
+	// The attacker's messages were read before its result (one channel,
+	// in order): the victim's storage is still its own.
+	if s := state(); strings.Contains(s, "pwned") {
+		t.Fatalf("another invocation wrote the victim's storage: %s", s)
+	}
+	MustStatus(t, env.Call("PUT", "/api/webtask/acme/victim/data", env.Master, map[string]any{"data": `{"state":"go"}`}), 200, "let the victim go")
+	select {
+	case err := <-victim:
+		if err != nil {
+			t.Fatalf("victim: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the victim did not answer")
+	}
+	// Exactly two writes ever happened (the victim's and the test's): a
+	// forged write that landed late would show in the write counter.
+	if s := state(); !strings.Contains(s, "go") || etag != 2 {
+		t.Fatalf("victim's storage %s with etag %d, want the test's write as the second", s, etag)
 	}
 }
