@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,6 +134,30 @@ func TestChildCountsAgainstAncestorBuckets(t *testing.T) {
 func TestLogStreamEndsOnRevocation(t *testing.T) {
 	e := newSecEnv(t)
 	tok := e.issue(e.master, `{"ten":"test","dd":1}`)
+	streamEndsAfter(t, e.env, tok, "revocation", func() {
+		if w := e.do("POST", "/api/tokens/revoke?token="+tok, e.master, ""); w.Code != 200 {
+			t.Fatalf("revoke: %d %s", w.Code, w.Body)
+		}
+	})
+}
+
+// TestLogStreamEndsOnExpiry: the same when the token expires while the
+// stream is open (the daemon's clock passes its exp).
+func TestLogStreamEndsOnExpiry(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Now().UnixNano())
+	e := buildEnv(t, envOptions{realStore: true, deps: func(_ *env, d *Deps) {
+		d.Now = func() time.Time { return time.Unix(0, now.Load()) }
+	}})
+	tok := e.sign(&token.Claims{Ten: "test", Jti: "0123456789abcdef0123456789abcdef", Exp: time.Unix(0, now.Load()).Add(time.Hour).Unix()})
+	streamEndsAfter(t, e, tok, "expiry", func() { now.Add(int64(2 * time.Hour)) })
+}
+
+// streamEndsAfter opens a log stream of container test with tok, checks
+// that it stays open, runs event and requires the stream to end within a
+// second.
+func streamEndsAfter(t *testing.T, e *env, tok, what string, event func()) {
+	t.Helper()
 	srv := httptest.NewServer(e.h)
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/api/logs/tenant/test?key=" + tok)
@@ -154,21 +179,19 @@ func TestLogStreamEndsOnRevocation(t *testing.T) {
 	}()
 	select {
 	case err := <-ended:
-		t.Fatalf("stream ended before the revocation: %v", err)
+		t.Fatalf("stream ended before the %s: %v", what, err)
 	case <-time.After(3 * logRecheckInterval):
 	}
-	if w := e.do("POST", "/api/tokens/revoke?token="+tok, e.master, ""); w.Code != 200 {
-		t.Fatalf("revoke: %d %s", w.Code, w.Body)
-	}
-	revoked := time.Now()
+	event()
+	at := time.Now()
 	select {
 	case err := <-ended:
 		if err != nil {
 			t.Fatalf("stream ended with %v", err)
 		}
-		t.Logf("stream ended %s after the revocation", time.Since(revoked))
+		t.Logf("stream ended %s after the %s", time.Since(at), what)
 	case <-time.After(time.Second):
-		t.Fatal("the stream is still open a second after its token was revoked")
+		t.Fatalf("the stream is still open a second after the %s", what)
 	}
 }
 
