@@ -18,7 +18,7 @@ var (
 	ErrBusy = errdefs.New(errdefs.ErrUnavailable, "too many request bodies are being received; retry")
 	// ErrUnreadable: the client did not send the body it announced (cut
 	// off by the read deadline, aborted, malformed chunking) (400).
-	ErrUnreadable = errdefs.New(errdefs.ErrInvalid, "the request body could not be read")
+	ErrUnreadable = errdefs.New(errdefs.ErrInvalid, "the request body could not be read: malformed chunked encoding or an incomplete upload")
 )
 
 // readChunk is the first buffer of a body (then doubled as needed).
