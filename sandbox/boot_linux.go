@@ -45,7 +45,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	if log == nil {
 		log = slog.Default()
 	}
-	spec := SpecOptions{ID: id, CgroupParent: h.cgroupParent, Layout: h.layout, Limits: o.Limits}
+	spec := SpecOptions{ID: id, CgroupParent: h.cgroupParent, Layout: h.layout, Limits: o.Limits, Rlimits: h.rlimits}
 	cfg, err := BuildConfig(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)

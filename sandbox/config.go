@@ -37,6 +37,25 @@ const (
 // DefaultLimits are the limits of a sandbox when nothing else is configured.
 var DefaultLimits = types.Limits{MemoryMB: 256, CPUs: 1, Pids: 128, TmpMB: 16}
 
+// DefaultRlimits are the process resource limits of every sandbox when
+// nothing else is configured.
+var DefaultRlimits = Rlimits{MaxOpenFiles: 4096, MaxLockedMemoryBytes: 64 << 10}
+
+// Rlimits are the process resource limits (setrlimit) of a sandbox's
+// processes, soft and hard alike: a webtask cannot raise them (it holds
+// no capability). Besides these, RLIMIT_CORE is always 0 (a core dump of
+// the runtime would hold secrets, and would fill /tmp) and RLIMIT_NPROC is
+// the sandbox's pids limit (tasks of the sandbox's user, which the kernel
+// counts per user namespace: per sandbox), a second bound under the pids
+// cgroup.
+type Rlimits struct {
+	// MaxOpenFiles is RLIMIT_NOFILE: open file descriptors per process.
+	MaxOpenFiles uint64
+	// MaxLockedMemoryBytes is RLIMIT_MEMLOCK: memory a process may lock
+	// (mlock) in bytes.
+	MaxLockedMemoryBytes uint64
+}
+
 // Bounds of the limits, daemon defaults and per-container overrides alike.
 const (
 	minMemoryMB = 32
@@ -50,6 +69,10 @@ const (
 	maxExecTimeoutMS = 3_600_000
 	maxConcurrency   = 10_000
 	maxPoolSize      = 1024
+	// RLIMIT_NOFILE bounds: node needs a few dozen descriptors; the
+	// kernel's default fs.nr_open is 1<<20.
+	minOpenFiles = 64
+	maxOpenFiles = 1 << 20
 )
 
 // Config configures a Manager.
@@ -63,6 +86,9 @@ type Config struct {
 	CgroupParent string
 	// Limits are the limits of every sandbox.
 	Limits types.Limits
+	// Rlimits are the process resource limits of every sandbox (default
+	// DefaultRlimits).
+	Rlimits Rlimits
 	// IdleTimeout: a sandbox idle this long is destroyed.
 	IdleTimeout time.Duration
 	// ExecTimeout bounds one invocation; on expiry the call fails with
@@ -139,6 +165,8 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Limits.CPUs, DefaultLimits.CPUs)
 	setDefault(&c.Limits.Pids, DefaultLimits.Pids)
 	setDefault(&c.Limits.TmpMB, DefaultLimits.TmpMB)
+	setDefault(&c.Rlimits.MaxOpenFiles, DefaultRlimits.MaxOpenFiles)
+	setDefault(&c.Rlimits.MaxLockedMemoryBytes, DefaultRlimits.MaxLockedMemoryBytes)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.ExecTimeout, DefaultExecTimeout)
 	setDefault(&c.StartTimeout, DefaultStartTimeout)
@@ -171,6 +199,10 @@ func (c Config) Validate() error {
 	switch {
 	case c.Limits.TmpMB < 1:
 		return fmt.Errorf("%w: tmp size must be at least 1 MiB", ErrConfig)
+	case c.Rlimits.MaxOpenFiles < minOpenFiles || c.Rlimits.MaxOpenFiles > maxOpenFiles:
+		return fmt.Errorf("%w: max open files must be between %d and %d", ErrConfig, minOpenFiles, maxOpenFiles)
+	case c.Rlimits.MaxLockedMemoryBytes > uint64(c.Limits.MemoryMB)<<20:
+		return fmt.Errorf("%w: max locked memory must not exceed the memory limit", ErrConfig)
 	case c.IdleTimeout <= 0 || c.ExecTimeout <= 0 || c.StartTimeout <= 0:
 		return fmt.Errorf("%w: timeouts must be positive", ErrConfig)
 	case c.LogLimitBytes < 0:

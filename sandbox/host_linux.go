@@ -17,6 +17,7 @@ type lcHost struct {
 	cgroupParent string
 	layout       *rootfs.Layout
 	fleet        *fleetCgroup
+	rlimits      Rlimits
 	log          *slog.Logger
 }
 
@@ -47,7 +48,7 @@ func openHost(cfg *Config) (*lcHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, log: cfg.Logger}, nil
+	return &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger}, nil
 }
 
 // newSandbox is the default Config.NewSandbox.

@@ -98,6 +98,9 @@ func (s *lcSandbox) Assign(container string, l types.Limits) error {
 		if err := s.cg.update(l); err != nil {
 			return fmt.Errorf("sandbox %s: applying limits: %w", s.id, err)
 		}
+		if err := s.setNprocLimit(l.Pids); err != nil {
+			return fmt.Errorf("sandbox %s: applying limits: %w", s.id, err)
+		}
 	}
 	s.container, s.limits, s.served = container, l, types.ServedPooled
 	return nil

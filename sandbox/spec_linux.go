@@ -10,7 +10,6 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/rootfs"
@@ -37,6 +36,8 @@ type SpecOptions struct {
 	Layout *rootfs.Layout
 	// Limits are the resource limits of the sandbox.
 	Limits types.Limits
+	// Rlimits are the process resource limits of the sandbox.
+	Rlimits Rlimits
 }
 
 // specconvMu serialises specconv.CreateLibcontainerConfig, which writes
@@ -80,10 +81,6 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 			Cwd:             "/tmp",
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{},
-			Rlimits: []specs.POSIXRlimit{
-				{Type: "RLIMIT_NOFILE", Hard: 4096, Soft: 4096},
-				{Type: "RLIMIT_CORE", Hard: 0, Soft: 0},
-			},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: filepath.Join(o.CgroupParent, o.ID),
@@ -128,50 +125,9 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	// Explicitly no capabilities at all (nil would keep them).
 	cfg.Capabilities = &configs.Capabilities{}
 	cfg.NoNewPrivileges = true
+	// specconv ignores the spec's process rlimits: set them on the
+	// config, which libcontainer applies (prlimit) to the init process
+	// before it enters the user namespace; every process inherits them.
+	cfg.Rlimits = o.Rlimits.configs(o.Limits.Pids)
 	return cfg, nil
-}
-
-// seccompProfile is a denylist: everything is allowed except syscalls a
-// Node runtime never needs and that widen the kernel attack surface.
-func seccompProfile() *specs.LinuxSeccomp {
-	eperm := uint(unix.EPERM)
-	enosys := uint(unix.ENOSYS)
-	denied := []string{
-		"mount", "umount2", "ptrace", "kexec_load", "kexec_file_load",
-		"init_module", "finit_module", "delete_module", "bpf", "perf_event_open",
-		"keyctl", "add_key", "request_key", "unshare", "setns", "swapon", "swapoff",
-		"reboot", "acct", "pivot_root", "chroot", "open_by_handle_at", "name_to_handle_at",
-		"userfaultfd", "process_vm_readv", "process_vm_writev", "fsopen", "fsmount",
-		"fsconfig", "move_mount", "open_tree", "mount_setattr", "lookup_dcookie",
-		"quotactl", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
-		"syslog", "vhangup", "iopl", "ioperm", "kcmp",
-	}
-	sc := &specs.LinuxSeccomp{
-		DefaultAction: specs.ActAllow,
-		Architectures: []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32, specs.ArchAARCH64},
-		Syscalls: []specs.LinuxSyscall{
-			{Names: denied, Action: specs.ActErrno, ErrnoRet: &eperm},
-			// clone3 passes its flags in memory seccomp cannot inspect; ENOSYS
-			// makes libc fall back to clone, whose flags are checked below.
-			{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys},
-		},
-	}
-	for _, flag := range []uint64{
-		unix.CLONE_NEWNS, unix.CLONE_NEWUTS, unix.CLONE_NEWIPC, unix.CLONE_NEWUSER,
-		unix.CLONE_NEWPID, unix.CLONE_NEWNET, unix.CLONE_NEWCGROUP,
-	} {
-		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
-			Names: []string{"clone"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-			Args: []specs.LinuxSeccompArg{{Index: 0, Value: flag, ValueTwo: flag, Op: specs.OpMaskedEqual}},
-		})
-	}
-	// personality: refuse the persona bits that weaken the address space
-	// (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ADDR_COMPAT_LAYOUT, MMAP_PAGE_ZERO).
-	for _, bit := range []uint64{0x0040000, 0x0400000, 0x0200000, 0x0100000} {
-		sc.Syscalls = append(sc.Syscalls, specs.LinuxSyscall{
-			Names: []string{"personality"}, Action: specs.ActErrno, ErrnoRet: &eperm,
-			Args: []specs.LinuxSeccompArg{{Index: 0, Value: bit, ValueTwo: bit, Op: specs.OpMaskedEqual}},
-		})
-	}
-	return sc
 }
