@@ -182,7 +182,9 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	case <-s.done:
 		return nil, fmt.Errorf("%w: runtime exited during boot: %w", ErrStart, s.exitErr)
 	}
-	s.log.Debug("sandbox ready", "pid", s.pid)
+	// The agent answered: node runs, and is tini's only child yet.
+	s.nodePid = firstChild(s.pid)
+	s.log.Debug("sandbox ready", "pid", s.pid, "node_pid", s.nodePid)
 	return s, nil
 }
 

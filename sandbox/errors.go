@@ -1,6 +1,10 @@
 package sandbox
 
-import "github.com/webtaskd/webtaskd/api/errdefs"
+import (
+	"errors"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
+)
 
 // Errors of sandboxes and the Manager. Each wraps one api/errdefs kind and
 // its message is written for the API's caller; match them with errors.Is.
@@ -32,3 +36,11 @@ var (
 	// invalid.
 	ErrConfig = errdefs.New(errdefs.ErrInvalid, "invalid sandbox configuration")
 )
+
+// ErrNotReached marks an error of Sandbox.Resume or Sandbox.Invoke that
+// came before the call reached the runtime: the runtime was found dead (or
+// dying: killed while frozen) before the request was sent, so no user code
+// ran for it. It always comes wrapped with the reason (ErrCrashed, ErrOOM
+// or ErrDestroyed), whose kind and message the caller sees. The Manager
+// retries such a call once on a fresh sandbox.
+var ErrNotReached = errors.New("the call did not reach the runtime")

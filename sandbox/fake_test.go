@@ -23,14 +23,24 @@ const waitBound = 10 * time.Second
 // holdURL makes a fake invocation block until the factory releases it.
 const holdURL = "/hold"
 
+// deadURL makes a fake invocation fail as if its sandbox had been found
+// dead before the request was sent (ErrCrashed, ErrNotReached); crashURL
+// as if the runtime died running the webtask (ErrCrashed).
+const (
+	deadURL  = "/dead"
+	crashURL = "/crash"
+)
+
 // fakeFactory is a Config.NewSandbox that makes fakeSandboxes and checks
 // the rules the Manager must keep.
 type fakeFactory struct {
 	t       testing.TB
 	started chan *fakeSandbox // every start, in order (buffered)
 	entered chan *fakeSandbox // an invocation to holdURL began
-	release chan struct{}     // closing it ends every held invocation
-	gate    chan struct{}     // when non-nil, starts wait for it
+	// frozenWait: an invocation waits for an external freeze to end
+	frozenWait chan *fakeSandbox
+	release    chan struct{} // closing it ends every held invocation
+	gate       chan struct{} // when non-nil, starts wait for it
 
 	mu         sync.Mutex
 	n          int
@@ -40,10 +50,11 @@ type fakeFactory struct {
 
 func newFakeFactory(t testing.TB) *fakeFactory {
 	return &fakeFactory{
-		t:       t,
-		started: make(chan *fakeSandbox, 64),
-		entered: make(chan *fakeSandbox, 64),
-		release: make(chan struct{}),
+		t:          t,
+		started:    make(chan *fakeSandbox, 64),
+		entered:    make(chan *fakeSandbox, 64),
+		frozenWait: make(chan *fakeSandbox, 64),
+		release:    make(chan struct{}),
 	}
 }
 
@@ -101,6 +112,13 @@ type fakeSandbox struct {
 	destroyed   bool
 	invocations int
 	done        chan struct{}
+	// killedFrozen: the runtime was killed while frozen and dies at the
+	// next thaw; frozenDeath is then what Resume returns.
+	killedFrozen bool
+	frozenDeath  error
+	// foreign, when non-nil, is a freeze made from outside: invocations
+	// wait until ThawExternal closes it.
+	foreign chan struct{}
 }
 
 func (s *fakeSandbox) ID() string            { return s.id }
@@ -121,7 +139,26 @@ func (s *fakeSandbox) Invoke(ctx context.Context, req *agent.Request, _ time.Dur
 	}
 	s.served[req.Container] = true
 	s.invocations++
+	foreign := s.foreign
 	s.mu.Unlock()
+	if foreign != nil {
+		s.f.frozenWait <- s
+		select {
+		case <-foreign:
+		case <-s.done:
+			return nil, sandbox.ErrDestroyed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	switch req.URL {
+	case deadURL: // found dead before sending, every time
+		_ = s.Destroy()
+		return nil, fmt.Errorf("%w (%w)", sandbox.ErrCrashed, sandbox.ErrNotReached)
+	case crashURL: // died running the webtask
+		_ = s.Destroy()
+		return nil, sandbox.ErrCrashed
+	}
 	if req.URL == holdURL {
 		s.f.entered <- s
 		select {
@@ -159,11 +196,49 @@ func (s *fakeSandbox) Pause() error {
 func (s *fakeSandbox) Resume() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.frozenDeath != nil {
+		return s.frozenDeath
+	}
 	if s.destroyed {
 		return sandbox.ErrDestroyed
 	}
+	if s.paused && s.killedFrozen {
+		// The runtime dies at the thaw, as a frozen runtime SIGKILLed does.
+		s.paused, s.destroyed = false, true
+		close(s.done)
+		s.frozenDeath = fmt.Errorf("%w (killed while frozen; %w)", sandbox.ErrCrashed, sandbox.ErrNotReached)
+		return s.frozenDeath
+	}
 	s.paused = false
 	return nil
+}
+
+// killWhileFrozen makes the runtime die at its next thaw.
+func (s *fakeSandbox) killWhileFrozen() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.killedFrozen = true
+}
+
+// freezeExternally freezes the sandbox behind the Manager's back.
+func (s *fakeSandbox) freezeExternally() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.foreign = make(chan struct{})
+}
+
+func (s *fakeSandbox) ThawExternal() (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.destroyed {
+		return false, sandbox.ErrDestroyed
+	}
+	if s.foreign == nil {
+		return false, nil
+	}
+	close(s.foreign)
+	s.foreign = nil
+	return true, nil
 }
 
 func (s *fakeSandbox) Paused() bool {

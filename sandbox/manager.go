@@ -28,8 +28,10 @@ type entry struct {
 	sem         chan struct{} // one token per running call
 
 	// inFlight (calls between acquire and release, queued ones included),
-	// lastUsedAt and retired are guarded by Manager.mu.
+	// busySince (when inFlight last left 0), lastUsedAt and retired are
+	// guarded by Manager.mu.
 	inFlight   int
+	busySince  time.Time
 	lastUsedAt time.Time
 	// retired: the entry left the map; the last call out destroys sb.
 	retired bool
@@ -159,6 +161,22 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 	} else if req.Container != container {
 		return fmt.Errorf("%w: request for container %q sent to container %q", ErrConfig, req.Container, container)
 	}
+	err := m.invokeOnce(ctx, container, req, call)
+	if errors.Is(err, ErrNotReached) && ctx.Err() == nil {
+		// The sandbox was found dead before the request was sent (for
+		// example its runtime was killed while frozen): no user code ran,
+		// so the call is retried, once, on a fresh sandbox.
+		m.log.Warn("webtask runtime was dead before the call reached it; retrying on a fresh sandbox",
+			"container", container, "sandbox", call.SandboxID, "req_id", req.ReqID, "err", err)
+		m.met.retries.Inc()
+		*call = Call{}
+		err = m.invokeOnce(ctx, container, req, call)
+	}
+	return err
+}
+
+// invokeOnce is one attempt of invoke.
+func (m *Manager) invokeOnce(ctx context.Context, container string, req *agent.Request, call *Call) error {
 	e, served, err := m.acquire(ctx, container)
 	if err != nil {
 		switch {
@@ -189,7 +207,7 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 			return ctx.Err()
 		case <-e.sb.Done():
 			t.Stop()
-			return e.sb.Err()
+			return fmt.Errorf("%w (%w)", e.sb.Err(), ErrNotReached)
 		}
 		call.Queued = time.Since(q)
 	}
@@ -200,6 +218,12 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 		err := e.sb.Resume()
 		e.fmu.Unlock()
 		if err != nil {
+			if errors.Is(err, ErrDestroyed) && !errors.Is(err, ErrNotReached) {
+				// Destroyed before this call could thaw it (another
+				// call found it dead): the call never reached it.
+				err = fmt.Errorf("%w (%w)", err, ErrNotReached)
+			}
+			m.failed(e, err)
 			return err
 		}
 	}
@@ -212,13 +236,21 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 		call.setResponse(resp.Status, resp.Headers, resp.Body)
 		return nil
 	}
-	switch {
-	case errors.Is(err, ErrTimeout) && ctx.Err() == nil:
+	if errors.Is(err, ErrTimeout) && ctx.Err() == nil {
 		m.met.timeouts.Inc()
 		m.met.failures.WithLabelValues(failTimeout).Inc()
 		m.log.Warn("invocation timed out; recycling sandbox", "container", container, "sandbox", e.sb.ID(), "req_id", req.ReqID)
 		m.retire(e)
 		return fmt.Errorf("%w (%s)", ErrTimeout, e.execTimeout)
+	}
+	m.failed(e, err)
+	return err
+}
+
+// failed counts a call's failure by its reason and retires e when its
+// sandbox died (OOM, crash) or was found dead before the call reached it.
+func (m *Manager) failed(e *entry, err error) {
+	switch {
 	case errors.Is(err, ErrOOM):
 		m.met.ooms.Inc()
 		m.met.failures.WithLabelValues(failOOM).Inc()
@@ -226,8 +258,9 @@ func (m *Manager) invoke(ctx context.Context, container string, req *agent.Reque
 	case errors.Is(err, ErrCrashed):
 		m.met.failures.WithLabelValues(failCrashed).Inc()
 		m.retire(e)
+	case errors.Is(err, ErrNotReached):
+		m.retire(e)
 	}
-	return err
 }
 
 // acquire returns the ready entry of container, taking a pooled sandbox or
@@ -252,6 +285,9 @@ func (m *Manager) acquire(ctx context.Context, container string) (*entry, types.
 		case <-e.ready:
 		default:
 			served = "" // the start decides: pooled or cold
+		}
+		if e.inFlight == 0 {
+			e.busySince = time.Now()
 		}
 		e.inFlight++
 		m.mu.Unlock()

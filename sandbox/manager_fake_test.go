@@ -3,6 +3,7 @@ package sandbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -344,5 +345,103 @@ func TestFakeQueueFullIsBusy(t *testing.T) {
 	close(f.release)
 	if err := recv(t, done, "held call"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFakeRetryAfterFrozenDeath: a runtime killed while frozen dies at the
+// thaw; the call that thawed it never reached user code and is retried,
+// once, on a fresh sandbox.
+func TestFakeRetryAfterFrozenDeath(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	first := mustCall(t, m, "a")
+	s := recv(t, f.started, "start")
+	m.ReapAt(time.Now().Add(time.Hour + time.Minute))
+	if !s.Paused() {
+		t.Fatal("not frozen after FreezeAfter")
+	}
+	s.killWhileFrozen()
+	c := mustCall(t, m, "a")
+	if c.SandboxID == first.SandboxID || c.Served != types.ServedCold {
+		t.Fatalf("call after a death while frozen: served %s by %s, want a fresh cold sandbox (old %s)", c.Served, c.SandboxID, first.SandboxID)
+	}
+	if !s.isDestroyed() {
+		t.Fatal("the dead sandbox was not destroyed")
+	}
+	fresh := recv(t, f.started, "fresh start")
+	if fresh.ID() != c.SandboxID {
+		t.Fatalf("retry served by %s, the fresh start is %s", c.SandboxID, fresh.ID())
+	}
+
+	// Only once: a sandbox found dead again fails the call.
+	_, _, err := call(t, m, "b", deadURL)
+	if !errors.Is(err, sandbox.ErrCrashed) {
+		t.Fatalf("call whose sandboxes are always dead: %v, want ErrCrashed", err)
+	}
+	recv(t, f.started, "b's first sandbox")
+	recv(t, f.started, "b's retry sandbox")
+	select {
+	case s := <-f.started:
+		t.Fatalf("a third sandbox %s was started: retried more than once", s.ID())
+	default:
+	}
+
+	// A runtime that died running the webtask is not retried (the code ran).
+	_, _, err = call(t, m, "c", crashURL)
+	if !errors.Is(err, sandbox.ErrCrashed) {
+		t.Fatalf("crashing call: %v, want ErrCrashed", err)
+	}
+	recv(t, f.started, "c's sandbox")
+	select {
+	case s := <-f.started:
+		t.Fatalf("a crash in user code was retried on %s", s.ID())
+	default:
+	}
+}
+
+// TestFakeRetryConcurrentCallsAfterFrozenDeath: every call waiting on a
+// sandbox that died while frozen gets a fresh one.
+func TestFakeRetryConcurrentCallsAfterFrozenDeath(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	mustCall(t, m, "a")
+	s := recv(t, f.started, "start")
+	m.ReapAt(time.Now().Add(time.Hour + time.Minute))
+	s.killWhileFrozen()
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			c, body, err := call(t, m, "a", "/")
+			if err == nil && (c.SandboxID == s.ID() || body != c.SandboxID) {
+				err = fmt.Errorf("served by %s (body %q), the dead sandbox is %s", c.SandboxID, body, s.ID())
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := recv(t, errs, "concurrent call"); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestFakeExternalFreezeThawed: a sandbox frozen from outside with a call
+// waiting is thawed by the reaper, well before the exec timeout.
+func TestFakeExternalFreezeThawed(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, nil)
+	mustCall(t, m, "a")
+	s := recv(t, f.started, "start")
+	s.freezeExternally()
+	done := make(chan error, 1)
+	go func() { _, _, err := call(t, m, "a", "/"); done <- err }()
+	recv(t, f.frozenWait, "call waiting on the external freeze")
+	m.ReapAt(time.Now().Add(2 * time.Second))
+	if err := recv(t, done, "call after the thaw"); err != nil {
+		t.Fatal(err)
+	}
+	if s.isDestroyed() {
+		t.Fatal("the thawed sandbox was destroyed")
 	}
 }

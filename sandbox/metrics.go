@@ -16,6 +16,7 @@ type metrics struct {
 	evictions    prometheus.Counter
 	ooms         prometheus.Counter
 	timeouts     prometheus.Counter
+	retries      prometheus.Counter
 }
 
 // Failure reasons of webtaskd_invocation_failures_total.
@@ -64,6 +65,10 @@ func newMetrics() *metrics {
 			Name: "webtaskd_timeouts_total",
 			Help: "Invocations that ran past their exec timeout (the sandbox is recycled).",
 		}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "webtaskd_invocation_retries_total",
+			Help: "Invocations retried on a fresh sandbox because theirs was found dead before the call reached it.",
+		}),
 	}
 }
 
@@ -89,6 +94,7 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 	m.met.evictions.Collect(ch)
 	m.met.ooms.Collect(ch)
 	m.met.timeouts.Collect(ch)
+	m.met.retries.Collect(ch)
 	st := m.Status()
 	for _, s := range []types.SandboxState{types.SandboxPooled, types.SandboxRunning, types.SandboxPaused} {
 		ch <- prometheus.MustNewConstMetric(descSandboxes, prometheus.GaugeValue, float64(st.Sandboxes[s]), string(s))

@@ -6,15 +6,20 @@ import (
 	"time"
 )
 
+// strayFreezeAfter: a sandbox busy this long whose calls have not all
+// returned is checked for a freeze it did not make (reap).
+const strayFreezeAfter = time.Second
+
 // reaper ticks reap: often enough to honour FreezeAfter and IdleTimeout
-// within a quarter of the shorter one.
+// within a quarter of the shorter one, and at least every
+// strayFreezeAfter.
 func (m *Manager) reaper() {
 	defer close(m.reaperDone)
 	every := m.cfg.IdleTimeout
 	if m.cfg.FreezeAfter > 0 {
 		every = min(every, m.cfg.FreezeAfter)
 	}
-	interval := min(max(every/4, 20*time.Millisecond), 30*time.Second)
+	interval := min(max(every/4, 20*time.Millisecond), strayFreezeAfter)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -28,12 +33,20 @@ func (m *Manager) reaper() {
 }
 
 // reap destroys the sandboxes idle (no call in flight) since IdleTimeout
-// before now and freezes those idle since FreezeAfter.
+// before now, freezes those idle since FreezeAfter, and thaws those busy
+// since strayFreezeAfter that were frozen from outside (their callers
+// would otherwise wait for the exec timeout).
 func (m *Manager) reap(now time.Time) {
-	var idle, freeze []*entry
+	var idle, freeze, busy []*entry
 	m.mu.Lock()
 	for name, e := range m.entries {
-		if e.sb == nil || e.inFlight > 0 {
+		if e.sb == nil {
+			continue
+		}
+		if e.inFlight > 0 {
+			if now.Sub(e.busySince) >= strayFreezeAfter && !e.sb.Paused() {
+				busy = append(busy, e)
+			}
 			continue
 		}
 		switch since := now.Sub(e.lastUsedAt); {
@@ -52,6 +65,22 @@ func (m *Manager) reap(now time.Time) {
 	}
 	for _, e := range freeze {
 		m.freeze(e)
+	}
+	for _, e := range busy {
+		m.thawExternal(e)
+	}
+}
+
+// thawExternal thaws e's sandbox if something outside froze it.
+func (m *Manager) thawExternal(e *entry) {
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	thawed, err := e.sb.ThawExternal()
+	switch {
+	case err != nil && !errors.Is(err, ErrDestroyed):
+		m.log.Warn("checking a busy sandbox's freezer", "sandbox", e.sb.ID(), "err", err)
+	case thawed:
+		m.log.Warn("sandbox was frozen from outside with calls in flight; thawed it", "container", e.container, "sandbox", e.sb.ID())
 	}
 }
 

@@ -28,11 +28,13 @@ type lcSandbox struct {
 	onLog      func(container string, line agent.LogLine)
 	bootLimits types.Limits // the limits the sandbox booted with
 
-	rt     *libcontainer.Container
-	proc   *libcontainer.Process
-	pid    int
-	client *agent.Client
-	cg     *sandboxCgroup // nil when the cgroup could not be loaded
+	rt   *libcontainer.Container
+	proc *libcontainer.Process
+	pid  int // tini, the sandbox's init (host pid)
+	// nodePid is node, tini's child (host pid; 0 when unknown).
+	nodePid int
+	client  *agent.Client
+	cg      *sandboxCgroup // nil when the cgroup could not be loaded
 
 	done      chan struct{} // closed when the runtime exited
 	exitErr   error         // ErrDestroyed, ErrOOM or ErrCrashed; written before done closes
@@ -46,6 +48,7 @@ type lcSandbox struct {
 	served      types.Served
 	limits      types.Limits
 	paused      bool
+	frozenDeath error // set by Resume when the runtime died while frozen
 	lastUsedAt  time.Time
 	invocations uint64
 	inFlight    int
@@ -117,11 +120,11 @@ func (s *lcSandbox) Stats() (*types.CgroupStats, error) {
 // Invoke runs one invocation in the warm runtime.
 func (s *lcSandbox) Invoke(ctx context.Context, req *agent.Request, timeout time.Duration) (*agent.Response, error) {
 	if s.destroyed.Load() {
-		return nil, ErrDestroyed
+		return nil, fmt.Errorf("%w (%w)", ErrDestroyed, ErrNotReached)
 	}
 	select {
 	case <-s.done:
-		return nil, s.exitErr
+		return nil, fmt.Errorf("%w (%w)", s.exitErr, ErrNotReached)
 	default:
 	}
 	s.mu.Lock()
@@ -154,47 +157,6 @@ func (s *lcSandbox) Invoke(ctx context.Context, req *agent.Request, timeout time
 	case <-t.C:
 		return nil, fmt.Errorf("%w: %w", ErrCrashed, err)
 	}
-}
-
-// Pause freezes the sandbox.
-func (s *lcSandbox) Pause() error {
-	if s.destroyed.Load() {
-		return ErrDestroyed
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.paused {
-		return nil
-	}
-	if err := s.rt.Pause(); err != nil {
-		return fmt.Errorf("sandbox %s: pause: %w", s.id, err)
-	}
-	s.paused = true
-	return nil
-}
-
-// Resume thaws the sandbox.
-func (s *lcSandbox) Resume() error {
-	if s.destroyed.Load() {
-		return ErrDestroyed
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.paused {
-		return nil
-	}
-	if err := s.rt.Resume(); err != nil && !errors.Is(err, libcontainer.ErrNotPaused) {
-		return fmt.Errorf("sandbox %s: resume: %w", s.id, err)
-	}
-	s.paused = false
-	return nil
-}
-
-// Paused reports whether the sandbox is frozen.
-func (s *lcSandbox) Paused() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.paused
 }
 
 // Info reports the sandbox's state and figures.

@@ -27,6 +27,8 @@ type Sandbox interface {
 	ID() string
 	// Invoke runs one invocation in the warm runtime. Several may run at
 	// once. It never starts a process. After Destroy it returns ErrDestroyed.
+	// An error wrapping ErrNotReached means the request was never sent
+	// (the runtime was already dead or destroyed).
 	// timeout bounds the invocation (0: only ctx does); past it the error
 	// wraps ErrTimeout (the invocation may still run in the runtime).
 	Invoke(ctx context.Context, req *agent.Request, timeout time.Duration) (*agent.Response, error)
@@ -37,11 +39,19 @@ type Sandbox interface {
 	Assign(container string, l types.Limits) error
 	// Pause freezes every process of the sandbox (cgroup freezer); Resume
 	// thaws it. Both are no-ops in the state they move to; after Destroy
-	// they return ErrDestroyed.
+	// they return ErrDestroyed. When the runtime died while frozen (it
+	// dies only at the thaw), Resume returns an error wrapping the reason
+	// (ErrCrashed, ErrOOM) and ErrNotReached, and so does every later
+	// Resume.
 	Pause() error
 	Resume() error
-	// Paused reports whether the sandbox is frozen (cheap: no I/O).
+	// Paused reports whether the sandbox is frozen by Pause (cheap: no I/O).
 	Paused() bool
+	// ThawExternal thaws the sandbox when it is frozen although Pause did
+	// not freeze it (someone froze its cgroup from outside) and reports
+	// whether it did. It reads the cgroup: the Manager calls it only for
+	// calls slow to answer.
+	ThawExternal() (bool, error)
 	// Destroy kills the runtime and removes its state and cgroups. It is
 	// idempotent; calls in flight fail with ErrDestroyed.
 	Destroy() error
