@@ -6,8 +6,9 @@
 // tenant scope); the libcontainer object behind a sandbox is its runtime.
 // The Manager (manager.go, pool.go, reaper.go, admin.go, metrics.go)
 // works only through the Sandbox interface; lcSandbox (host_linux.go,
-// spec_linux.go, boot_linux.go, runtime_linux.go, exit_linux.go)
-// implements it with libcontainer, and cgroups_linux.go and
+// spec_linux.go, seccomp_linux.go, rlimits_linux.go, boot_linux.go,
+// runtime_linux.go, freeze_linux.go, exit_linux.go) implements it with
+// libcontainer, and cgroups_linux.go and
 // sweep_linux.go are the package's own cgroup work.
 package sandbox
 
