@@ -146,6 +146,7 @@ func (c *Config) sandboxSettings(budgetBytes int64) sandbox.Config {
 		StateDir:          c.StateDir,
 		CgroupParent:      c.CgroupParent,
 		Limits:            c.Limits,
+		Rlimits:           sandbox.DefaultRlimits,
 		IdleTimeout:       c.IdleTimeout,
 		ExecTimeout:       c.ExecTimeout,
 		StartTimeout:      sandbox.DefaultStartTimeout,
