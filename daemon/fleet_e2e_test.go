@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,7 +135,10 @@ func TestFleetPoolAssignment(t *testing.T) {
 	}
 }
 
-func TestFleetFreezeThawKeepsGlobal(t *testing.T) {
+// startFrozen starts a daemon that freezes idle sandboxes at once (no
+// pool), calls ice/hello once (cold) and waits until its sandbox is frozen.
+func startFrozen(t *testing.T) *Env {
+	t.Helper()
 	RequireRoot(t)
 	cfg := Config(t)
 	cfg.PoolSize = 0
@@ -146,14 +150,40 @@ func TestFleetFreezeThawKeepsGlobal(t *testing.T) {
 		t.Fatalf("first call served %q, want cold (no pool)", got)
 	}
 	WaitFor(t, "sandbox frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "ice").State == types.SandboxPaused })
+	return env
+}
+
+func TestFleetFreezeThawKeepsGlobal(t *testing.T) {
+	env := startFrozen(t)
 	st := fleetStatus(t, env)
 	if st.Sandboxes[types.SandboxPaused] != 1 {
 		t.Errorf("status %+v, want one paused sandbox", st)
 	}
-	r = env.Call("GET", "/api/run/ice/hello", "", nil)
+	r := env.Call("GET", "/api/run/ice/hello", "", nil)
 	MustStatus(t, r, 200, "call after freeze")
 	if got := r.Header.Get("X-Wt-Sandbox"); got != "warm" || !bytes.Contains(r.Body, []byte(`"calls":2`)) {
 		t.Fatalf("after thaw: served %q body %s, want warm with calls 2 (global kept)", got, r.Body)
+	}
+}
+
+// TestFleetKilledWhileFrozen: kill -9 of a frozen sandbox's runtime lands
+// at the thaw, after the call's liveness checks; the next calls answer 200
+// from a fresh sandbox.
+func TestFleetKilledWhileFrozen(t *testing.T) {
+	env := startFrozen(t)
+	old := sandboxOf(t, env, "ice")
+	if err := syscall.Kill(old.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r := env.Call("GET", "/api/run/ice/hello", "", nil)
+		MustStatus(t, r, 200, "call "+strconv.Itoa(i+1)+" after kill -9 while frozen")
+	}
+	if now := sandboxOf(t, env, "ice"); now.ID == old.ID {
+		t.Fatalf("still served by the killed sandbox %s", old.ID)
+	}
+	if v := sumMetric(scrape(t, env), "webtaskd_invocation_retries_total", nil); v != 1 {
+		t.Errorf("webtaskd_invocation_retries_total = %v, want 1", v)
 	}
 }
 

@@ -23,3 +23,6 @@ func (m *Manager) PoolLen() int {
 	defer m.mu.Unlock()
 	return len(m.pool)
 }
+
+// FirstChild returns the oldest child of pid (node under tini), or 0.
+var FirstChild = firstChild

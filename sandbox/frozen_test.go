@@ -3,8 +3,6 @@ package sandbox_test
 import (
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,7 +31,7 @@ func TestKilledWhileFrozenRetries(t *testing.T) {
 			}
 			pid := old.Pid // tini, the sandbox's init
 			if target == "node" {
-				pid = childOf(t, old.Pid)
+				pid = sandbox.FirstChild(old.Pid)
 			}
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -69,25 +67,6 @@ func TestExternalFreezeThawed(t *testing.T) {
 	if now := m.SandboxOf("ext"); now == nil || now.ID() != sb.ID() {
 		t.Fatalf("the thawed sandbox was replaced")
 	}
-}
-
-// childOf returns the first child of pid (the node process under tini).
-func childOf(t *testing.T, pid int) int {
-	t.Helper()
-	p := strconv.Itoa(pid)
-	b, err := os.ReadFile("/proc/" + p + "/task/" + p + "/children")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		t.Fatalf("pid %d has no child", pid)
-	}
-	c, err := strconv.Atoi(f[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 // freezeFromOutside freezes the cgroup at path as an operator would: v1
