@@ -110,8 +110,8 @@ const seccompNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_
 	unix.CLONE_NEWUSER | unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
 
 // seccompProfile returns the sandbox's seccomp filter (see above). Only
-// the 64-bit ABIs are listed: a 32-bit syscall (int 0x80) kills the
-// thread that makes it.
+// the 64-bit ABIs are listed: a 32-bit syscall (int 0x80) kills its
+// caller (SIGSYS).
 func seccompProfile() *specs.LinuxSeccomp {
 	eperm := uint(unix.EPERM)
 	enosys := uint(unix.ENOSYS)
