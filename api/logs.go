@@ -13,12 +13,6 @@ import (
 
 // Defaults of the real-time log stream.
 const (
-	// DefaultLogPingInterval is the keep-alive period of log streams (the
-	// browser client gives up after 20 s of silence).
-	DefaultLogPingInterval = 15 * time.Second
-	// DefaultLogWriteTimeout bounds one write to a log reader; a reader
-	// that does not take an event for this long is disconnected.
-	DefaultLogWriteTimeout = 10 * time.Second
 	// DefaultLogReplayWindow: a stream opened without tail starts with the
 	// lines of this recent past, so that a reader connecting just as a call
 	// runs does not miss its first lines (wt logs reports "connected"

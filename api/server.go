@@ -25,7 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
-	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -35,33 +34,8 @@ import (
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
-// DefaultMaxBodyBytes caps request bodies when Config.MaxBodyBytes is 0.
-const DefaultMaxBodyBytes = 5 << 20
-
 // HeaderRequestID carries the request id on every response.
 const HeaderRequestID = "X-Wt-Request-Id"
-
-// Config configures the API server.
-type Config struct {
-	// PublicURL is the base URL for webtask_url and Location headers; ""
-	// derives it from the request (scheme + Host).
-	PublicURL string
-	// MaxBodyBytes caps request bodies (default 5 MiB); larger ones get 413.
-	MaxBodyBytes int64
-	// AllowPrivateCodeURLs lets remote webtask code (http/https url claims,
-	// webtask_url) come from loopback, private and link-local addresses.
-	// Off by default: tenants must not reach the daemon's network through it.
-	AllowPrivateCodeURLs bool
-	// LogPingInterval is the keep-alive period of log streams (default
-	// DefaultLogPingInterval).
-	LogPingInterval time.Duration
-	// LogWriteTimeout bounds one write to a log reader (default
-	// DefaultLogWriteTimeout); a stalled reader is disconnected.
-	LogWriteTimeout time.Duration
-	// Guard, when set, admits requests per client behind trusted proxies
-	// and budgets the request body bytes buffered at once (nil: neither).
-	Guard *httplimit.Guard
-}
 
 // Store is the webtask persistence the API needs (*store.Store).
 type Store interface {
@@ -199,20 +173,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if m := d.missing(); len(m) > 0 {
 		return nil, fmt.Errorf("api: missing dependencies: %s", strings.Join(m, ", "))
 	}
-	if cfg.MaxBodyBytes < 0 {
-		return nil, errors.New("api: MaxBodyBytes must not be negative")
-	}
-	if cfg.MaxBodyBytes == 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if cfg.LogPingInterval < 0 || cfg.LogWriteTimeout < 0 {
-		return nil, errors.New("api: LogPingInterval and LogWriteTimeout must not be negative")
-	}
-	if cfg.LogPingInterval == 0 {
-		cfg.LogPingInterval = DefaultLogPingInterval
-	}
-	if cfg.LogWriteTimeout == 0 {
-		cfg.LogWriteTimeout = DefaultLogWriteTimeout
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
 	if d.Logger == nil {
