@@ -7,7 +7,6 @@ package logstream
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,23 +19,6 @@ import (
 // errdefs.ErrUnavailable).
 var ErrClosed = errdefs.New(errdefs.ErrUnavailable, "the daemon is shutting down")
 
-// Defaults of Config.
-const (
-	// DefaultBufferRecords is how many records may wait for one reader.
-	DefaultBufferRecords = 4096
-	// DefaultBufferBytes bounds the encoded bytes waiting for one reader.
-	DefaultBufferBytes = 4 << 20
-	// DefaultHistoryRecords is how many recent records a container keeps
-	// for readers that ask for a backlog (Subscribe's tail).
-	DefaultHistoryRecords = 100
-	// DefaultHistoryBytes bounds one container's backlog in encoded bytes.
-	DefaultHistoryBytes = 64 << 10
-	// DefaultMaxHistoryContainers bounds how many containers keep a
-	// backlog; past it the least recently written one without readers
-	// loses its backlog.
-	DefaultMaxHistoryContainers = 1024
-)
-
 // Names of records (the webtask widget shows names matching
 // /^sandbox-logs|^webtask-/).
 const (
@@ -48,47 +30,6 @@ const (
 
 // Record is one log event, a bunyan record (reference §1.4).
 type Record = types.LogRecord
-
-// Config configures a Hub; zero fields take the defaults above.
-type Config struct {
-	BufferRecords        int
-	BufferBytes          int
-	HistoryRecords       int
-	HistoryBytes         int
-	MaxHistoryContainers int
-	// Hostname and Pid fill the records (default: this host and process).
-	Hostname string
-	Pid      int
-	// Now is the clock of record times (default time.Now).
-	Now func() time.Time
-}
-
-func (c *Config) setDefaults() {
-	if c.BufferRecords <= 0 {
-		c.BufferRecords = DefaultBufferRecords
-	}
-	if c.BufferBytes <= 0 {
-		c.BufferBytes = DefaultBufferBytes
-	}
-	if c.HistoryRecords <= 0 {
-		c.HistoryRecords = DefaultHistoryRecords
-	}
-	if c.HistoryBytes <= 0 {
-		c.HistoryBytes = DefaultHistoryBytes
-	}
-	if c.MaxHistoryContainers <= 0 {
-		c.MaxHistoryContainers = DefaultMaxHistoryContainers
-	}
-	if c.Hostname == "" {
-		c.Hostname, _ = os.Hostname()
-	}
-	if c.Pid == 0 {
-		c.Pid = os.Getpid()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-}
 
 // Hub routes records of each container to its subscribers. It is safe for
 // concurrent use.
