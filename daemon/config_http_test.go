@@ -18,10 +18,10 @@ func TestHTTPBoundFlags(t *testing.T) {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		cfg.RegisterFlags(fs)
-		if err := fs.Parse(args); err != nil {
+		if err := cfg.ParseFlags(fs, args); err != nil {
 			return cfg, err
 		}
-		cfg.DataDir, cfg.StateDir = t.TempDir(), "/run/webtaskd-flagtest"
+		cfg.DataDir, cfg.Sandbox.StateDir = t.TempDir(), "/run/webtaskd-flagtest"
 		return cfg, cfg.Validate()
 	}
 	t.Setenv("WEBTASKD_MAX_CONNS_PER_IP", "7")

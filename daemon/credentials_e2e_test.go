@@ -25,7 +25,7 @@ const dumpCode = `module.exports = (ctx, req, res) => {
 func TestCallerCredentialsStayOutOfTheSandbox(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	env := Start(t, cfg)
 	r := env.Call("POST", "/api/tokens/issue", env.Master, map[string]any{"ten": "acme"})
 	MustStatus(t, r, 200, "issue tenant token")
@@ -79,7 +79,7 @@ func TestCallerCredentialsStayOutOfTheSandbox(t *testing.T) {
 func TestReplayedInvocationIDIsRefused(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	env := Start(t, cfg)
 	// The victim marks its storage, then holds its invocation open until
 	// the test lets it go (it polls its storage for "go").

@@ -94,7 +94,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
-	if err := os.MkdirAll(d.cfg.StateDir, 0o700); err != nil {
+	if err := os.MkdirAll(d.cfg.Sandbox.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
 	if d.ring, err = keyring.Open(keysDir); err != nil {
@@ -110,16 +110,14 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
-	d.logs = logstream.New(logstream.Config{BufferRecords: d.cfg.LogStreamBufferRecords})
-	budget, err := d.cfg.MemoryBudgetBytes()
-	if err != nil {
-		return fmt.Errorf("memory budget: %w", err)
-	}
-	sc := d.cfg.sandboxSettings(budget)
-	sc.Logger = d.log.With("component", "sandbox")
-	sc.OnLog, sc.OnStorage, sc.OnToken = d.onUserLog, d.onStorage, d.onToken
-	sc.LimitsFor = d.containerLimits
-	if d.mgr, err = sandbox.NewManager(sc); err != nil {
+	d.logs = logstream.New(d.cfg.Logs)
+	sb := d.cfg.Sandbox
+	sb.Logger = d.log.With("component", "sandbox")
+	sb.OnLog = d.onUserLog
+	sb.OnStorage = d.onStorage
+	sb.OnToken = d.onToken
+	sb.LimitsFor = d.containerLimits
+	if d.mgr, err = sandbox.NewManager(sb); err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}
 	metrics := prometheus.NewRegistry()
@@ -135,19 +133,15 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Store: d.store,
 		// A run waits for a queue slot, maybe a sandbox boot, then the
 		// webtask's own exec timeout answers.
-		RunTimeout: d.cfg.QueueTimeout + d.cfg.ExecTimeout + 30*time.Second,
+		RunTimeout: d.cfg.Sandbox.QueueTimeout + d.cfg.Sandbox.ExecTimeout + 30*time.Second,
 		Logger:     d.log.With("component", "cron"),
 	}); err != nil {
 		return fmt.Errorf("cron: %w", err)
 	}
 	guard := httplimit.New(d.cfg.HTTP, d.log.With("component", "http"))
-	handler, err := api.New(api.Config{
-		Guard:                guard,
-		PublicURL:            d.cfg.PublicURL,
-		MaxBodyBytes:         d.cfg.MaxBodyBytes,
-		AllowPrivateCodeURLs: d.cfg.AllowPrivateCodeURLs,
-		LogPingInterval:      d.cfg.LogPingInterval,
-	}, api.Deps{
+	apiCfg := d.cfg.API
+	apiCfg.Guard = guard
+	handler, err := api.New(apiCfg, api.Deps{
 		Store:     d.store,
 		Keys:      d.ring,
 		Runner:    d.mgr,
@@ -181,7 +175,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	// Cron runs go in-process through the API handler (see package cron);
 	// their Host is the public URL's, else the listen address.
 	cronHost := d.ln.Addr().String()
-	if u, err := url.Parse(d.cfg.PublicURL); err == nil && u.Host != "" {
+	if u, err := url.Parse(d.cfg.API.PublicURL); err == nil && u.Host != "" {
 		cronHost = u.Host
 	}
 	if err := d.cron.Start(ctx, handler.Handler(), cronHost); err != nil {
@@ -195,7 +189,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		close(d.serveErr)
 	}()
 	d.log.Info("webtaskd ready", "listen", d.ln.Addr().String(), "data_dir", d.cfg.DataDir,
-		"state_dir", d.cfg.StateDir, "master_token_file", filepath.Join(d.cfg.DataDir, MasterTokenFile))
+		"state_dir", d.cfg.Sandbox.StateDir, "master_token_file", filepath.Join(d.cfg.DataDir, MasterTokenFile))
 	return nil
 }
 

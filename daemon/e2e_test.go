@@ -29,7 +29,8 @@ func runChildDaemon() int {
 	cfg := daemon.DefaultConfig()
 	fs := newFlagSet()
 	cfg.RegisterFlags(fs)
-	if err := fs.Parse(nil); err != nil {
+	if err := cfg.ParseFlags(fs, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	if err := cfg.Validate(); err != nil {
@@ -104,7 +105,7 @@ func TestCreateAndRunWarm(t *testing.T) {
 		t.Fatalf("Sandboxes after first call = %+v", list)
 	}
 	first := list[0]
-	procs := sandboxProcs(t, env.Cfg.CgroupParent, first.ID)
+	procs := sandboxProcs(t, env.Cfg.Sandbox.CgroupParent, first.ID)
 
 	// 2. Create through PUT /api/webtask, a 3-arity webtask in the same container.
 	env.PutWebtask("acme", "raw", `module.exports = (ctx, req, res) => {
@@ -131,7 +132,7 @@ func TestCreateAndRunWarm(t *testing.T) {
 	if len(list) != 1 || list[0].ID != first.ID || list[0].Pid != first.Pid {
 		t.Fatalf("sandbox changed: before %+v, after %+v", first, list)
 	}
-	if n := sandboxProcs(t, env.Cfg.CgroupParent, first.ID); n != procs {
+	if n := sandboxProcs(t, env.Cfg.Sandbox.CgroupParent, first.ID); n != procs {
 		t.Errorf("processes in the sandbox went from %d to %d: a process was started", procs, n)
 	}
 }
@@ -229,7 +230,7 @@ func TestSecretsSealedAtRest(t *testing.T) {
 func TestBadInputIsRejectedAndChangesNothing(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.MaxBodyBytes = 64 << 10
+	cfg.API.MaxBodyBytes = 64 << 10
 	env := Start(t, cfg)
 	// A tenant token for container "acme" only.
 	r := env.Call("POST", "/api/tokens/issue", env.Master, map[string]any{"ten": "acme"})
@@ -330,15 +331,15 @@ func TestKillNineRecovery(t *testing.T) {
 	// Restart on the same directories: the leftovers (the old run's pool
 	// sandboxes included) are swept. No pool for the new run, so that any
 	// state dir left is the old run's.
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	env := Start(t, cfg)
 	if ProcAlive(oldSandbox.Pid) {
 		t.Errorf("sandbox runtime pid %d of the killed daemon survived the restart", oldSandbox.Pid)
 	}
-	if left := StateLeftovers(cfg.StateDir); len(left) != 0 {
+	if left := StateLeftovers(cfg.Sandbox.StateDir); len(left) != 0 {
 		t.Errorf("state dirs of the old run survived: %v", left)
 	}
-	for _, c := range CgroupLeftovers(cfg.CgroupParent) {
+	for _, c := range CgroupLeftovers(cfg.Sandbox.CgroupParent) {
 		if strings.HasSuffix(c, "/"+oldSandbox.ID) {
 			t.Errorf("cgroup of the old run survived: %s", c)
 		}
@@ -355,7 +356,7 @@ func TestKillNineRecovery(t *testing.T) {
 func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	env := Start(t, cfg)
 	env.PutWebtask("acme", "slow", `module.exports = (ctx, cb) => setTimeout(() => cb(null, 'finished'), 1500);`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/acme/slow", "", nil), 200, "warm up")
@@ -381,7 +382,7 @@ func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 	if ProcAlive(pid) {
 		t.Errorf("sandbox runtime %d survived the shutdown", pid)
 	}
-	if left := CgroupLeftovers(cfg.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left after shutdown: %v", left)
 	}
 	if _, err := net.DialTimeout("tcp", env.Base[len("http://"):], time.Second); err == nil {

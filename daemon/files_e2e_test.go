@@ -36,7 +36,7 @@ func wantModes(t *testing.T, dataDir string) {
 func TestDataDirModesAndLostKeySets(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	env := Start(t, cfg)
 	env.PutWebtask("keys", "sealed", helloCode, map[string]string{"K": "v"})
 	wantModes(t, cfg.DataDir)

@@ -76,7 +76,7 @@ func wantError(t *testing.T, r Response, status int, msgPart string) {
 func TestFleetPoolAssignment(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 2
+	cfg.Sandbox.PoolSize = 2
 	env := Start(t, cfg)
 	waitPoolFull(t, env, 2)
 
@@ -141,8 +141,8 @@ func startFrozen(t *testing.T) *Env {
 	t.Helper()
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
-	cfg.FreezeAfter = 200 * time.Millisecond
+	cfg.Sandbox.PoolSize = 0
+	cfg.Sandbox.FreezeAfter = 200 * time.Millisecond
 	env := Start(t, cfg)
 	env.PutWebtask("ice", "hello", helloCode, nil)
 	r := env.Call("GET", "/api/run/ice/hello", "", nil)
@@ -190,7 +190,7 @@ func TestFleetKilledWhileFrozen(t *testing.T) {
 func TestFleetFailuresContained(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 1
+	cfg.Sandbox.PoolSize = 1
 	env := Start(t, cfg)
 	env.PutWebtask("good", "hello", helloCode, nil)
 	MustStatus(t, env.Call("GET", "/api/run/good/hello", "", nil), 200, "neighbour")
@@ -300,8 +300,8 @@ func TestFleetFailuresContained(t *testing.T) {
 func TestFleetConcurrency(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
-	cfg.QueueTimeout = 300 * time.Millisecond // shorter than the slow call holding the only slot
+	cfg.Sandbox.PoolSize = 0
+	cfg.Sandbox.QueueTimeout = 300 * time.Millisecond // shorter than the slow call holding the only slot
 	env := Start(t, cfg)
 	env.PutWebtask("par", "t", `module.exports = (ctx, cb) => setTimeout(() => cb(null, { id: ctx.query.id }), Number(ctx.query.ms || 100));`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/par/t?id=warmup&ms=1", "", nil), 200, "warm-up")
@@ -355,8 +355,8 @@ func TestFleetConcurrency(t *testing.T) {
 func TestFleetEvictionAtMaxSandboxes(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
-	cfg.MaxSandboxes = 2
+	cfg.Sandbox.PoolSize = 0
+	cfg.Sandbox.MaxSandboxes = 2
 	env := Start(t, cfg)
 	for _, c := range []string{"e1", "e2", "e3"} {
 		env.PutWebtask(c, "hello", helloCode, nil)
@@ -382,8 +382,8 @@ func TestFleetEvictionAtMaxSandboxes(t *testing.T) {
 func TestFleetNothingLeftAfterStop(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 2
-	cfg.FreezeAfter = 100 * time.Millisecond
+	cfg.Sandbox.PoolSize = 2
+	cfg.Sandbox.FreezeAfter = 100 * time.Millisecond
 	env := Start(t, cfg)
 	env.PutWebtask("a", "hello", helloCode, nil)
 	env.PutWebtask("b", "hello", helloCode, nil)
@@ -393,9 +393,9 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 	WaitFor(t, "a frozen", 10*time.Second, func() bool { return sandboxOf(t, env, "a").State == types.SandboxPaused })
 	// Every process of the fleet: assigned and pooled.
 	var pids []int
-	procsFiles := mustGlob(t, filepath.Join("/sys/fs/cgroup/pids", cfg.CgroupParent, "*", "cgroup.procs"))
+	procsFiles := mustGlob(t, filepath.Join("/sys/fs/cgroup/pids", cfg.Sandbox.CgroupParent, "*", "cgroup.procs"))
 	if len(procsFiles) == 0 { // cgroup v2
-		procsFiles = mustGlob(t, filepath.Join("/sys/fs/cgroup", cfg.CgroupParent, "*", "cgroup.procs"))
+		procsFiles = mustGlob(t, filepath.Join("/sys/fs/cgroup", cfg.Sandbox.CgroupParent, "*", "cgroup.procs"))
 	}
 	for _, f := range procsFiles {
 		raw, err := os.ReadFile(f)
@@ -416,15 +416,15 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 			t.Errorf("process %d survived the daemon", p)
 		}
 	}
-	if left := CgroupLeftovers(cfg.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left: %v", left)
 	}
 	for _, root := range mustGlob(t, "/sys/fs/cgroup/*") {
-		if _, err := os.Stat(filepath.Join(root, cfg.CgroupParent)); err == nil {
+		if _, err := os.Stat(filepath.Join(root, cfg.Sandbox.CgroupParent)); err == nil {
 			t.Errorf("parent cgroup left in %s", root)
 		}
 	}
-	if left := StateLeftovers(cfg.StateDir); len(left) != 0 {
+	if left := StateLeftovers(cfg.Sandbox.StateDir); len(left) != 0 {
 		t.Errorf("state dirs left: %v", left)
 	}
 }
@@ -432,8 +432,8 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 func TestMetricsScrapeCleanly(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 1
-	cfg.MemoryBudget = "2GiB"
+	cfg.Sandbox.PoolSize = 1
+	cfg.Sandbox.MemoryBudgetBytes = 2 << 30
 	env := Start(t, cfg)
 	waitPoolFull(t, env, 1)
 	env.PutWebtask("m", "hello", helloCode, nil)
@@ -462,10 +462,10 @@ func TestMetricsScrapeCleanly(t *testing.T) {
 		t.Errorf("running sandboxes = %v, want 1", v)
 	}
 	// The budget is the parent cgroup's memory limit: v1 memory.limit_in_bytes, else v2 memory.max.
-	raw, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cfg.CgroupParent, "memory.limit_in_bytes"))
+	raw, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/memory", cfg.Sandbox.CgroupParent, "memory.limit_in_bytes"))
 	if err != nil {
 		var err2 error
-		if raw, err2 = os.ReadFile(filepath.Join("/sys/fs/cgroup", cfg.CgroupParent, "memory.max")); err2 != nil {
+		if raw, err2 = os.ReadFile(filepath.Join("/sys/fs/cgroup", cfg.Sandbox.CgroupParent, "memory.max")); err2 != nil {
 			t.Fatalf("parent cgroup memory limit: v1: %v; v2: %v", err, err2)
 		}
 	}

@@ -21,7 +21,7 @@ import (
 func TestFullDataVolumeAnswers507AndRecovers(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	if err := syscall.Mount("tmpfs", cfg.DataDir, "tmpfs", 0, "size=2m,mode=0700"); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}

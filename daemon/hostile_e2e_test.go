@@ -14,8 +14,8 @@ import (
 func TestHostileOutputsAreContained(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.Limits.MemoryMB = 512 // room for the webtask to build a huge answer
-	cfg.ExecTimeout = 3 * time.Second
+	cfg.Sandbox.Limits.MemoryMB = 512 // room for the webtask to build a huge answer
+	cfg.Sandbox.ExecTimeout = 3 * time.Second
 	env := Start(t, cfg)
 	env.PutWebtask("calm", "ok", `module.exports = cb => cb(null, 'fine')`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/calm/ok", "", nil), 200, "neighbour")

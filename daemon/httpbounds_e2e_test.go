@@ -140,7 +140,7 @@ func TestHeldBodiesAreBounded(t *testing.T) {
 func TestReadDeadlineSparesLongCalls(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	cfg.HTTP.ReadHeaderTimeout = 500 * time.Millisecond
 	cfg.HTTP.ReadTimeout = 500 * time.Millisecond
 	env := Start(t, cfg)

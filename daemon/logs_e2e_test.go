@@ -128,7 +128,7 @@ const thousandLinesCode = `module.exports = function (ctx, cb) {
 func TestLogs1000LinesInOrder(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.LogPingInterval = 300 * time.Millisecond
+	cfg.API.LogPingInterval = 300 * time.Millisecond
 	env := Start(t, cfg)
 	env.PutWebtask("lg", "many", thousandLinesCode, nil)
 	tenant := issueTenant(t, env, "lg")
@@ -222,7 +222,7 @@ func TestLogs1000LinesInOrder(t *testing.T) {
 func TestLogsTruncatedPerInvocation(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.LogLimitBytes = 1000
+	cfg.Sandbox.LogLimitBytes = 1000
 	env := Start(t, cfg)
 	env.PutWebtask("lg", "chatty", thousandLinesCode, nil)
 	s, resp := openLogStream(t, env, "lg", "", env.Master)
@@ -267,8 +267,8 @@ var droppedMetric = regexp.MustCompile(`(?m)^webtaskd_log_records_dropped_total 
 func TestLogsStalledReaderDoesNotSlowWebtask(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.LogLimitBytes = 64 << 20
-	cfg.LogStreamBufferRecords = 64
+	cfg.Sandbox.LogLimitBytes = 64 << 20
+	cfg.Logs.BufferRecords = 64
 	env := Start(t, cfg)
 	// 20,000 lines of ~200 bytes: 4 MB of output per call.
 	env.PutWebtask("lg", "flood", `module.exports = function (ctx, cb) {
@@ -313,7 +313,7 @@ func TestLogsStalledReaderDoesNotSlowWebtask(t *testing.T) {
 		if r.Status != 200 || string(r.Body) != `{"lines":20000}` {
 			t.Fatalf("call %d with a stalled log reader: %d %s (after %s)", i, r.Status, r.Body, took)
 		}
-		t.Logf("call %d with a stalled log reader answered in %s (exec timeout %s)", i, took, cfg.ExecTimeout)
+		t.Logf("call %d with a stalled log reader answered in %s (exec timeout %s)", i, took, cfg.Sandbox.ExecTimeout)
 	}
 	m := env.Call("GET", "/metrics", env.Master, nil)
 	MustStatus(t, m, 200, "metrics")

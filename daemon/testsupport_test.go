@@ -45,8 +45,8 @@ func startChildDaemon(t *testing.T, cfg daemon.Config, env ...string) (*exec.Cmd
 		"WEBTASKD_TEST_CHILD_DAEMON=1",
 		"WEBTASKD_LISTEN=127.0.0.1:0",
 		"WEBTASKD_DATA_DIR="+cfg.DataDir,
-		"WEBTASKD_STATE_DIR="+cfg.StateDir,
-		"WEBTASKD_CGROUP_PARENT="+cfg.CgroupParent,
+		"WEBTASKD_STATE_DIR="+cfg.Sandbox.StateDir,
+		"WEBTASKD_CGROUP_PARENT="+cfg.Sandbox.CgroupParent,
 	)
 	child.Env = append(child.Env, env...)
 	child.Stderr = Writer{T: t}

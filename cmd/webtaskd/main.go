@@ -75,14 +75,11 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("webtaskd serve", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
 	m.Config.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := m.Config.ParseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q (usage: webtaskd serve [flags])", fs.Args())
-	}
-	if err := m.Config.ApplyConfigFile(fs); err != nil {
-		return err
 	}
 	if err := m.Config.Validate(); err != nil {
 		return err

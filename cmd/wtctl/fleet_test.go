@@ -13,7 +13,7 @@ import (
 func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 1
+	cfg.Sandbox.PoolSize = 1
 	env := Start(t, cfg)
 	env.PutWebtask("insp", "t", `module.exports = cb => { global.keep = Buffer.alloc(8 << 20, 1); cb(null, 'ok'); };`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/insp/t", "", nil), 200, "run")
@@ -23,7 +23,7 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Container    insp", "Cgroup", cfg.CgroupParent + "/" + id, "Memory", "CPU time", "Pids", "OOM kills    0", "Invocations  1"} {
+	for _, want := range []string{"Container    insp", "Cgroup", cfg.Sandbox.CgroupParent + "/" + id, "Memory", "CPU time", "Pids", "OOM kills    0", "Invocations  1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("inspect output lacks %q:\n%s", want, out)
 		}
@@ -37,7 +37,7 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 		t.Fatalf("inspect --json: %v: %s", err, out)
 	}
 	// The webtask holds 8 MiB: the cgroup's figure must show it.
-	if c := info.Cgroup; c == nil || c.MemoryBytes < 8<<20 || c.MemoryLimitBytes != uint64(cfg.Limits.MemoryMB)<<20 || c.Pids == 0 || c.CPUNanos == 0 {
+	if c := info.Cgroup; c == nil || c.MemoryBytes < 8<<20 || c.MemoryLimitBytes != uint64(cfg.Sandbox.Limits.MemoryMB)<<20 || c.Pids == 0 || c.CPUNanos == 0 {
 		t.Fatalf("cgroup figures %+v", info.Cgroup)
 	}
 
@@ -71,7 +71,7 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 	}
 	MustStatus(t, env.Call("GET", "/api/run/insp/t", "", nil), 200, "run with default limits")
 	s = env.Sandboxes()[0]
-	if s.Limits.Pids != cfg.Limits.Pids {
+	if s.Limits.Pids != cfg.Sandbox.Limits.Pids {
 		t.Fatalf("after limits rm: %+v", s)
 	}
 

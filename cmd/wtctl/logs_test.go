@@ -32,7 +32,7 @@ func (b *syncBuffer) String() string {
 func TestLogsBacklogAndFollow(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.LogPingInterval = 200 * time.Millisecond // pings must not print anything
+	cfg.API.LogPingInterval = 200 * time.Millisecond // pings must not print anything
 	env := Start(t, cfg)
 	env.PutWebtask("lg", "say", `module.exports = function (ctx, cb) {
 	  console.log('said ' + (ctx.query.w || 'nothing'));

@@ -31,8 +31,8 @@ func wtctl(t *testing.T, env *Env, args ...string) (string, error) {
 func TestTwoContainersListedThenReapedWhenIdle(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.IdleTimeout = 2 * time.Second
-	cfg.PoolSize = 0 // no pooled sandboxes: nothing may be left once both are reaped
+	cfg.Sandbox.IdleTimeout = 2 * time.Second
+	cfg.Sandbox.PoolSize = 0 // no pooled sandboxes: nothing may be left once both are reaped
 	env := Start(t, cfg)
 	code := `module.exports = cb => setTimeout(() => cb(null, { pid: process.pid }), 200);`
 	env.PutWebtask("red", "t", code, nil)
@@ -79,10 +79,10 @@ func TestTwoContainersListedThenReapedWhenIdle(t *testing.T) {
 			t.Errorf("runtime pid %d of idle sandbox %s still alive", s.Pid, s.ID)
 		}
 	}
-	if left := CgroupLeftovers(cfg.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left behind: %v", left)
 	}
-	if left := StateLeftovers(cfg.StateDir); len(left) != 0 {
+	if left := StateLeftovers(cfg.Sandbox.StateDir); len(left) != 0 {
 		t.Errorf("state dirs left behind: %v", left)
 	}
 	out, err = wtctl(t, env, "sandboxes")

@@ -89,8 +89,8 @@ func startDaemon(t *testing.T, modules string) (*Env, daemon.Config) {
 	t.Helper()
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.ModulesDir = modules
-	cfg.PoolSize = 0
+	cfg.Sandbox.Rootfs.ModulesDir = modules
+	cfg.Sandbox.PoolSize = 0
 	return Start(t, cfg), cfg
 }
 

@@ -56,12 +56,12 @@ func Config(t *testing.T) daemon.Config {
 	cfg := daemon.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	cfg.StateDir = "/run/webtaskd-test-" + id
-	cfg.CgroupParent = "/webtaskd-test-" + id
+	cfg.Sandbox.StateDir = "/run/webtaskd-test-" + id
+	cfg.Sandbox.CgroupParent = "/webtaskd-test-" + id
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.ShutdownTimeout = 20 * time.Second
-	cfg.ExecTimeout = 10 * time.Second
-	t.Cleanup(func() { os.RemoveAll(cfg.StateDir) })
+	cfg.Sandbox.ExecTimeout = 10 * time.Second
+	t.Cleanup(func() { os.RemoveAll(cfg.Sandbox.StateDir) })
 	return cfg
 }
 
