@@ -183,3 +183,25 @@ func TestEveryFlagHasItsVariable(t *testing.T) {
 		}
 	})
 }
+
+// TestReadmeListsEveryFlag keeps README.md's flag table complete.
+func TestReadmeListsEveryFlag(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "| `--") {
+			table.WriteString(line)
+		}
+	}
+	cfg := daemon.DefaultConfig()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(table.String(), "`--"+f.Name+"`") {
+			t.Errorf("README.md's flag table has no row for --%s", f.Name)
+		}
+	})
+}
