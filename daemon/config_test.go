@@ -142,7 +142,7 @@ func TestConfigFileErrorsNameTheKey(t *testing.T) {
 func TestValidateAsksEachComponent(t *testing.T) {
 	cfg, err := parse(t, "--listen", "nowhere", "--log-level", "loud",
 		"--max-body-bytes", "10", // api
-		"--pids", "1", // sandbox
+		"--pids", "10", // sandbox: at least 16, as per container
 		"--log-stream-buffer-records", "0", // logstream
 	)
 	if err != nil {
@@ -152,9 +152,27 @@ func TestValidateAsksEachComponent(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"--listen", "--log-level", "api: max body bytes 10", "pids limit", "logstream:"} {
+	for _, want := range []string{"--listen", "--log-level", "api: max body bytes 10", "pids must be between 16", "logstream:"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error does not mention %q:\n%v", want, err)
+		}
+	}
+}
+
+// TestStateDirApartFromTheBinary: runc cannot seal /proc/self/exe when the
+// state dir and the binary's directory nest; the daemon refuses to start.
+func TestStateDirApartFromTheBinary(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{filepath.Join(filepath.Dir(exe), "state"), filepath.Dir(filepath.Dir(exe))} {
+		cfg, err := parse(t, "--state-dir", dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "binary's directory") {
+			t.Errorf("--state-dir %s around or under the binary's directory: Validate = %v", dir, err)
 		}
 	}
 }
