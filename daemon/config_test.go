@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,9 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 			t.Errorf("README.md's flag table has no row for --%s", f.Name)
 		}
 	})
+	for _, m := range regexp.MustCompile("`--([a-z0-9-]+)`").FindAllStringSubmatch(table.String(), -1) {
+		if fs.Lookup(m[1]) == nil {
+			t.Errorf("README.md's flag table lists --%s, which webtaskd serve does not have", m[1])
+		}
+	}
 }
