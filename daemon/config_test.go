@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/daemon"
 )
 
@@ -47,7 +48,8 @@ func TestDefaultConfigIsValid(t *testing.T) {
 func TestFlagsEnvFilePrecedence(t *testing.T) {
 	file := writeConfigFile(t, `{
 		"pool-size": 3, "max-sandboxes": 30, "freeze-after": "3s",
-		"memory-budget": "4GiB", "allow-private-code-urls": true, "cpus": 1.5
+		"memory-budget": "4GiB", "allow-private-code-urls": true, "cpus": 1.5,
+		"trusted-proxies": "10.0.0.0/8, 192.0.2.1"
 	}`)
 	t.Setenv("WEBTASKD_CONFIG", file)
 	t.Setenv("WEBTASKD_POOL_SIZE", "4")
@@ -72,6 +74,7 @@ func TestFlagsEnvFilePrecedence(t *testing.T) {
 		{"memory-budget (file)", cfg.Sandbox.MemoryBudgetBytes, int64(4 << 30)},
 		{"allow-private-code-urls (file)", cfg.API.AllowPrivateCodeURLs, true},
 		{"cpus (file)", cfg.Sandbox.Limits.CPUs, 1.5},
+		{"trusted-proxies (file)", httplimit.FormatPrefixes(cfg.HTTP.TrustedProxies), "10.0.0.0/8,192.0.2.1/32"},
 		{"idle-timeout (default)", cfg.Sandbox.IdleTimeout, def.Sandbox.IdleTimeout},
 		{"max-body-bytes (default)", cfg.API.MaxBodyBytes, def.API.MaxBodyBytes},
 	} {
