@@ -279,16 +279,64 @@ func (s *Server) invoke(c echo.Context, container string, req *agent.Request) er
 	for k, v := range call.Header {
 		ck := http.CanonicalHeaderKey(k)
 		switch ck {
-		case "Content-Length", "Transfer-Encoding", "Connection", HeaderRequestID, HeaderSandbox, HeaderDuration:
+		case "Content-Length":
+			// A streamed body keeps the length its webtask announced (no
+			// chunked encoding then); a complete one gets its real length.
+			if call.Streamed && len(v) == 1 {
+				if _, err := strconv.ParseUint(v[0], 10, 63); err == nil {
+					h[ck] = v
+				}
+			}
+			continue
+		case "Transfer-Encoding", "Connection", HeaderRequestID, HeaderSandbox, HeaderDuration:
 			continue
 		}
 		h[ck] = v
 	}
 	c.Response().WriteHeader(call.Status)
-	if _, err := io.Copy(c.Response(), call.Body); err != nil {
-		s.log.Debug("writing webtask response", "req_id", req.ReqID, "err", err)
+	if !call.Streamed {
+		if _, err := io.Copy(c.Response(), call.Body); err != nil {
+			s.log.Debug("writing webtask response", "req_id", req.ReqID, "err", err)
+		}
+		return nil
 	}
-	return nil
+	return s.stream(c, req.ReqID, call.Body)
+}
+
+// streamBufBytes is the copy buffer of a streamed response (a piece of
+// the agent's stream is at most 32 KiB).
+const streamBufBytes = 32 << 10
+
+var streamBufPool = sync.Pool{New: func() any { b := make([]byte, streamBufBytes); return &b }}
+
+// stream copies a streamed body to the caller, flushing every piece as it
+// comes: the caller's pace is the webtask's (flow control back to
+// res.write). A body cut off (budget, timeouts, runtime failure) drops
+// the connection without the final chunk, so that nothing looks complete
+// that is not; a caller gone aborts the webtask's response (Body.Close).
+func (s *Server) stream(c echo.Context, reqID string, body io.Reader) error {
+	w := c.Response()
+	rc := http.NewResponseController(w.Writer)
+	bp := streamBufPool.Get().(*[]byte)
+	defer streamBufPool.Put(bp)
+	buf := *bp
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				s.log.Debug("caller went away during a streamed response", "req_id", reqID, "err", werr)
+				return nil // the deferred Body.Close aborts the webtask's response
+			}
+			_ = rc.Flush() // ErrNotSupported: an in-process caller (cron)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			s.log.Info("streamed response cut off", "req_id", reqID, "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
 }
 
 // remoteCache fetches and caches remote code by URL; concurrent misses

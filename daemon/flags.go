@@ -48,7 +48,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.FreezeAfter, "freeze-after", s.FreezeAfter, "freeze a sandbox idle this long, thaw it on the next call (0: never)")
 	fs.IntVar(&s.MaxConcurrency, "max-concurrency", s.MaxConcurrency, "default concurrent calls per container; more queue")
 	fs.DurationVar(&s.QueueTimeout, "queue-timeout", s.QueueTimeout, "how long a queued call waits for a slot before 429")
-	fs.DurationVar(&s.ExecTimeout, "exec-timeout", s.ExecTimeout, "maximum duration of one invocation")
+	fs.DurationVar(&s.ExecTimeout, "exec-timeout", s.ExecTimeout, "maximum time of one invocation until its response head (status and headers)")
+	fs.Int64Var(&s.MaxResponseBytes, "max-response-bytes", s.MaxResponseBytes, "response body budget of one call in bytes; a streamed response past it is cut off")
+	fs.DurationVar(&s.StreamIdleTimeout, "stream-idle-timeout", s.StreamIdleTimeout, "a streamed response waiting this long for its next piece is cut off")
+	fs.DurationVar(&s.StreamTimeout, "stream-timeout", s.StreamTimeout, "a streamed response running this long after its head is cut off")
 	fs.IntVar(&s.LogLimitBytes, "log-limit-bytes", s.LogLimitBytes, "user output captured per invocation, in bytes")
 
 	h := &c.HTTP

@@ -9,8 +9,8 @@ import (
 
 // Call is what Manager.Invoke served: how the call was served, then the
 // webtask's response as status, headers and a body the caller reads as a
-// stream. Today the body is one buffered chunk; a streaming runtime
-// changes what is behind Body, not the Call.
+// stream: one buffered chunk for a complete response, or the pieces the
+// webtask writes as it writes them (Streamed).
 type Call struct {
 	// Served tells how the container's sandbox was obtained ("" when the
 	// call never got one).
@@ -28,7 +28,17 @@ type Call struct {
 	Status int
 	Header map[string][]string
 	// Body is the response body. The caller reads it and must Close it.
+	// A streamed body's Read blocks until the webtask writes; it fails
+	// (not io.EOF) when the stream is cut off (ErrResponseTooLarge,
+	// ErrStreamTimeout, the runtime failing, the caller's context ending):
+	// the caller must then drop its connection rather than end the
+	// response normally. Closing a body not read to its end aborts the
+	// webtask's response (its req and res emit "close"). A streamed call
+	// holds its concurrency slot until Close.
 	Body io.ReadCloser
+	// Streamed tells that Body is a stream (write each piece as it comes,
+	// flushing); false: Body is already complete.
+	Streamed bool
 
 	body bufferedBody // backs Body for a buffered response (no allocation)
 }
@@ -39,6 +49,10 @@ func BufferedCall(status int, header map[string][]string, b []byte) *Call {
 	c := &Call{}
 	c.setResponse(status, header, b)
 	return c
+}
+
+func (c *Call) setStream(status int, header map[string][]string, b *streamBody) {
+	c.Status, c.Header, c.Body, c.Streamed = status, header, b, true
 }
 
 func (c *Call) setResponse(status int, header map[string][]string, b []byte) {

@@ -32,6 +32,12 @@ const (
 	DefaultPoolSize     = 2
 	DefaultMaxSandboxes = 1000
 	DefaultFreezeAfter  = 2 * time.Second
+	// DefaultMaxResponseBytes is the response body budget of one call.
+	DefaultMaxResponseBytes = 256 << 20
+	// DefaultStreamIdleTimeout and DefaultStreamTimeout bound a streamed
+	// response once its head arrived.
+	DefaultStreamIdleTimeout = 30 * time.Second
+	DefaultStreamTimeout     = 10 * time.Minute
 )
 
 // DefaultLimits are the limits of a sandbox when nothing else is configured.
@@ -73,6 +79,9 @@ const (
 	// kernel's default fs.nr_open is 1<<20.
 	minOpenFiles = 64
 	maxOpenFiles = 1 << 20
+	// minResponseBytes: a budget must fit an error body.
+	minResponseBytes = 1024
+	maxResponseBytes = 1 << 40
 )
 
 // Config configures a Manager.
@@ -91,9 +100,19 @@ type Config struct {
 	Rlimits Rlimits
 	// IdleTimeout: a sandbox idle this long is destroyed.
 	IdleTimeout time.Duration
-	// ExecTimeout bounds one invocation; on expiry the call fails with
-	// ErrTimeout and the sandbox is recycled.
+	// ExecTimeout bounds one invocation until its response head (status
+	// and headers); on expiry the call fails with ErrTimeout and the
+	// sandbox is recycled.
 	ExecTimeout time.Duration
+	// MaxResponseBytes is the response body budget of one call (a
+	// container may override it); a streamed body past it is cut off
+	// (ErrResponseTooLarge), a complete one fails the call.
+	MaxResponseBytes int64
+	// StreamIdleTimeout bounds the wait for the next piece of a streamed
+	// body; StreamTimeout bounds a streamed body as a whole (from its
+	// head). Past either the stream is cut off (ErrStreamTimeout).
+	StreamIdleTimeout time.Duration
+	StreamTimeout     time.Duration
 	// StartTimeout bounds boot until the runtime agent is ready.
 	StartTimeout time.Duration
 	// LogLimitBytes caps each invocation's user output (set on every Request).
@@ -169,6 +188,9 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Rlimits.MaxLockedMemoryBytes, DefaultRlimits.MaxLockedMemoryBytes)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.ExecTimeout, DefaultExecTimeout)
+	setDefault(&c.MaxResponseBytes, DefaultMaxResponseBytes)
+	setDefault(&c.StreamIdleTimeout, DefaultStreamIdleTimeout)
+	setDefault(&c.StreamTimeout, DefaultStreamTimeout)
 	setDefault(&c.StartTimeout, DefaultStartTimeout)
 	setDefault(&c.LogLimitBytes, DefaultLogLimitBytes)
 	setDefault(&c.MaxConcurrency, DefaultMaxConcurrency)
@@ -203,8 +225,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max open files must be between %d and %d", ErrConfig, minOpenFiles, maxOpenFiles)
 	case c.Rlimits.MaxLockedMemoryBytes > uint64(c.Limits.MemoryMB)<<20:
 		return fmt.Errorf("%w: max locked memory must not exceed the memory limit", ErrConfig)
-	case c.IdleTimeout <= 0 || c.ExecTimeout <= 0 || c.StartTimeout <= 0:
+	case c.IdleTimeout <= 0 || c.ExecTimeout <= 0 || c.StartTimeout <= 0 || c.StreamIdleTimeout <= 0 || c.StreamTimeout <= 0:
 		return fmt.Errorf("%w: timeouts must be positive", ErrConfig)
+	case c.MaxResponseBytes < minResponseBytes || c.MaxResponseBytes > maxResponseBytes:
+		return fmt.Errorf("%w: max response bytes must be between %d and %d", ErrConfig, minResponseBytes, int64(maxResponseBytes))
 	case c.LogLimitBytes < 0:
 		return fmt.Errorf("%w: log limit must not be negative", ErrConfig)
 	case c.PoolSize < 0 || c.PoolSize > maxPoolSize:
@@ -259,6 +283,8 @@ func ValidateOverride(o types.Limits) error {
 		return fmt.Errorf("%w: exec_timeout_ms must be between %d and %d", ErrConfig, minExecTimeoutMS, maxExecTimeoutMS)
 	case o.MaxConcurrency != 0 && (o.MaxConcurrency < 1 || o.MaxConcurrency > maxConcurrency):
 		return fmt.Errorf("%w: max_concurrency must be between 1 and %d", ErrConfig, maxConcurrency)
+	case o.MaxResponseBytes != 0 && (o.MaxResponseBytes < minResponseBytes || o.MaxResponseBytes > maxResponseBytes):
+		return fmt.Errorf("%w: max_response_bytes must be between %d and %d", ErrConfig, minResponseBytes, int64(maxResponseBytes))
 	case o.MemoryMB < 0 || o.CPUs < 0 || o.Pids < 0 || o.ExecTimeoutMS < 0 || o.MaxConcurrency < 0:
 		return fmt.Errorf("%w: limits must not be negative", ErrConfig)
 	}

@@ -12,6 +12,12 @@ var (
 	// ErrTimeout: the invocation ran past its exec timeout; the sandbox is
 	// recycled.
 	ErrTimeout = errdefs.New(errdefs.ErrDeadline, "webtask exceeded the execution time limit")
+	// ErrResponseTooLarge: the response body passed the call's
+	// MaxResponseBytes.
+	ErrResponseTooLarge = errdefs.New(errdefs.ErrUpstream, "the webtask's response exceeds the response size limit")
+	// ErrStreamTimeout: a streamed response stalled past the idle timeout
+	// or ran past the stream timeout.
+	ErrStreamTimeout = errdefs.New(errdefs.ErrDeadline, "the webtask's streamed response exceeded its time limit")
 	// ErrOOM: the runtime was killed at the sandbox's memory limit (seen
 	// through the cgroup, not guessed).
 	ErrOOM = errdefs.New(errdefs.ErrFailed, "webtask exceeded the memory limit")

@@ -187,7 +187,14 @@ func (m *Manager) invokeOnce(ctx context.Context, container string, req *agent.R
 		}
 		return err
 	}
-	defer m.release(e)
+	// A streamed response keeps its concurrency slot and its entry until
+	// its body is closed.
+	streaming := false
+	defer func() {
+		if !streaming {
+			m.release(e)
+		}
+	}()
 	call.Served, call.SandboxID = served, e.sb.ID()
 
 	// A concurrency slot: at once when free, else queue (bounded).
@@ -211,7 +218,11 @@ func (m *Manager) invokeOnce(ctx context.Context, container string, req *agent.R
 		}
 		call.Queued = time.Since(q)
 	}
-	defer func() { <-e.sem }()
+	defer func() {
+		if !streaming {
+			<-e.sem
+		}
+	}()
 
 	if m.cfg.FreezeAfter > 0 {
 		e.fmu.Lock()
@@ -232,7 +243,22 @@ func (m *Manager) invokeOnce(ctx context.Context, container string, req *agent.R
 	// The exec timeout is a timer of the agent client (a derived context
 	// per call cost more than the rest of the manager's warm path).
 	resp, err := e.sb.Invoke(ctx, req, e.execTimeout)
+	if err == nil && resp.Stream != nil {
+		streaming = true
+		call.setStream(resp.Status, resp.Headers, newStreamBody(ctx, resp.Stream, streamLimits{
+			maxBytes: e.limits.MaxResponseBytes,
+			idle:     m.cfg.StreamIdleTimeout,
+			total:    m.cfg.StreamTimeout,
+		}, func() {
+			<-e.sem
+			m.release(e)
+		}))
+		return nil
+	}
 	if err == nil {
+		if max := e.limits.MaxResponseBytes; max > 0 && int64(len(resp.Body)) > max {
+			return fmt.Errorf("%w (%d bytes)", ErrResponseTooLarge, max)
+		}
 		call.setResponse(resp.Status, resp.Headers, resp.Body)
 		return nil
 	}
@@ -334,6 +360,7 @@ func (m *Manager) release(e *entry) {
 func (m *Manager) limitsOf(container string) (types.Limits, error) {
 	l := m.cfg.Limits
 	l.ExecTimeoutMS = m.cfg.ExecTimeout.Milliseconds()
+	l.MaxResponseBytes = m.cfg.MaxResponseBytes
 	l.MaxConcurrency = m.cfg.MaxConcurrency
 	if m.cfg.LimitsFor == nil {
 		return l, nil

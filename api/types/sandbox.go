@@ -21,6 +21,9 @@ type Limits struct {
 	// MaxConcurrency caps the calls running at once in the container's
 	// sandbox; 0 means the daemon's.
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
+	// MaxResponseBytes caps one response body in bytes (a streamed one
+	// is cut off past it); 0 means the daemon's.
+	MaxResponseBytes int64 `json:"max_response_bytes,omitempty"`
 }
 
 // Override returns l with every non-zero field of o applied (TmpMB is
@@ -40,6 +43,9 @@ func (l Limits) Override(o Limits) Limits {
 	}
 	if o.MaxConcurrency != 0 {
 		l.MaxConcurrency = o.MaxConcurrency
+	}
+	if o.MaxResponseBytes != 0 {
+		l.MaxResponseBytes = o.MaxResponseBytes
 	}
 	return l
 }

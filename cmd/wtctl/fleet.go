@@ -200,9 +200,10 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 			return writeJSON(cmd, l)
 		}
 		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "CONTAINER\tMEMORY\tCPUS\tPIDS\tEXEC TIMEOUT\tCONCURRENCY")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, orDash(intString(l.MemoryMB)+suffix(l.MemoryMB, "MiB")),
-			orDash(floatString(l.CPUs)), orDash(intString(l.Pids)), orDash(msString(l.ExecTimeoutMS)), orDash(intString(l.MaxConcurrency)))
+		fmt.Fprintln(w, "CONTAINER\tMEMORY\tCPUS\tPIDS\tEXEC TIMEOUT\tCONCURRENCY\tMAX RESPONSE")
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, orDash(intString(l.MemoryMB)+suffix(l.MemoryMB, "MiB")),
+			orDash(floatString(l.CPUs)), orDash(intString(l.Pids)), orDash(msString(l.ExecTimeoutMS)), orDash(intString(l.MaxConcurrency)),
+			orDash(intString(l.MaxResponseBytes)))
 		return w.Flush()
 	}
 	get := &cobra.Command{
@@ -224,7 +225,7 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 	var in types.ContainerLimits
 	var execTimeout time.Duration
 	set := &cobra.Command{
-		Use:   "set CONTAINER [--memory-mb N] [--cpus X] [--pids N] [--exec-timeout D] [--max-concurrency N]",
+		Use:   "set CONTAINER [--memory-mb N] [--cpus X] [--pids N] [--exec-timeout D] [--max-concurrency N] [--max-response-bytes N]",
 		Short: "Replace a container's overrides; its next call gets a sandbox with them",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -247,6 +248,7 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 	f.IntVar(&in.Pids, "pids", 0, "task (pids) limit")
 	f.DurationVar(&execTimeout, "exec-timeout", 0, "limit of one call")
 	f.IntVar(&in.MaxConcurrency, "max-concurrency", 0, "concurrent calls; more queue, then 429")
+	f.Int64Var(&in.MaxResponseBytes, "max-response-bytes", 0, "response body budget in bytes (a stream past it is cut off)")
 	rm := &cobra.Command{
 		Use:   "rm CONTAINER",
 		Short: "Remove a container's overrides (back to the daemon defaults)",
@@ -271,7 +273,7 @@ func orDash(s string) string {
 	return s
 }
 
-func intString(n int) string {
+func intString[T int | int64](n T) string {
 	if n == 0 {
 		return ""
 	}

@@ -412,7 +412,7 @@ func (s *Scheduler) call(ctx context.Context, job *store.CronJob, w *store.Webta
 	s.mu.Lock()
 	h := s.h
 	s.mu.Unlock()
-	h.ServeHTTP(rw, req)
+	cutOff := serve(h, rw, req)
 	res.CompletedAt = s.cfg.Now().UTC()
 	res.StatusCode = rw.status()
 	res.Body = rw.body.String()
@@ -423,10 +423,28 @@ func (s *Scheduler) call(ctx context.Context, job *store.CronJob, w *store.Webta
 		}
 	}
 	res.Type = store.CronSuccess
-	if res.StatusCode >= 400 {
+	if res.StatusCode >= 400 || cutOff {
+		// A cut-off stream (http.ErrAbortHandler) is what a network
+		// caller sees as a dropped connection: an error.
 		res.Type = store.CronError
 	}
 	return res
+}
+
+// serve runs h in-process; a handler aborting its response
+// (http.ErrAbortHandler, as a cut-off stream does) returns true, as net/http
+// would drop the connection. Other panics propagate.
+func serve(h http.Handler, w http.ResponseWriter, r *http.Request) (aborted bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p != http.ErrAbortHandler {
+				panic(p)
+			}
+			aborted = true
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return false
 }
 
 // recorder is an http.ResponseWriter keeping the status, headers and the

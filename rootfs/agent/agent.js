@@ -127,6 +127,13 @@ function handleLine(line) {
     onStorageResult(m);
     return;
   }
+  if (m.op === 'credit' || m.op === 'abort') {
+    const inv = running.get(m.id);
+    if (inv === undefined) return; // already ended
+    if (m.op === 'credit') onCredit(inv, m.n);
+    else onAbort(inv);
+    return;
+  }
   agentLog('unknown op from daemon: ' + String(m.op));
 }
 
@@ -135,6 +142,11 @@ function handleLine(line) {
 
 const als = new AsyncLocalStorage();
 
+// running maps the id of every invocation that can still be aborted (or
+// get credit) to its Invocation: from invoke to its result, or to the end
+// of its streamed response.
+const running = new Map();
+
 // Invocation is the per-call state, also the AsyncLocalStorage store.
 // ref is the invocation's part of its storage and token calls: its id and
 // its capability (the daemon's secret for this invocation alone).
@@ -142,7 +154,18 @@ function Invocation(id, cap, req) {
   this.id = id;
   this.ref = '"id":' + id + ',"cap":' + stringify(cap);
   this.req = req;
-  this.done = false;
+  this.done = false; // the result or the head was sent (or aborted)
+  // Streamed response state (see "Streaming" below).
+  this.credit = STREAM_WINDOW_BYTES;
+  this.queue = []; // {buf, off, cb} waiting for credit
+  this.queuedBytes = 0;
+  this.endPending = false; // end() was called, "end" goes once the queue is sent
+  this.finished = false; // "end" was sent
+  this.aborted = false;
+  this.onDrain = undefined; // called when the queue empties
+  this.onAbort = undefined; // called when the daemon aborts
+  this.onFinish = undefined; // called once "end" was sent
+
   this.logBytes = 0;
   this.logLimit = typeof req.log_limit === 'number' ? req.log_limit : 0;
   this.truncated = false;
@@ -151,16 +174,124 @@ function Invocation(id, cap, req) {
   this.reqIDJSON = undefined; // JSON of req_id, built by the first log line
 }
 
-const JSON_HEADERS = '{"content-type":["application/json"]}';
+// Header values travel as base64 of their bytes (Node's latin1 strings).
+const JSON_HEADERS = '{"content-type":["' + BufferFrom('application/json', 'latin1').toString('base64') + '"]}';
 
+// sendResult answers inv with a complete response; a body larger than one
+// chunk goes as a streamed response instead (bounded lines, flow control).
 function sendResult(inv, status, headersJSON, body) {
   if (inv.done) return false;
+  if (body !== undefined && typeof body === 'string') body = BufferFrom(body);
+  if (body !== undefined && body.length > CHUNK_BYTES) {
+    sendHead(inv, status, headersJSON);
+    streamWrite(inv, body, undefined);
+    streamEnd(inv);
+    return true;
+  }
   inv.done = true;
-  const b64 = body === undefined || body.length === 0 ? '' : BufferFrom(body).toString('base64');
+  running.delete(inv.id);
+  const b64 = body === undefined || body.length === 0 ? '' : body.toString('base64');
   sendRaw(
     '{"op":"result","id":' + inv.id + ',"status":' + status + ',"headers":' + headersJSON + ',"body":"' + b64 + '"}\n'
   );
   return true;
+}
+
+// ---------------------------------------------------------------------------
+// Streaming: "head", then "chunk"s within the credit the daemon grants
+// (STREAM_WINDOW_BYTES at first, more with each "credit"), then "end".
+// Writes beyond the credit wait in inv.queue: the write callbacks and
+// 'drain' of a slow caller's response are late, nothing grows elsewhere.
+
+const STREAM_WINDOW_BYTES = 256 * 1024; // sandbox/agent.StreamWindowBytes
+const CHUNK_BYTES = 32 * 1024; // largest body piece of one message
+
+function sendHead(inv, status, headersJSON) {
+  inv.done = true;
+  sendRaw('{"op":"head","id":' + inv.id + ',"status":' + status + ',"headers":' + headersJSON + '}\n');
+}
+
+// streamWrite queues buf (a Buffer) and sends what the credit allows; cb
+// runs once all of buf left for the daemon.
+function streamWrite(inv, buf, cb) {
+  if (buf.length === 0) {
+    if (cb !== undefined) inv.queue.push({ buf: buf, off: 0, cb: cb });
+  } else {
+    inv.queue.push({ buf: buf, off: 0, cb: cb });
+    inv.queuedBytes += buf.length;
+  }
+  pump(inv);
+}
+
+function streamEnd(inv) {
+  inv.endPending = true;
+  pump(inv);
+}
+
+function pump(inv) {
+  if (inv.aborted || inv.finished) return;
+  const q = inv.queue;
+  while (q.length !== 0) {
+    const e = q[0];
+    const left = e.buf.length - e.off;
+    if (left !== 0) {
+      if (inv.credit <= 0) break;
+      const n = Math.min(left, inv.credit, CHUNK_BYTES);
+      sendRaw('{"op":"chunk","id":' + inv.id + ',"body":"' + e.buf.toString('base64', e.off, e.off + n) + '"}\n');
+      e.off += n;
+      inv.credit -= n;
+      inv.queuedBytes -= n;
+      if (e.off !== e.buf.length) continue;
+    }
+    q.shift();
+    if (e.cb !== undefined) nextTick(e.cb);
+  }
+  if (q.length !== 0) return;
+  if (inv.endPending) {
+    inv.finished = true;
+    running.delete(inv.id);
+    sendRaw('{"op":"end","id":' + inv.id + '}\n');
+    if (inv.onFinish !== undefined) inv.onFinish();
+    return;
+  }
+  if (inv.onDrain !== undefined) inv.onDrain();
+}
+
+function onCredit(inv, n) {
+  if (typeof n === 'number' && n > 0) {
+    inv.credit += n;
+    pump(inv);
+  }
+}
+
+// onAbort: the caller went away (or a limit ended the response). Pending
+// writes fail, the webtask's req/res emit 'close' (in its context, so its
+// handlers can still use storage), then "end" acknowledges the abort.
+function onAbort(inv) {
+  if (inv.aborted || inv.finished) return;
+  inv.aborted = true;
+  inv.done = true;
+  const q = inv.queue;
+  inv.queue = [];
+  inv.queuedBytes = 0;
+  for (const e of q) {
+    if (e.cb !== undefined) nextTick(e.cb, destroyedError());
+  }
+  if (inv.onAbort !== undefined) {
+    try {
+      als.run(inv, inv.onAbort);
+    } catch (e) {
+      agentLog('abort handler: ' + safeToString(e));
+    }
+  }
+  running.delete(inv.id);
+  sendRaw('{"op":"end","id":' + inv.id + '}\n');
+}
+
+function destroyedError() {
+  const e = new Error('Cannot call write after a stream was destroyed');
+  e.code = 'ERR_STREAM_DESTROYED';
+  return e;
 }
 
 function sendJSON(inv, status, value) {
@@ -362,8 +493,24 @@ function lookup(inv, r) {
 // Invocation
 
 function onInvoke(id, cap, r) {
+  r.headers = latin1Headers(r.headers);
   const inv = new Invocation(id, cap, r);
+  running.set(id, inv);
   als.run(inv, runInvocation, inv, r);
+}
+
+// latin1Headers decodes the header values (base64 of their bytes) into
+// the latin1 strings Node's HTTP parser presents.
+function latin1Headers(h) {
+  if (h === null || typeof h !== 'object') return h;
+  for (const k in h) {
+    const v = h[k];
+    if (!Array.isArray(v)) continue;
+    for (let i = 0; i < v.length; i++) {
+      if (typeof v[i] === 'string') v[i] = BufferFrom(v[i], 'base64').toString('latin1');
+    }
+  }
+  return h;
 }
 
 function runInvocation(inv, r) {
@@ -376,6 +523,7 @@ function runInvocation(inv, r) {
   }
   if (entry === undefined) {
     inv.done = true;
+    running.delete(inv.id);
     sendRaw('{"op":"need_code","id":' + inv.id + '}\n');
     return;
   }
@@ -713,7 +861,7 @@ function makeRequest(inv, r, headers, body, pb, mb) {
 
 function runHTTP(inv, fn, ctx, req) {
   const res = new http.ServerResponse(req);
-  captureResponse(inv, res);
+  captureResponse(inv, req, res);
   let ret;
   try {
     ret = fn(ctx, req, res);
@@ -729,14 +877,58 @@ function runHTTP(inv, fn, ctx, req) {
 }
 
 const protoWriteHead = http.ServerResponse.prototype.writeHead;
+// HIGH_WATER_MARK_BYTES: res.write returns false (and 'drain' follows)
+// once this much waits to be sent, as a Node socket's writable does.
+const HIGH_WATER_MARK_BYTES = 16 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 // captureResponse overrides the response's output methods on the instance:
 // headers/status stay in Node's own bookkeeping (setHeader, getHeader,
-// statusCode, headersSent work as usual) and the body is collected; end()
-// completes the invocation.
-function captureResponse(inv, res) {
-  const chunks = [];
+// statusCode, headersSent work as usual). Status and headers leave at the
+// tick of writeHead or the first write (flushHeaders: at once), chunks as
+// the daemon's credit allows; a response ended in the tick it began (and
+// small) leaves as one "result". end() completes the invocation.
+function captureResponse(inv, req, res) {
+  const pre = []; // {buf, cb} written before the head left
+  let preBytes = 0;
   let ended = false;
+  let flushScheduled = false;
+  let needDrain = false;
+  let closed = false;
+
+  function emitClose() {
+    if (closed) return;
+    closed = true;
+    res.emit('close');
+  }
+
+  function flush() {
+    if (inv.done) return;
+    sendHead(inv, res.statusCode, resultHeaders(res));
+    const p = pre.splice(0);
+    preBytes = 0;
+    for (const e of p) streamWrite(inv, e.buf, e.cb);
+  }
+
+  function scheduleFlush() {
+    if (flushScheduled || inv.done) return;
+    flushScheduled = true;
+    nextTick(flush);
+  }
+
+  inv.onDrain = function () {
+    if (needDrain) {
+      needDrain = false;
+      nextTick(() => res.emit('drain'));
+    }
+  };
+
+  inv.onAbort = function () {
+    needDrain = false;
+    res.destroyed = true;
+    if (!req.destroyed) req.destroy();
+    emitClose();
+  };
 
   res.writeHead = function writeHead(statusCode, reason, obj) {
     if (typeof reason !== 'string') {
@@ -755,22 +947,21 @@ function captureResponse(inv, res) {
         for (const k of Object.keys(obj)) if (obj[k] !== undefined) this.setHeader(k, obj[k]);
       }
     }
-    return reason === undefined
-      ? protoWriteHead.call(this, statusCode)
-      : protoWriteHead.call(this, statusCode, reason);
+    const r =
+      reason === undefined ? protoWriteHead.call(this, statusCode) : protoWriteHead.call(this, statusCode, reason);
+    scheduleFlush();
+    return r;
   };
 
-  function collect(chunk, encoding) {
-    if (chunk === undefined || chunk === null) return;
+  function toBuffer(chunk, encoding) {
+    if (chunk === undefined || chunk === null) return EMPTY;
     if (typeof chunk === 'string') {
-      if (chunk.length) chunks.push(BufferFrom(chunk, typeof encoding === 'string' ? encoding : 'utf8'));
-    } else if (chunk instanceof Uint8Array) {
-      if (chunk.length) chunks.push(BufferFrom(chunk)); // copy: callers may reuse buffers
-    } else {
-      const e = new TypeError('The "chunk" argument must be of type string or an instance of Buffer or Uint8Array');
-      e.code = 'ERR_INVALID_ARG_TYPE';
-      throw e;
+      return chunk.length ? BufferFrom(chunk, typeof encoding === 'string' ? encoding : 'utf8') : EMPTY;
     }
+    if (chunk instanceof Uint8Array) return chunk.length ? BufferFrom(chunk) : EMPTY; // copy: callers may reuse buffers
+    const e = new TypeError('The "chunk" argument must be of type string or an instance of Buffer or Uint8Array');
+    e.code = 'ERR_INVALID_ARG_TYPE';
+    throw e;
   }
 
   res.write = function write(chunk, encoding, cb) {
@@ -778,15 +969,33 @@ function captureResponse(inv, res) {
       cb = encoding;
       encoding = undefined;
     }
+    if (typeof cb !== 'function') cb = undefined;
     if (ended) {
       const e = new Error('write after end');
       e.code = 'ERR_STREAM_WRITE_AFTER_END';
-      if (typeof cb === 'function') nextTick(cb, e);
+      if (cb !== undefined) nextTick(cb, e);
       return false;
     }
-    collect(chunk, encoding);
+    const buf = toBuffer(chunk, encoding);
+    if (inv.aborted) {
+      if (cb !== undefined) nextTick(cb, destroyedError());
+      return false;
+    }
     if (!this._header) this._implicitHeader();
-    if (typeof cb === 'function') nextTick(cb);
+    let waiting;
+    if (inv.done) {
+      streamWrite(inv, buf, cb);
+      waiting = inv.queuedBytes;
+    } else {
+      pre.push({ buf: buf, cb: cb });
+      preBytes += buf.length;
+      waiting = preBytes;
+      scheduleFlush();
+    }
+    if (waiting >= HIGH_WATER_MARK_BYTES) {
+      needDrain = true;
+      return false;
+    }
     return true;
   };
 
@@ -798,38 +1007,69 @@ function captureResponse(inv, res) {
       cb = encoding;
       encoding = undefined;
     }
-    if (ended) {
+    if (ended || inv.aborted) {
       if (typeof cb === 'function') nextTick(cb);
       return this;
     }
-    collect(chunk, encoding);
+    const buf = toBuffer(chunk, encoding);
     if (!this._header) this._implicitHeader();
     ended = true;
     this.finished = true;
     if (typeof cb === 'function') this.once('finish', cb);
-    sendResult(inv, this.statusCode, resultHeaders(this), chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-    nextTick(() => {
-      this.emit('prefinish');
-      this.emit('finish');
-      this.emit('close');
-    });
+    const finish = () => {
+      nextTick(() => {
+        this.emit('prefinish');
+        this.emit('finish');
+        emitClose();
+      });
+    };
+    if (!inv.done && preBytes + buf.length <= CHUNK_BYTES) {
+      // Ended before anything left: one complete result.
+      const p = pre.splice(0);
+      const bufs = [];
+      for (const e of p) {
+        if (e.buf.length) bufs.push(e.buf);
+        if (e.cb !== undefined) nextTick(e.cb);
+      }
+      if (buf.length) bufs.push(buf);
+      sendResult(inv, this.statusCode, resultHeaders(this), bufs.length === 1 ? bufs[0] : Buffer.concat(bufs));
+      finish();
+      return this;
+    }
+    flush();
+    inv.onFinish = finish;
+    if (buf.length) streamWrite(inv, buf, undefined);
+    streamEnd(inv);
     return this;
   };
 
   res.flushHeaders = function flushHeaders() {
     if (!this._header) this._implicitHeader();
+    flush();
   };
 }
 
+// resultHeaders renders the response headers: lower-case names, values as
+// base64 of their latin1 bytes (what Node writes on a socket).
 function resultHeaders(res) {
   const h = res.getHeaders();
-  const out = {};
+  let out = '{';
   for (const k in h) {
     const v = h[k];
     if (v === undefined) continue;
-    out[k.toLowerCase()] = Array.isArray(v) ? v.map(String) : [String(v)];
+    if (out.length > 1) out += ',';
+    out += stringify(k.toLowerCase()) + ':[';
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        if (i > 0) out += ',';
+        out += '"' + BufferFrom(String(v[i]), 'latin1').toString('base64') + '"';
+      }
+    } else {
+      out += '"' + BufferFrom(String(v), 'latin1').toString('base64') + '"';
+    }
+    out += ']';
   }
-  return stringify(out);
+  return out + '}';
 }
 
 // ---------------------------------------------------------------------------

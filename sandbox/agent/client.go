@@ -147,6 +147,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*call
+	streams map[uint64]*Stream  // responses streaming, until the agent's "end"
 	known   map[string]struct{} // code hashes sent with code on this channel
 	closed  bool
 	err     error // why the channel closed
@@ -182,6 +183,7 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		conn:           conn,
 		onLog:          onLog,
 		pending:        make(map[uint64]*call),
+		streams:        make(map[uint64]*Stream),
 		known:          make(map[string]struct{}),
 		readyCh:        make(chan struct{}),
 		done:           make(chan struct{}),
@@ -300,9 +302,11 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 			return nil, c.closedErr()
 		case <-ctx.Done():
 			c.forget(id, cl)
+			c.control(id, "abort", 0)
 			return nil, fmt.Errorf("runtime invocation %d: %w", id, ctx.Err())
 		case <-expired:
 			c.forget(id, cl)
+			c.control(id, "abort", 0)
 			return nil, fmt.Errorf("runtime invocation %d: %w after %s", id, ErrTimeout, timeout)
 		}
 	}
@@ -453,7 +457,12 @@ func (c *Client) readLoop() {
 		c.shutdown(fmt.Errorf("runtime agent exited: %w", ErrClosed))
 		c.mu.Lock()
 		clear(c.pending)
+		streams := c.streams
+		c.streams = map[uint64]*Stream{}
 		c.mu.Unlock()
+		for _, st := range streams {
+			st.fail(c.closedErr())
+		}
 		if c.logs != nil {
 			close(c.logs)
 		}
@@ -497,20 +506,38 @@ func (c *Client) readLoop() {
 
 // dispatch handles one line from the agent.
 func (c *Client) dispatch(line []byte) error {
+	if id, body, err := parseChunk(line); err == nil {
+		return c.chunk(id, body)
+	}
 	if id, status, hdr, body, err := parseResult(line); err == nil {
-		return c.result(id, status, hdr, body)
+		return c.result(id, status, hdr, body, false)
+	}
+	if id, status, hdr, err := parseHead(line); err == nil {
+		return c.result(id, status, hdr, nil, true)
 	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
 		return fmt.Errorf("malformed agent message: %v: %w", err, ErrProtocol)
 	}
 	switch m.Op {
-	case "result", "need_code":
+	case "result", "head", "need_code", "chunk", "end":
 		if m.ID == 0 {
 			return fmt.Errorf("agent %s without id: %w", m.Op, ErrProtocol)
 		}
-		if m.Op == "result" {
-			return c.result(m.ID, m.Status, m.Header, m.Body)
+		switch m.Op {
+		case "result", "head":
+			return c.result(m.ID, m.Status, stringHeaders(m.Header), m.Body, m.Op == "head")
+		case "chunk":
+			return c.chunk(m.ID, m.Body)
+		case "end":
+			c.mu.Lock()
+			st := c.streams[m.ID]
+			delete(c.streams, m.ID)
+			c.mu.Unlock()
+			if st != nil {
+				st.end()
+			}
+			return nil
 		}
 		c.mu.Lock()
 		cl, ok := c.pending[m.ID]
@@ -544,25 +571,59 @@ func (c *Client) dispatch(line []byte) error {
 	return nil
 }
 
-// result hands a result to its waiting Do.
-func (c *Client) result(id uint64, status int, hdr map[string][]string, body []byte) error {
+// result hands a result (or, with head, the head of a streamed
+// response) to its waiting Do.
+func (c *Client) result(id uint64, status int, hdr map[string][]string, body []byte, head bool) error {
 	if id == 0 {
 		return fmt.Errorf("agent result without id: %w", ErrProtocol)
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("agent result %d with status %d: %w", id, status, ErrProtocol)
 	}
 	c.mu.Lock()
 	cl, ok := c.pending[id]
 	if ok {
 		delete(c.pending, id)
 	}
+	var st *Stream
+	if ok && head {
+		st = newStream(c, id, cl.req, cl.capability)
+		c.streams[id] = st
+	}
 	c.mu.Unlock()
 	if !ok {
-		return nil // abandoned by its caller (ctx expiry)
+		return nil // abandoned by its caller (ctx expiry), already aborted
 	}
-	if status < 100 || status > 999 {
-		return fmt.Errorf("agent result %d with status %d: %w", id, status, ErrProtocol)
-	}
-	cl.ch <- reply{resp: &Response{Status: status, Headers: hdr, Body: body}}
+	cl.ch <- reply{resp: &Response{Status: status, Headers: hdr, Body: body, Stream: st}}
 	return nil
+}
+
+// chunk hands a piece of a streamed body to its Stream (dropped when the
+// stream is unknown: aborted and acknowledged, or abandoned).
+func (c *Client) chunk(id uint64, body []byte) error {
+	c.mu.Lock()
+	st := c.streams[id]
+	c.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	return st.push(body)
+}
+
+// stringHeaders turns decoded header values (bytes) into strings.
+func stringHeaders(h map[string][][]byte) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		sv := make([]string, len(vs))
+		for i, v := range vs {
+			sv[i] = string(v)
+		}
+		out[k] = sv
+	}
+	return out
 }
 
 func (c *Client) logLoop() {
@@ -607,20 +668,26 @@ func (c *Client) storage(m *message) error {
 	return nil
 }
 
-// owner returns the request of the pending invocation a storage or token
-// call names, when the call carries that invocation's capability: ok is
-// false for an id that is not pending and for a wrong or missing cap
-// alike. Do never modifies a request, so it may be read after the call
+// owner returns the request of the running invocation a storage or token
+// call names (pending, or its response streaming until its end), when the
+// call carries that invocation's capability: ok is false for an id that
+// is not running and for a wrong or missing cap alike. Do never modifies a request, so it may be read after the call
 // finished.
 func (c *Client) owner(m *message) (*Request, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	cl, ok := c.pending[m.ID]
-	if !ok || cl.req == nil || cl.capability == "" ||
-		subtle.ConstantTimeCompare([]byte(m.Cap), []byte(cl.capability)) != 1 {
+	var req *Request
+	var capability string
+	if cl, ok := c.pending[m.ID]; ok {
+		req, capability = cl.req, cl.capability
+	} else if st, ok := c.streams[m.ID]; ok {
+		req, capability = st.req, st.capability
+	}
+	if req == nil || capability == "" ||
+		subtle.ConstantTimeCompare([]byte(m.Cap), []byte(capability)) != 1 {
 		return nil, false
 	}
-	return cl.req, true
+	return req, true
 }
 
 // callback runs one mid-invocation call of the agent (storage or token) on

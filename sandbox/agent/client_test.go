@@ -87,7 +87,7 @@ func TestClientResultAndNeedCode(t *testing.T) {
 	if m.Op != "invoke" || m.ID == 0 || m.Req.Code != "code-1" {
 		t.Fatalf("first invoke %+v", m)
 	}
-	f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":201,"headers":{"x":["1","2"]},"body":"aGk="}`)
+	f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":201,"headers":{"x":["MQ==","Mg=="]},"body":"aGk="}`)
 	r := wait(t, ch)
 	if r.err != nil || r.resp.Status != 201 || string(r.resp.Body) != "hi" || len(r.resp.Headers["x"]) != 2 {
 		t.Fatalf("got %+v %v", r.resp, r.err)
@@ -274,6 +274,10 @@ func TestClientDoTimeout(t *testing.T) {
 		ch <- doResult{resp, err}
 	}()
 	late := f.recv()
+	// The agent is told to abort it (net.Pipe: read before Do returns).
+	if a := f.recv(); a.Op != "abort" || a.ID != late.ID {
+		t.Fatalf("after the timeout the agent got %+v, want abort of %d", a, late.ID)
+	}
 	r := wait(t, ch)
 	if !errors.Is(r.err, ErrTimeout) || errors.Is(r.err, ErrClosed) {
 		t.Fatalf("unanswered: %v, want ErrTimeout", r.err)

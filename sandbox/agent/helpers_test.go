@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -161,6 +162,17 @@ func (h *harness) do(t testing.TB, req *agent.Request) *agent.Response {
 	resp, err := h.client.Do(ctx, req)
 	if err != nil {
 		t.Fatalf("Do: %v", err)
+	}
+	if resp.Stream != nil {
+		// A streamed response: read it whole (bounded by testDeadline).
+		stop := context.AfterFunc(ctx, func() { resp.Stream.Abort(ctx.Err()) })
+		defer stop()
+		defer resp.Stream.Close()
+		b, err := io.ReadAll(resp.Stream)
+		if err != nil {
+			t.Fatalf("reading the streamed body: %v", err)
+		}
+		resp.Body = b
 	}
 	return resp
 }

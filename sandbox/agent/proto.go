@@ -123,7 +123,9 @@ type Request struct {
 	// URL is the full original request path and raw query, for example
 	// "/api/run/c/n/sub/path?x=1".
 	URL string `json:"url"`
-	// Headers are the request headers with lower-case names.
+	// Headers are the request headers with lower-case names. Values are
+	// bytes (base64 on the wire; the agent presents them as Node does, as
+	// latin1 strings).
 	Headers map[string][]string `json:"headers"`
 	// Body is the raw request body (base64 on the wire).
 	Body []byte `json:"body,omitempty"`
@@ -153,11 +155,16 @@ type Request struct {
 	Fixed *Fixed `json:"-"`
 }
 
-// Response is the HTTP response the webtask produced.
+// Response is the HTTP response the webtask produced: complete (Body),
+// or streamed (Stream not nil, Body empty) when the agent sent its head
+// before the end.
 type Response struct {
-	Status  int                 `json:"status"`
-	Headers map[string][]string `json:"headers,omitempty"`
-	Body    []byte              `json:"body,omitempty"`
+	Status  int
+	Headers map[string][]string
+	Body    []byte
+	// Stream delivers the body of a streamed response; the caller reads
+	// it to the end or aborts it, and must Close it.
+	Stream *Stream
 }
 
 // LogLine is one piece of user output captured by the agent.
@@ -258,7 +265,7 @@ type message struct {
 	Stream string              `json:"stream,omitempty"`
 	Msg    string              `json:"msg,omitempty"`
 	Status int                 `json:"status,omitempty"`
-	Header map[string][]string `json:"headers,omitempty"`
+	Header map[string][][]byte `json:"headers,omitempty"` // values in base64
 	Body   []byte              `json:"body,omitempty"`
 	// storage
 	Sid    uint64 `json:"sid,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // The hot path of the protocol is encoded and decoded by hand: the invoke
@@ -149,11 +150,19 @@ func appendHeaders(b []byte, h map[string][]string) []byte {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, s)
+			b = appendBase64(b, s)
 		}
 		b = append(b, ']')
 	}
 	return append(b, '}')
+}
+
+// appendBase64 appends the bytes of s as a base64 JSON string (what
+// encoding/json writes for a []byte).
+func appendBase64(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, unsafe.Slice(unsafe.StringData(s), len(s)))
+	return append(b, '"')
 }
 
 func appendStringMap(b []byte, m map[string]string) []byte {
@@ -250,16 +259,20 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// resultPrefix starts every result line agent.js writes.
-const resultPrefix = `{"op":"result","id":`
+// Line prefixes of the agent's messages that have a fast path.
+const (
+	resultPrefix = `{"op":"result","id":`
+	headPrefix   = `{"op":"head","id":`
+	chunkPrefix  = `{"op":"chunk","id":`
+)
 
-var errNotFast = errors.New("not a fast-path result line")
+var errNotFast = errors.New("not a fast-path line")
 
 // parseResult parses a "result" line in the exact shape agent.js writes:
 //
-//	{"op":"result","id":N,"status":S,"headers":{"k":["v",...],...},"body":"<base64>"}\n
+//	{"op":"result","id":N,"status":S,"headers":{"k":["<base64>",...],...},"body":"<base64>"}\n
 //
-// with strings free of escapes. Anything else returns errNotFast and is
+// with names free of escapes. Anything else returns errNotFast and is
 // left to encoding/json, so the fast path never accepts a line that
 // encoding/json would read differently.
 func parseResult(line []byte) (id uint64, status int, hdr map[string][]string, body []byte, err error) {
@@ -267,68 +280,148 @@ func parseResult(line []byte) (id uint64, status int, hdr map[string][]string, b
 	if !p.lit(resultPrefix) {
 		return 0, 0, nil, nil, errNotFast
 	}
-	id, ok := p.uint()
-	if !ok || !p.lit(`,"status":`) {
+	id, status, hdr, ok := p.idStatusHeaders()
+	if !ok || !p.lit(`,"body":`) {
 		return 0, 0, nil, nil, errNotFast
+	}
+	body, ok = p.base64()
+	if !ok || !p.lit("}\n") || p.i != len(p.b) {
+		return 0, 0, nil, nil, errNotFast
+	}
+	return id, status, hdr, body, nil
+}
+
+// parseHead parses a "head" line in the exact shape agent.js writes:
+//
+//	{"op":"head","id":N,"status":S,"headers":{"k":["<base64>",...],...}}\n
+func parseHead(line []byte) (id uint64, status int, hdr map[string][]string, err error) {
+	p := wireParser{b: line}
+	if !p.lit(headPrefix) {
+		return 0, 0, nil, errNotFast
+	}
+	id, status, hdr, ok := p.idStatusHeaders()
+	if !ok || !p.lit("}\n") || p.i != len(p.b) {
+		return 0, 0, nil, errNotFast
+	}
+	return id, status, hdr, nil
+}
+
+// parseChunk parses a "chunk" line in the exact shape agent.js writes:
+//
+//	{"op":"chunk","id":N,"body":"<base64>"}\n
+func parseChunk(line []byte) (id uint64, body []byte, err error) {
+	p := wireParser{b: line}
+	if !p.lit(chunkPrefix) {
+		return 0, nil, errNotFast
+	}
+	id, ok := p.uint()
+	if !ok || !p.lit(`,"body":`) {
+		return 0, nil, errNotFast
+	}
+	body, ok = p.base64()
+	if !ok || !p.lit("}\n") || p.i != len(p.b) {
+		return 0, nil, errNotFast
+	}
+	return id, body, nil
+}
+
+// idStatusHeaders reads `N,"status":S,"headers":{...}` of result and head.
+func (p *wireParser) idStatusHeaders() (id uint64, status int, hdr map[string][]string, ok bool) {
+	id, ok = p.uint()
+	if !ok || !p.lit(`,"status":`) {
+		return 0, 0, nil, false
 	}
 	st, ok := p.uint()
 	if !ok || st > 1<<20 || !p.lit(`,"headers":{`) {
-		return 0, 0, nil, nil, errNotFast
+		return 0, 0, nil, false
 	}
 	hdr = make(map[string][]string, 2)
-	if !p.lit("}") {
-		for {
-			k, ok := p.str()
-			if !ok || !p.lit(":[") {
-				return 0, 0, nil, nil, errNotFast
-			}
-			var vals []string
-			if !p.lit("]") {
-				for {
-					v, ok := p.str()
-					if !ok {
-						return 0, 0, nil, nil, errNotFast
-					}
-					vals = append(vals, v)
-					if p.lit(",") {
-						continue
-					}
-					if !p.lit("]") {
-						return 0, 0, nil, nil, errNotFast
-					}
-					break
-				}
-			} else {
-				vals = []string{}
-			}
-			hdr[k] = vals
-			if p.lit(",") {
-				continue
-			}
-			if !p.lit("}") {
-				return 0, 0, nil, nil, errNotFast
-			}
-			break
+	if p.lit("}") {
+		return id, int(st), hdr, true
+	}
+	for {
+		k, ok := p.str()
+		if !ok || !p.lit(":[") {
+			return 0, 0, nil, false
 		}
+		vals := []string{}
+		if !p.lit("]") {
+			for {
+				v, ok := p.headerValue()
+				if !ok {
+					return 0, 0, nil, false
+				}
+				vals = append(vals, v)
+				if p.lit(",") {
+					continue
+				}
+				if !p.lit("]") {
+					return 0, 0, nil, false
+				}
+				break
+			}
+		}
+		hdr[k] = vals
+		if p.lit(",") {
+			continue
+		}
+		if !p.lit("}") {
+			return 0, 0, nil, false
+		}
+		return id, int(st), hdr, true
 	}
-	if !p.lit(`,"body":"`) {
-		return 0, 0, nil, nil, errNotFast
+}
+
+// rawString reads a JSON string without escapes (its bytes, unquoted).
+func (p *wireParser) rawString() ([]byte, bool) {
+	if p.i >= len(p.b) || p.b[p.i] != '"' {
+		return nil, false
 	}
-	end := bytes.IndexByte(p.b[p.i:], '"')
+	end := bytes.IndexByte(p.b[p.i+1:], '"')
 	if end < 0 {
-		return 0, 0, nil, nil, errNotFast
+		return nil, false
 	}
-	b64 := p.b[p.i : p.i+end]
-	p.i += end + 1
-	if !p.lit("}\n") || p.i != len(p.b) {
-		return 0, 0, nil, nil, errNotFast
+	s := p.b[p.i+1 : p.i+1+end]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		return nil, false
 	}
-	body = make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
-	n, derr := base64.StdEncoding.Decode(body, b64)
-	if derr != nil {
-		return 0, 0, nil, nil, errNotFast // encoding/json reports it
+	p.i += end + 2
+	return s, true
+}
+
+// base64 reads a JSON string of standard base64 and decodes it.
+func (p *wireParser) base64() ([]byte, bool) {
+	b64, ok := p.rawString()
+	if !ok {
+		return nil, false
 	}
-	return id, int(st), hdr, body[:n], nil
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(b64)))
+	n, err := base64.StdEncoding.Decode(out, b64)
+	if err != nil {
+		return nil, false // encoding/json reports it
+	}
+	return out[:n], true
+}
+
+// headerValue reads one base64 header value; common values are interned.
+func (p *wireParser) headerValue() (string, bool) {
+	b64, ok := p.rawString()
+	if !ok {
+		return "", false
+	}
+	if v, ok := internB64[string(b64)]; ok {
+		return v, true
+	}
+	var buf [128]byte
+	out := buf[:0]
+	if n := base64.StdEncoding.DecodedLen(len(b64)); n > len(buf) {
+		out = make([]byte, 0, n)
+	}
+	out, err := base64.StdEncoding.AppendDecode(out, b64)
+	if err != nil {
+		return "", false
+	}
+	return string(out), true
 }
 
 type wireParser struct {
@@ -389,6 +482,16 @@ func (p *wireParser) str() (string, bool) {
 	}
 	return "", false
 }
+
+// internB64 maps the base64 form of common header values to the value.
+var internB64 = func() map[string]string {
+	m := map[string]string{}
+	for _, v := range []string{"application/json", "text/plain", "text/html", "text/plain; charset=utf-8",
+		"text/html; charset=utf-8", "application/json; charset=utf-8", "Express", "no-cache", "chunked"} {
+		m[base64.StdEncoding.EncodeToString([]byte(v))] = v
+	}
+	return m
+}()
 
 // internHeader returns common header names and values without allocating.
 func internHeader(b []byte) string {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"math"
@@ -35,7 +36,40 @@ func encodeStd(t *testing.T, id uint64, capability string, r *Request, withCode 
 	if err := enc.Encode(&invokeMsg{Op: "invoke", ID: id, Cap: capability, Req: &cp}); err != nil {
 		t.Fatal(err)
 	}
-	return buf.Bytes()
+	// Header values travel as bytes: what encoding/json writes for
+	// [][]byte (base64), in place of the strings.
+	return bytes.Replace(buf.Bytes(), append([]byte(`"headers":`), mustJSON(t, cp.Headers)...),
+		append([]byte(`"headers":`), mustJSON(t, byteHeaders(cp.Headers))...), 1)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+}
+
+func byteHeaders(h map[string][]string) map[string][][]byte {
+	if h == nil {
+		return nil
+	}
+	out := map[string][][]byte{}
+	for k, vs := range h {
+		if vs == nil {
+			out[k] = nil
+			continue
+		}
+		bv := [][]byte{}
+		for _, v := range vs {
+			bv = append(bv, []byte(v))
+		}
+		out[k] = bv
+	}
+	return out
 }
 
 // wireRequests covers every field, empty and nil values, and strings that
@@ -109,11 +143,13 @@ func decodeStd(line []byte) (m message, err error) {
 }
 
 func TestParseResultMatchesEncodingJSON(t *testing.T) {
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	fast := []string{
-		`{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}`,
+		`{"op":"result","id":7,"status":200,"headers":{"content-type":["` + b64("application/json") + `"]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}`,
 		`{"op":"result","id":1,"status":204,"headers":{},"body":""}`,
-		`{"op":"result","id":18446744073709551,"status":999,"headers":{"a":[],"set-cookie":["a=1","b=2"],"x":["é日本"],"y":[""]},"body":"AA=="}`,
-		`{"op":"result","id":3,"status":100,"headers":{"a":["1"],"a":["2"]},"body":"QUJD"}`,
+		`{"op":"result","id":18446744073709551,"status":999,"headers":{"a":[],"set-cookie":["` + b64("a=1") + `","` + b64("b=2") + `"],"x":["` + b64("é日本\xff\x00") + `"],"y":[""]},"body":"AA=="}`,
+		`{"op":"result","id":3,"status":100,"headers":{"a":["` + b64("1") + `"],"a":["` + b64("2") + `"]},"body":"QUJD"}`,
+		`{"op":"result","id":3,"status":200,"headers":{"x-long":["` + b64(strings.Repeat("v", 300)) + `"]},"body":""}`,
 	}
 	for _, l := range fast {
 		line := []byte(l + "\n")
@@ -126,21 +162,22 @@ func TestParseResultMatchesEncodingJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if id != m.ID || status != m.Status || !reflect.DeepEqual(hdr, m.Header) || !reflect.DeepEqual(body, m.Body) {
+		if id != m.ID || status != m.Status || !reflect.DeepEqual(hdr, stringHeaders(m.Header)) || !reflect.DeepEqual(body, m.Body) {
 			t.Errorf("%s:\n fast %d %d %#v %#v\n  std %d %d %#v %#v", l, id, status, hdr, body, m.ID, m.Status, m.Header, m.Body)
 		}
 	}
 	// Lines the fast path must leave to encoding/json.
 	slow := []string{
-		`{"op":"result","id":7,"status":200,"headers":{"a":["x\"y"]},"body":""}`,           // escape
-		`{"op":"result","id":7,"status":200,"headers":{"a":["x\u0041"]},"body":""}`,        // escape
-		`{"op":"result","id":7,"status":200,"headers":{"a":["` + "\xff" + `"]},"body":""}`, // invalid UTF-8
-		`{"op":"result","id":7,"status":200,"headers":{"a":"x"},"body":""}`,                // not an array
-		`{"op":"result","id":7,"status":200,"headers":{},"body":"QUJD\u0041"}`,             // escaped body
-		`{"op":"result","id":7,"status":200,"headers":{},"body":"!!"}`,                     // bad base64
-		`{"op":"result","id":7,"status":200,"headers":{},"body":""} `,                      // trailing space
-		`{"op":"result","id":7,"status":200,"headers":{},"body":"","x":1}`,                 // more fields
-		`{"op":"result","id":07,"status":200,"headers":{},"body":""}`,                      // leading zero
+		`{"op":"result","id":7,"status":200,"headers":{"a":["eA\"y"]},"body":""}`,       // escape
+		`{"op":"result","id":7,"status":200,"headers":{"a":["eA\u0041"]},"body":""}`,    // escape
+		`{"op":"result","id":7,"status":200,"headers":{"a":["x"]},"body":""}`,           // not base64
+		`{"op":"result","id":7,"status":200,"headers":{"` + "\xff" + `":[]},"body":""}`, // invalid UTF-8
+		`{"op":"result","id":7,"status":200,"headers":{"a":"eA=="},"body":""}`,          // not an array
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"QUJD\u0041"}`,          // escaped body
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"!!"}`,                  // bad base64
+		`{"op":"result","id":7,"status":200,"headers":{},"body":""} `,                   // trailing space
+		`{"op":"result","id":7,"status":200,"headers":{},"body":"","x":1}`,              // more fields
+		`{"op":"result","id":07,"status":200,"headers":{},"body":""}`,                   // leading zero
 		`{"op":"result","id":7,"status":200.5,"headers":{},"body":""}`,
 		`{"op":"result","id":7,"status":-1,"headers":{},"body":""}`,
 		`{"op":"result","id":123456789012345678901,"status":200,"headers":{},"body":""}`,
@@ -177,7 +214,7 @@ func BenchmarkAppendInvoke(b *testing.B) {
 }
 
 func BenchmarkParseResult(b *testing.B) {
-	line := []byte(`{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}` + "\n")
+	line := []byte(`{"op":"result","id":7,"status":200,"headers":{"content-type":["YXBwbGljYXRpb24vanNvbg=="]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}` + "\n")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, _, _, err := parseResult(line); err != nil {
