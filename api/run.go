@@ -57,11 +57,17 @@ func (s *Server) runNamed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := s.readBody(c)
+	body, more, err := s.runBody(c)
 	if err != nil {
 		return err
 	}
+	if more != nil {
+		defer more.Close()
+	}
 	req := s.newRequest(c, container, code, hash, body)
+	if more != nil {
+		req.BodyMore = more
+	}
 	req.Name = name
 	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
 	req.PB, req.MB, req.Token = token.ParseBody(w.PB), w.MB, w.Token

@@ -16,6 +16,10 @@ func TestHostileOutputsAreContained(t *testing.T) {
 	cfg := Config(t)
 	cfg.Sandbox.Limits.MemoryMB = 512 // room for the webtask to build a huge answer
 	cfg.Sandbox.ExecTimeout = 3 * time.Second
+	// A huge answer is refused by the response budget: the whole body is
+	// known before the head (cb's result, res.end after writes in one
+	// tick), so it is refused with a JSON error, never cut off midway.
+	cfg.Sandbox.MaxResponseBytes = 32 << 20
 	env := Start(t, cfg)
 	env.PutWebtask("calm", "ok", `module.exports = cb => cb(null, 'fine')`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/calm/ok", "", nil), 200, "neighbour")

@@ -3,11 +3,15 @@ package daemon_test
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,6 +122,8 @@ func TestStreaming200MBSlowReaderBoundedMemory(t *testing.T) {
 	env.PutWebtask("nb", "hello", `module.exports = function (cb) { cb(null, 'hi'); };`, nil)
 	MustStatus(t, env.Call("GET", "/api/run/nb/hello", "", nil), 200, "neighbour")
 
+	runtime.GC()
+	debug.FreeOSMemory() // a baseline without earlier tests' garbage
 	rss0 := rssBytes(t)
 	resp := openStream(t, env, "/api/run/big/stream")
 	if resp.StatusCode != 200 {
@@ -289,5 +295,77 @@ func TestHeaderBytesRoundTripE2E(t *testing.T) {
 	}
 	if ints(seen.U) != codes(utf8Bytes) || ints(seen.L) != codes(latin1) || seen.D != "1, 2" {
 		t.Fatalf("the webtask saw %+v; want u=%s l=%s d=\"1, 2\"", seen, codes(utf8Bytes), codes(latin1))
+	}
+}
+
+// uploadCode hashes the request stream as it reads it.
+const uploadCode = `var crypto = require('crypto');
+module.exports = function (ctx, req, res) {
+  var hash = crypto.createHash('sha256'), n = 0;
+  req.on('data', function (b) { hash.update(b); n += b.length; });
+  req.on('end', function () { res.end(JSON.stringify({ n: n, sha: hash.digest('hex') })); });
+};`
+
+// A 5 MiB upload streams into a 3-arity webtask; a JSON body larger than
+// the invoke carries is parsed whole for a 2-arity one; a chunked body
+// past --max-body-bytes is refused with 413 (a Content-Length past it
+// before anything runs, as before).
+func TestRequestBodiesStream(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.API.MaxBodyBytes = 6 << 20
+	env := Start(t, cfg)
+	env.PutWebtask("up", "hash", uploadCode, nil)
+	env.PutWebtask("up", "parse", `module.exports = function (ctx, cb) { cb(null, { v: ctx.body && ctx.body.v, n: ctx.body_raw && ctx.body_raw.length }); };`, nil)
+
+	body := make([]byte, 5<<20)
+	for i := range body {
+		body[i] = byte(i % 251)
+	}
+	sum := sha256.Sum256(body)
+	// An io.Reader the client cannot size: chunked, no Content-Length.
+	post := func(path string, r io.Reader, ct string) (int, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("POST", env.Base+path, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", ct)
+		resp, err := (&http.Client{Timeout: streamDeadline}).Do(req)
+		if err != nil {
+			t.Fatalf("POST %s: %v", path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	st, b := post("/api/run/up/hash", io.MultiReader(bytes.NewReader(body)), "application/octet-stream")
+	var got struct {
+		N   int
+		Sha string
+	}
+	if st != 200 || json.Unmarshal(b, &got) != nil || got.N != len(body) || got.Sha != hex.EncodeToString(sum[:]) {
+		t.Fatalf("5 MiB upload: %d %s; want n=%d sha=%x", st, b, len(body), sum)
+	}
+
+	doc := `{"pad":"` + strings.Repeat("p", 300<<10) + `","v":42}`
+	// webtask_pb=1: parsed whatever the stored pb (its default is issue 9's
+	// other half).
+	st, b = post("/api/run/up/parse?webtask_pb=1", strings.NewReader(doc), "application/json")
+	if st != 200 || string(b) != `{"v":42,"n":`+strconv.Itoa(len(doc))+`}` {
+		t.Fatalf("parsed body: %d %s", st, b)
+	}
+
+	big := io.MultiReader(bytes.NewReader(body), bytes.NewReader(body))
+	st, b = post("/api/run/up/hash", big, "application/octet-stream")
+	if st != 413 || !strings.Contains(string(b), `"code":413`) {
+		t.Fatalf("10 MiB chunked upload: %d %s, want 413", st, b)
+	}
+	r := env.Call("POST", "/api/run/up/hash", "", strings.Repeat("z", 7<<20))
+	MustStatus(t, r, 413, "7 MiB upload with Content-Length")
+	// The sandbox still serves.
+	st, b = post("/api/run/up/hash", strings.NewReader("abc"), "text/plain")
+	if st != 200 || !strings.Contains(string(b), `"n":3`) {
+		t.Fatalf("after the refusals: %d %s", st, b)
 	}
 }

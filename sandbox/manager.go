@@ -244,6 +244,10 @@ func (m *Manager) invokeOnce(ctx context.Context, container string, req *agent.R
 	// per call cost more than the rest of the manager's warm path).
 	resp, err := e.sb.Invoke(ctx, req, e.execTimeout)
 	if err == nil && resp.Stream != nil {
+		if max := e.limits.MaxResponseBytes; max > 0 && announcedLength(resp.Headers) > max {
+			resp.Stream.Close() // refused before anything was answered
+			return fmt.Errorf("%w (%d bytes)", ErrResponseTooLarge, max)
+		}
 		streaming = true
 		call.setStream(resp.Status, resp.Headers, newStreamBody(ctx, resp.Stream, streamLimits{
 			maxBytes: e.limits.MaxResponseBytes,

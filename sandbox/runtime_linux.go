@@ -142,6 +142,9 @@ func (s *lcSandbox) Invoke(ctx context.Context, req *agent.Request, timeout time
 	if err == nil {
 		return resp, nil
 	}
+	if errors.Is(err, agent.ErrRequestBody) {
+		return nil, err // the caller's body failed (too large, gone), not the runtime
+	}
 	if errors.Is(err, agent.ErrTimeout) {
 		return nil, fmt.Errorf("sandbox %s: %w", s.id, ErrTimeout)
 	}

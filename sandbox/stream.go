@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,4 +88,14 @@ func (b *streamBody) Close() error {
 		b.release()
 	})
 	return nil
+}
+
+// announcedLength is a response's content-length, -1 when it has none.
+func announcedLength(h map[string][]string) int64 {
+	if v := h["content-length"]; len(v) == 1 {
+		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return -1
 }

@@ -127,11 +127,13 @@ function handleLine(line) {
     onStorageResult(m);
     return;
   }
-  if (m.op === 'credit' || m.op === 'abort') {
+  if (m.op === 'credit' || m.op === 'abort' || m.op === 'req_chunk' || m.op === 'req_end') {
     const inv = running.get(m.id);
     if (inv === undefined) return; // already ended
     if (m.op === 'credit') onCredit(inv, m.n);
-    else onAbort(inv);
+    else if (m.op === 'abort') onAbort(inv);
+    else if (m.op === 'req_chunk') onReqChunk(inv, m.body);
+    else onReqEnd(inv);
     return;
   }
   agentLog('unknown op from daemon: ' + String(m.op));
@@ -165,6 +167,13 @@ function Invocation(id, cap, req) {
   this.onDrain = undefined; // called when the queue empties
   this.onAbort = undefined; // called when the daemon aborts
   this.onFinish = undefined; // called once "end" was sent
+  // Streamed request body (req.body_more): see "Request bodies" below.
+  this.bodyMore = req.body_more === true;
+  this.bodyCollect = false; // gather it whole before running (parsed bodies)
+  this.bodyParts = undefined;
+  this.reqStream = undefined; // the 3-arity req the chunks are pushed into
+  this.reqOwed = 0; // credit held back while req is above its high water mark
+  this.resume = undefined; // runs the webtask once a collected body is whole
 
   this.logBytes = 0;
   this.logLimit = typeof req.log_limit === 'number' ? req.log_limit : 0;
@@ -183,6 +192,16 @@ function sendResult(inv, status, headersJSON, body) {
   if (inv.done) return false;
   if (body !== undefined && typeof body === 'string') body = BufferFrom(body);
   if (body !== undefined && body.length > CHUNK_BYTES) {
+    // The whole body is known: its length goes with the head (the daemon
+    // refuses a body over its budget before answering anything).
+    if (headersJSON.indexOf('"content-length":') === -1) {
+      headersJSON =
+        headersJSON.slice(0, -1) +
+        (headersJSON.length > 2 ? ',' : '') +
+        '"content-length":["' +
+        BufferFrom(String(body.length), 'latin1').toString('base64') +
+        '"]}';
+    }
     sendHead(inv, status, headersJSON);
     streamWrite(inv, body, undefined);
     streamEnd(inv);
@@ -286,6 +305,75 @@ function onAbort(inv) {
   }
   running.delete(inv.id);
   sendRaw('{"op":"end","id":' + inv.id + '}\n');
+}
+
+// ---------------------------------------------------------------------------
+// Request bodies larger than the invoke carries ("body_more"): the daemon
+// sends "req_chunk"s within the credit this agent grants ("req_credit":
+// REQ_WINDOW_BYTES once the invocation is accepted, then what the webtask
+// consumed), then "req_end". A parsed body (1/2-arity, pb=1, webtask_pb=1)
+// is gathered whole first, bounded by the daemon's --max-body-bytes; a
+// 3-arity webtask reads the stream from req, at its own pace.
+
+const REQ_WINDOW_BYTES = 256 * 1024;
+
+function grantBody(inv, n) {
+  if (n > 0 && !inv.aborted) sendRaw('{"op":"req_credit","id":' + inv.id + ',"n":' + n + '}\n');
+}
+
+// startBody decides how the rest of the body arrives; true: the webtask
+// runs once it is whole (inv.resume).
+function startBody(inv, r, entry) {
+  const url = typeof r.url === 'string' ? r.url : '';
+  inv.bodyCollect = entry.arity < 3 || (r.pb | 0) === 1 || /[?&]webtask_pb=1(&|$)/.test(url);
+  grantBody(inv, REQ_WINDOW_BYTES);
+  if (!inv.bodyCollect) return false;
+  inv.bodyParts = r.body ? [BufferFrom(r.body, 'base64')] : [];
+  inv.resume = () => {
+    r.body = Buffer.concat(inv.bodyParts);
+    inv.bodyParts = undefined;
+    runEntry(inv, r, entry);
+  };
+  return true;
+}
+
+function streamInto(inv, req) {
+  inv.reqStream = req;
+  req._read = function read() {
+    this._consuming = true;
+    const owed = inv.reqOwed;
+    inv.reqOwed = 0;
+    grantBody(inv, owed);
+  };
+}
+
+function onReqChunk(inv, b64) {
+  if (typeof b64 !== 'string' || inv.aborted) return;
+  const buf = BufferFrom(b64, 'base64');
+  if (inv.bodyCollect) {
+    if (inv.bodyParts !== undefined) inv.bodyParts.push(buf);
+    grantBody(inv, buf.length);
+    return;
+  }
+  const req = inv.reqStream;
+  if (req === undefined || req.destroyed) return;
+  if (req.push(buf)) grantBody(inv, buf.length);
+  else inv.reqOwed += buf.length;
+}
+
+function onReqEnd(inv) {
+  if (inv.aborted) return;
+  if (inv.bodyCollect) {
+    const resume = inv.resume;
+    inv.resume = undefined;
+    if (resume !== undefined) als.run(inv, resume);
+    return;
+  }
+  const req = inv.reqStream;
+  if (req !== undefined && !req.destroyed) {
+    req.push(null);
+    req.complete = true;
+  }
 }
 
 function destroyedError() {
@@ -532,6 +620,11 @@ function runInvocation(inv, r) {
     sendResult(inv, entry.error.code, JSON_HEADERS, stringify(entry.error));
     return;
   }
+  if (inv.bodyMore && startBody(inv, r, entry)) return;
+  runEntry(inv, r, entry);
+}
+
+function runEntry(inv, r, entry) {
   let ctx, req;
   try {
     const prepared = prepare(inv, r, entry.arity);
@@ -854,8 +947,12 @@ function makeRequest(inv, r, headers, body, pb, mb) {
   req.rawHeaders = rawHeaders;
   req.x_wt = xwt;
   if (body !== undefined && body.length > 0) req.push(body);
-  req.push(null);
-  req.complete = true;
+  if (inv.bodyMore && !inv.bodyCollect) {
+    streamInto(inv, req);
+  } else {
+    req.push(null);
+    req.complete = true;
+  }
   return req;
 }
 
@@ -1023,17 +1120,20 @@ function captureResponse(inv, req, res) {
         emitClose();
       });
     };
-    if (!inv.done && preBytes + buf.length <= CHUNK_BYTES) {
-      // Ended before anything left: one complete result.
+    if (!inv.done) {
+      // Ended before anything left: the whole body is known, one result
+      // (streamed with its length when large).
       const p = pre.splice(0);
+      preBytes = 0;
       const bufs = [];
       for (const e of p) {
         if (e.buf.length) bufs.push(e.buf);
         if (e.cb !== undefined) nextTick(e.cb);
       }
       if (buf.length) bufs.push(buf);
+      inv.onFinish = finish;
       sendResult(inv, this.statusCode, resultHeaders(this), bufs.length === 1 ? bufs[0] : Buffer.concat(bufs));
-      finish();
+      if (!inv.endPending) finish(); // sent at once
       return this;
     }
     flush();

@@ -147,7 +147,8 @@ type Client struct {
 
 	mu      sync.Mutex
 	pending map[uint64]*call
-	streams map[uint64]*Stream  // responses streaming, until the agent's "end"
+	streams map[uint64]*Stream // responses streaming, until the agent's "end"
+	pumps   map[uint64]*bodyPump
 	known   map[string]struct{} // code hashes sent with code on this channel
 	closed  bool
 	err     error // why the channel closed
@@ -184,6 +185,7 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		onLog:          onLog,
 		pending:        make(map[uint64]*call),
 		streams:        make(map[uint64]*Stream),
+		pumps:          make(map[uint64]*bodyPump),
 		known:          make(map[string]struct{}),
 		readyCh:        make(chan struct{}),
 		done:           make(chan struct{}),
@@ -265,12 +267,20 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 		expired = cl.timer.C
 	}
 	withCode := !haveCode || req.CodeHash == ""
+	var bodyFailed <-chan error // nil (never ready) without a streamed body
+	if req.BodyMore != nil {
+		bodyFailed = c.startPump(id, req.BodyMore).failed
+	}
 	if err := c.send(id, cl.capability, req, withCode); err != nil {
 		c.forget(id, cl)
 		return nil, err
 	}
 	for {
 		select {
+		case err := <-bodyFailed:
+			c.forget(id, cl)
+			c.control(id, "abort", 0)
+			return nil, fmt.Errorf("runtime invocation %d: %w", id, err)
 		case r := <-cl.ch:
 			if r.needCode {
 				if withCode {
@@ -287,6 +297,9 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 			}
 			// The read loop removed id from pending before replying.
 			recycle(cl)
+			if r.resp.Stream == nil && bodyFailed != nil {
+				c.stopPump(id)
+			}
 			return r.resp, nil
 		case <-c.done:
 			// A reply may have raced with the close.
@@ -330,6 +343,7 @@ func (c *Client) forget(id uint64, cl *call) {
 	c.mu.Lock()
 	delete(c.pending, id)
 	c.mu.Unlock()
+	c.stopPump(id)
 }
 
 // msgBufPool holds encoding buffers of invoke messages.
@@ -459,6 +473,10 @@ func (c *Client) readLoop() {
 		clear(c.pending)
 		streams := c.streams
 		c.streams = map[uint64]*Stream{}
+		for _, p := range c.pumps {
+			p.halt()
+		}
+		clear(c.pumps)
 		c.mu.Unlock()
 		for _, st := range streams {
 			st.fail(c.closedErr())
@@ -534,6 +552,7 @@ func (c *Client) dispatch(line []byte) error {
 			st := c.streams[m.ID]
 			delete(c.streams, m.ID)
 			c.mu.Unlock()
+			c.stopPump(m.ID)
 			if st != nil {
 				st.end()
 			}
@@ -556,6 +575,8 @@ func (c *Client) dispatch(line []byte) error {
 				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
 			}
 		}
+	case "req_credit":
+		c.reqCredit(m.ID, m.N)
 	case "storage":
 		return c.storage(&m)
 	case "token":

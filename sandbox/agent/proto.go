@@ -100,6 +100,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"io"
 )
 
 // Request is one invocation of a webtask, as sent to the agent.
@@ -129,6 +130,13 @@ type Request struct {
 	Headers map[string][]string `json:"headers"`
 	// Body is the raw request body (base64 on the wire).
 	Body []byte `json:"body,omitempty"`
+	// BodyMore, when set, is the rest of the body after Body: the invoke
+	// says "body_more":true and the client streams BodyMore to the agent
+	// as "req_chunk" messages within the credit the agent grants, then
+	// "req_end". A read error aborts the invocation (ErrRequestBody).
+	// The client reads it on its own goroutine until EOF or the
+	// invocation's end; the caller must not read it meanwhile.
+	BodyMore io.Reader `json:"-"`
 
 	// Secrets (ectx, decrypted), Params (pctx) and Meta of the webtask.
 	Secrets map[string]any    `json:"secrets,omitempty"`
@@ -276,6 +284,8 @@ type message struct {
 	// token
 	Claims json.RawMessage `json:"claims,omitempty"`
 	AsURL  bool            `json:"as_url,omitempty"`
+	// req_credit
+	N int64 `json:"n,omitempty"`
 }
 
 // tokenResultMsg is the daemon -> agent answer to a token call.

@@ -152,6 +152,7 @@ func (s *Stream) Abort(err error) {
 	s.chunks = nil
 	s.mu.Unlock()
 	s.signal()
+	s.c.stopPump(s.id)
 	s.c.control(s.id, "abort", 0)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -231,5 +232,96 @@ func TestLargeCallbackResultStreams(t *testing.T) {
 	var v struct{ S string }
 	if resp.Status != 200 || json.Unmarshal(resp.Body, &v) != nil || len(v.S) != 1<<20 || resp.Headers["content-type"][0] != "application/json" {
 		t.Fatalf("status %d, %d bytes, headers %v", resp.Status, len(resp.Body), resp.Headers)
+	}
+}
+
+// slowReader yields its bytes in small pieces.
+type slowReader struct {
+	b    []byte
+	read int
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), 7000)], r.b)
+	r.b = r.b[n:]
+	r.read += n
+	return n, nil
+}
+
+// A body larger than the invoke carries streams into a 3-arity req (the
+// webtask reads it at its own pace) and is gathered whole for a parsed
+// ctx.body of a 2-arity webtask.
+func TestRequestBodyStreams(t *testing.T) {
+	h := startAgent(t)
+	body := make([]byte, 3<<20)
+	for i := range body {
+		body[i] = byte(i % 253)
+	}
+	req := newReq(`const crypto = require('crypto');
+	module.exports = function (ctx, req, res) {
+		const hash = crypto.createHash('sha256');
+		let n = 0;
+		req.on('data', (b) => { hash.update(b); n += b.length; });
+		req.on('end', () => res.end(JSON.stringify({ n: n, sha: hash.digest('hex') })));
+	};`)
+	req.Method = "POST"
+	req.Body = body[:1000]
+	req.BodyMore = &slowReader{b: body[1000:]}
+	resp := h.do(t, req)
+	var got struct {
+		N   int
+		Sha string
+	}
+	if err := json.Unmarshal(resp.Body, &got); err != nil || got.N != len(body) || got.Sha != hashOf(string(body)) {
+		t.Fatalf("3-arity read %s (%v), want %d bytes sha %s", resp.Body, err, len(body), hashOf(string(body)))
+	}
+
+	doc := `{"pad":"` + strings.Repeat("p", 200<<10) + `","v":42}`
+	req = newReq(`module.exports = function (ctx, cb) { cb(null, { v: ctx.body && ctx.body.v, n: ctx.body_raw.length }); };`)
+	req.Method, req.PB = "POST", 2
+	req.Headers["content-type"] = []string{"application/json"}
+	req.Body = []byte(doc[:100])
+	req.BodyMore = &slowReader{b: []byte(doc[100:])}
+	resp = h.do(t, req)
+	if string(resp.Body) != `{"v":42,"n":`+strconv.Itoa(len(doc))+`}` {
+		t.Fatalf("2-arity got %s", resp.Body)
+	}
+}
+
+// failingReader fails after some bytes (a body past --max-body-bytes).
+type failingReader struct{ n int }
+
+var errTooBig = errors.New("too big")
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errTooBig
+	}
+	n := min(len(p), r.n)
+	r.n -= n
+	return n, nil
+}
+
+// A streamed body that fails aborts the invocation: Do returns the error
+// (ErrRequestBody), and the agent keeps serving.
+func TestRequestBodyFailureAborts(t *testing.T) {
+	h := startAgent(t)
+	req := newReq(`module.exports = function (ctx, req, res) {
+		req.on('data', () => {});
+		req.on('end', () => res.end('complete?'));
+	};`)
+	req.Method = "POST"
+	req.BodyMore = &failingReader{n: 500 << 10}
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	defer cancel()
+	resp, err := h.client.Do(ctx, req)
+	if !errors.Is(err, agent.ErrRequestBody) || !errors.Is(err, errTooBig) {
+		t.Fatalf("Do: %+v %v, want ErrRequestBody wrapping the read error", resp, err)
+	}
+	if r := h.do(t, newReq(`module.exports = function (cb) { cb(null, 1); };`)); r.Status != 200 {
+		t.Fatalf("next call %d", r.Status)
 	}
 }

@@ -74,6 +74,9 @@ func appendInvoke(b []byte, id uint64, capability string, r *Request, withCode b
 		b = base64.StdEncoding.AppendEncode(b, r.Body)
 		b = append(b, '"')
 	}
+	if r.BodyMore != nil {
+		b = append(b, `,"body_more":true`...)
+	}
 	if r.Fixed != nil {
 		b = append(b, r.Fixed.b...)
 	} else {
