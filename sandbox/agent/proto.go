@@ -6,13 +6,20 @@
 // The channel is one bidirectional byte stream (a unix socketpair handed to
 // the agent as file descriptor 3). Every message is one JSON object on one
 // line (newline-delimited JSON, "\n" terminated; JSON string escaping
-// guarantees no raw newline inside a message). Messages carry an "op":
+// guarantees no raw newline inside a message). Bodies and header values
+// are bytes, base64 on the wire (the agent presents header values as
+// Node's latin1 strings). docs/PROTOCOL.md describes the frames and the
+// flow control in full. Messages carry an "op":
 //
 // Agent -> daemon:
 //
 //	{"op":"ready","pid":1,"node":"v20.20.2"}          once, after boot
 //	{"op":"log","id":7,"req_id":"r1","stream":"stdout","msg":"..."}  user output of invocation 7
-//	{"op":"result","id":7,"status":200,"headers":{"content-type":["application/json"]},"body":"<base64>"}
+//	{"op":"result","id":7,"status":200,"headers":{"content-type":["<base64>"]},"body":"<base64>"}
+//	{"op":"head","id":7,"status":200,"headers":{...}}  a streamed response starts
+//	{"op":"chunk","id":7,"body":"<base64>"}            a piece of it, within credit
+//	{"op":"end","id":7}                                its end (or an abort acknowledged)
+//	{"op":"req_credit","id":7,"n":262144}              room for more request body
 //	{"op":"need_code","id":7}                          the agent has no compiled function for code_hash
 //	{"op":"storage","id":7,"cap":"K3…","sid":3,"action":"get"}     ctx.storage.get of invocation 7
 //	{"op":"storage","id":7,"cap":"K3…","sid":4,"action":"set","data":"{\"n\":1}","etag":2}
@@ -23,6 +30,10 @@
 // Daemon -> agent:
 //
 //	{"op":"invoke","id":7,"cap":"K3…","req":{...Request...}}
+//	{"op":"credit","id":7,"n":65536}                   room for more response body
+//	{"op":"abort","id":7}                              the caller went away or a limit cut it off
+//	{"op":"req_chunk","id":7,"body":"<base64>"}        a piece of a streamed request body
+//	{"op":"req_end","id":7}
 //	{"op":"storage_result","sid":3,"data":"{\"n\":1}","etag":2}   success ("data" absent: nothing stored)
 //	{"op":"storage_result","sid":4,"code":409,"message":"...","data":"<current>","etag":3}
 //	{"op":"token_result","sid":6,"token":"<jwt>"}                    success
@@ -43,10 +54,14 @@
 // whose id is not a pending invocation, or whose cap is not that
 // invocation's, is refused the same way (no oracle), so code cannot act as
 // another invocation by naming its id.
-// The agent answers each invoke with exactly one "result" or "need_code".
+// The agent answers each invoke with exactly one "result", "head" (then
+// "chunk"s and one "end") or "need_code"; an abort is acknowledged by
+// "end". A streamed response has a window of StreamWindowBytes: the agent
+// never sends more body bytes than the credit the daemon granted, and the
+// daemon grants it as its reader consumes the body.
 // After "need_code" the daemon resends the same invoke with Code set.
 // The agent caches compiled functions by CodeHash for its lifetime (bounded).
-// A "result" always describes a complete HTTP response: programming-model
+// A "result" (or "head") always describes an HTTP response: programming-model
 // failures (compile errors, thrown exceptions, cb(err)) are rendered by the
 // agent as the JSON error bodies of the API reference §3.4.
 //
