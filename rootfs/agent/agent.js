@@ -26,6 +26,10 @@ const stringify = JSON.stringify;
 const parse = JSON.parse;
 const BufferFrom = Buffer.from;
 const nextTick = process.nextTick;
+// atob/btoa map base64 to latin1 strings (one char per byte) and back:
+// exactly the header value conversions, without a Buffer per value.
+const atob = globalThis.atob;
+const btoa = globalThis.btoa;
 
 const MAX_CACHED_FUNCTIONS = 256;
 const TRUNCATION_MARKER = '[webtaskd: log output truncated]';
@@ -184,7 +188,7 @@ function Invocation(id, cap, req) {
 }
 
 // Header values travel as base64 of their bytes (Node's latin1 strings).
-const JSON_HEADERS = '{"content-type":["' + BufferFrom('application/json', 'latin1').toString('base64') + '"]}';
+const JSON_HEADERS = '{"content-type":["' + btoa('application/json') + '"]}';
 
 // sendResult answers inv with a complete response; a body larger than one
 // chunk goes as a streamed response instead (bounded lines, flow control).
@@ -199,7 +203,7 @@ function sendResult(inv, status, headersJSON, body) {
         headersJSON.slice(0, -1) +
         (headersJSON.length > 2 ? ',' : '') +
         '"content-length":["' +
-        BufferFrom(String(body.length), 'latin1').toString('base64') +
+        btoa(String(body.length)) +
         '"]}';
     }
     sendHead(inv, status, headersJSON);
@@ -595,7 +599,7 @@ function latin1Headers(h) {
     const v = h[k];
     if (!Array.isArray(v)) continue;
     for (let i = 0; i < v.length; i++) {
-      if (typeof v[i] === 'string') v[i] = BufferFrom(v[i], 'base64').toString('latin1');
+      if (typeof v[i] === 'string') v[i] = base64Latin1(v[i]);
     }
   }
   return h;
@@ -1149,6 +1153,28 @@ function captureResponse(inv, req, res) {
   };
 }
 
+// base64Latin1 decodes a header value (base64 of its bytes) into the
+// latin1 string Node's HTTP parser presents; malformed base64 decodes
+// leniently, as Buffer does.
+function base64Latin1(v) {
+  try {
+    return atob(v);
+  } catch (_) {
+    return BufferFrom(v, 'base64').toString('latin1');
+  }
+}
+
+// latin1Base64 is base64 of the bytes Node writes for header value s (its
+// latin1 encoding; Node refuses characters past U+00FF in headers, a
+// Buffer keeps the low byte of any that slip through, as Node's latin1).
+function latin1Base64(s) {
+  try {
+    return btoa(s);
+  } catch (_) {
+    return BufferFrom(s, 'latin1').toString('base64');
+  }
+}
+
 // resultHeaders renders the response headers: lower-case names, values as
 // base64 of their latin1 bytes (what Node writes on a socket).
 function resultHeaders(res) {
@@ -1162,10 +1188,10 @@ function resultHeaders(res) {
     if (Array.isArray(v)) {
       for (let i = 0; i < v.length; i++) {
         if (i > 0) out += ',';
-        out += '"' + BufferFrom(String(v[i]), 'latin1').toString('base64') + '"';
+        out += '"' + latin1Base64(String(v[i])) + '"';
       }
     } else {
-      out += '"' + BufferFrom(String(v), 'latin1').toString('base64') + '"';
+      out += '"' + latin1Base64(String(v)) + '"';
     }
     out += ']';
   }
