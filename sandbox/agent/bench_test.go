@@ -2,8 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
@@ -63,4 +65,33 @@ func daemonReq() *agent.Request {
 // the daemon sends for the make bench webtask.
 func BenchmarkDoParallelDaemonLike(b *testing.B) {
 	benchParallel(b, daemonReq())
+}
+
+// BenchmarkStreamFirstByte measures a warm streamed response: the time
+// to its first chunk (ttfb-ns/op) and the whole exchange (head, two
+// chunks, end).
+func BenchmarkStreamFirstByte(b *testing.B) {
+	h := startAgent(b)
+	req := newReq(`module.exports = function (ctx, req, res) { res.write('first'); setImmediate(() => res.end('last')); };`)
+	h.do(b, req) // compile once
+	ctx := context.Background()
+	var ttfb time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		began := time.Now()
+		resp, err := h.client.Do(ctx, req)
+		if err != nil || resp.Stream == nil {
+			b.Fatalf("Do: %v %+v", err, resp)
+		}
+		if p, err := resp.Stream.Next(); err != nil || string(p) != "first" {
+			b.Fatalf("first chunk %q %v", p, err)
+		}
+		ttfb += time.Since(began)
+		if rest, err := io.ReadAll(resp.Stream); err != nil || string(rest) != "last" {
+			b.Fatalf("rest %q %v", rest, err)
+		}
+		resp.Stream.Close()
+	}
+	b.ReportMetric(float64(ttfb.Nanoseconds())/float64(b.N), "ttfb-ns/op")
 }
