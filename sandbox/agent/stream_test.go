@@ -19,10 +19,7 @@ func doStream(t *testing.T, h *harness, req *agent.Request) *agent.Response {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	defer cancel()
-	resp, err := h.client.Do(ctx, req)
-	if err != nil {
-		t.Fatalf("Do: %v", err)
-	}
+	resp := h.doUnread(t, ctx, req)
 	if resp.Stream == nil {
 		t.Fatalf("response %d %q is not streamed", resp.Status, resp.Body)
 	}
