@@ -51,9 +51,16 @@ TOKEN=$(cat "$WORK/pool/master.token")
 curl -fs -X PUT http://127.0.0.1:18721/api/webtask/bench/hello -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -d '{"code":"module.exports = (ctx, cb) => cb(null, { hello: '"'"'world'"'"' });"}' >/dev/null
 
+STREAM_CODE=$(bin/loadgen stream-code | sed 's/\\/\\\\/g; s/"/\\"/g')
+curl -fs -X PUT http://127.0.0.1:18721/api/webtask/bench/stream -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' -d "{\"code\":\"$STREAM_CODE\"}" >/dev/null
+
 echo "bench: (a) warm latency and throughput, $ROUNDS alternating rounds" >&2
 bin/loadgen warm -a http://127.0.0.1:18721/api/run/bench/hello -b http://127.0.0.1:18731/ \
   -rounds "$ROUNDS" -n "$CALLS" -c 32 -d 2s >"$WORK/warm.json"
+echo "bench: (a') time to first byte of a streamed response, $ROUNDS alternating rounds" >&2
+bin/loadgen ttfb -a http://127.0.0.1:18721/api/run/bench/stream -b http://127.0.0.1:18731/stream \
+  -rounds "$ROUNDS" -n "$((CALLS / 4))" >"$WORK/ttfb.json"
 echo "bench: (b) first response of never-seen containers, $FIRST alternating rounds" >&2
 bin/loadgen first -pool http://127.0.0.1:18721 -pool-data "$WORK/pool" \
   -nopool http://127.0.0.1:18722 -nopool-data "$WORK/nopool" \
@@ -67,7 +74,7 @@ echo "bench: (c) $WARM_CONTAINERS idle warm sandboxes under a 4 GiB budget" >&2
 start_daemon mem 18723 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --max-sandboxes 0
 bin/loadgen memory -url http://127.0.0.1:18723 -data "$WORK/mem" -k "$WARM_CONTAINERS" >"$WORK/memory.json"
 
-TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json")
+TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json")
 MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup)"
 echo
 echo "Machine: $MACHINE"
@@ -87,7 +94,7 @@ OUT=docs/PERFORMANCE.md
   echo "Raw results:"
   echo
   echo '```json'
-  cat "$WORK/warm.json" "$WORK/first.json" "$WORK/memory.json"
+  cat "$WORK/warm.json" "$WORK/ttfb.json" "$WORK/first.json" "$WORK/memory.json"
   echo '```'
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

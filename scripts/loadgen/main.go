@@ -4,6 +4,7 @@
 //	loadgen warm   -a URL -b URL            warm latency (c=1) and throughput (c=32)
 //	loadgen first  -pool URL -nopool URL    time to first response of a never-seen container
 //	loadgen memory -url URL                 memory charged per idle warm sandbox
+//	loadgen ttfb   -a URL -b URL            time to the first body byte of a streamed response
 //
 // Each mode prints one JSON object on stdout; bench.sh renders the table.
 package main
@@ -30,12 +31,20 @@ import (
 
 const helloCode = `module.exports = (ctx, cb) => cb(null, { hello: 'world' });`
 
-// bareServer is the same function in a bare node http server.
+// streamCode writes a first chunk, then the rest on a later turn of the
+// event loop: a streamed response (the ttfb mode).
+const streamCode = `module.exports = (ctx, req, res) => { res.write('first'); setImmediate(() => res.end('last')); };`
+
+// bareServer is the same functions in a bare node http server (/stream:
+// streamCode's response).
 const bareServer = `const fn = (ctx, cb) => cb(null, { hello: 'world' });
-require('http').createServer((req, res) => fn({}, (err, v) => {
-  res.writeHead(200, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(v));
-})).listen(Number(process.argv[2]), '127.0.0.1');`
+require('http').createServer((req, res) => {
+  if (req.url === '/stream') { res.write('first'); setImmediate(() => res.end('last')); return; }
+  fn({}, (err, v) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(v));
+  });
+}).listen(Number(process.argv[2]), '127.0.0.1');`
 
 var client = &http.Client{
 	Timeout:   30 * time.Second,
@@ -55,10 +64,14 @@ func main() {
 		err = first(os.Args[2:])
 	case "memory":
 		err = memory(os.Args[2:])
+	case "ttfb":
+		err = ttfb(os.Args[2:])
 	case "report":
 		err = report(os.Args[2:])
 	case "bare-server":
 		fmt.Print(bareServer)
+	case "stream-code":
+		fmt.Print(streamCode)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -154,6 +167,54 @@ func warm(args []string) error {
 		out[name] = map[string]any{"latency": summarize(lat[name]), "rps_median": thr[name][len(thr[name])/2], "rps_rounds": thr[name]}
 	}
 	return emit(out)
+}
+
+// ttfb alternates rounds between a (webtaskd) and b (bare node): the time
+// from sending a request to reading the first byte of its streamed body,
+// at concurrency 1.
+func ttfb(args []string) error {
+	fs := flag.NewFlagSet("ttfb", flag.ExitOnError)
+	a := fs.String("a", "", "webtaskd run URL of streamCode")
+	b := fs.String("b", "", "bare node URL of the stream route")
+	rounds := fs.Int("rounds", 5, "alternating rounds")
+	n := fs.Int("n", 500, "sequential calls per round and system")
+	_ = fs.Parse(args)
+	urls := map[string]string{"webtaskd": *a, "node": *b}
+	first := func(u string) (time.Duration, error) {
+		t := time.Now()
+		resp, err := client.Get(u)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		var one [1]byte
+		if _, err := io.ReadFull(resp.Body, one[:]); err != nil || resp.StatusCode != 200 {
+			return 0, fmt.Errorf("GET %s: %d %v", u, resp.StatusCode, err)
+		}
+		d := time.Since(t)
+		_, err = io.Copy(io.Discard, resp.Body)
+		return d, err
+	}
+	lat := map[string][]time.Duration{}
+	for _, u := range urls { // warm up connections and JIT
+		for range 100 {
+			if _, err := first(u); err != nil {
+				return err
+			}
+		}
+	}
+	for r := 0; r < *rounds; r++ {
+		for _, name := range []string{"webtaskd", "node"} {
+			for range *n {
+				d, err := first(urls[name])
+				if err != nil {
+					return err
+				}
+				lat[name] = append(lat[name], d)
+			}
+		}
+	}
+	return emit(map[string]dist{"webtaskd": summarize(lat["webtaskd"]), "node": summarize(lat["node"])})
 }
 
 func throughput(u string, c int, d time.Duration) (float64, error) {
@@ -449,6 +510,7 @@ func report(args []string) error {
 	wf := fs.String("warm", "", "warm result")
 	ff := fs.String("first", "", "first result")
 	mf := fs.String("memory", "", "memory result")
+	tf := fs.String("ttfb", "", "ttfb result")
 	_ = fs.Parse(args)
 	var w map[string]struct {
 		Latency dist    `json:"latency"`
@@ -469,7 +531,8 @@ func report(args []string) error {
 		OOMs      uint64         `json:"oom_kills"`
 		States    map[string]int `json:"states"`
 	}
-	for path, v := range map[string]any{*wf: &w, *ff: &fr, *mf: &m} {
+	var tt map[string]dist
+	for path, v := range map[string]any{*wf: &w, *ff: &fr, *mf: &m, *tf: &tt} {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -496,6 +559,9 @@ func report(args []string) error {
 	fmt.Printf("| warm latency p99, c=1 | %.3f ms | %.3f ms | +%.3f ms | - | |\n", wt.Latency.P99, nd.Latency.P99, wt.Latency.P99-nd.Latency.P99)
 	r := wt.RPS / nd.RPS
 	fmt.Printf("| warm throughput, c=32 | %.0f req/s | %.0f req/s | %.2fx | >= 0.5x | %s |\n", wt.RPS, nd.RPS, r, ok(r >= 0.5))
+	tw, tn := tt["webtaskd"], tt["node"]
+	fmt.Printf("| time to first byte, streamed response, c=1 (p50 / p99) | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f ms | - | |\n",
+		tw.P50, tw.P99, tn.P50, tn.P99, tw.P50-tn.P50)
 	fmt.Printf("| first response, never-seen container, pool | %.1f ms (p90 %.1f) | - | - | p50 <= 10 ms | %s |\n", f.Pool.P50, f.Pool.P90, ok(f.Pool.P50 <= 10))
 	r = f.Nopool.P50 / f.NodeSpawn.P50
 	fmt.Printf("| first response, pool empty vs spawning bare node | %.1f ms (p90 %.1f) | %.1f ms (p90 %.1f) | %.2fx | <= 1.3x | %s |\n", f.Nopool.P50, f.Nopool.P90, f.NodeSpawn.P50, f.NodeSpawn.P90, r, ok(r <= 1.3))
