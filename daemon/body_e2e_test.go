@@ -103,7 +103,8 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 	createAsWt(t, env, "old", "cb", echoBodyCode, nil)
 	env.Stop()
 
-	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent".
+	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent",
+	// no later migration's columns.
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(cfg.DataDir, "webtaskd.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +112,7 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 	for _, q := range []string{
 		`ALTER TABLE webtasks DROP COLUMN pb`,
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
 		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := db.ExecContext(context.Background(), q); err != nil {
