@@ -108,12 +108,20 @@ type fakeRunner struct {
 	reqs []*agent.Request
 	resp *agent.Response
 	err  error
+	// call, when set, is returned as it is (a streamed response).
+	call *sandbox.Call
 }
 
 func (f *fakeRunner) Invoke(_ context.Context, container string, req *agent.Request) (*sandbox.Call, error) {
 	resp, err := f.invoke(container, req)
 	if err != nil {
 		return nil, err
+	}
+	f.mu.Lock()
+	call := f.call
+	f.mu.Unlock()
+	if call != nil {
+		return call, nil
 	}
 	return sandbox.BufferedCall(resp.Status, resp.Headers, resp.Body), nil
 }
