@@ -299,6 +299,11 @@ func (s *Server) invoke(c echo.Context, container string, req *agent.Request) er
 		}
 		h[ck] = v
 	}
+	if _, ok := h["Content-Type"]; !ok {
+		// No content type from the webtask: none to the caller either (as
+		// Node sends), not one sniffed by net/http.
+		h["Content-Type"] = nil
+	}
 	c.Response().WriteHeader(call.Status)
 	if !call.Streamed {
 		if _, err := io.Copy(c.Response(), call.Body); err != nil {

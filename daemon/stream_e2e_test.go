@@ -272,6 +272,9 @@ func TestHeaderBytesRoundTripE2E(t *testing.T) {
 			t.Errorf("response %s = %q, want %q", name, got, want)
 		}
 	}
+	if ct, ok := resp.Header["Content-Type"]; ok {
+		t.Errorf("Content-Type %q reached the caller; the webtask set none", ct)
+	}
 	var seen struct {
 		U, L []int
 		D    string
