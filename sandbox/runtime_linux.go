@@ -132,13 +132,22 @@ func (s *lcSandbox) Invoke(ctx context.Context, req *agent.Request, timeout time
 	s.invocations++
 	s.lastUsedAt = time.Now()
 	s.mu.Unlock()
-	defer func() {
+	done := func() {
 		s.mu.Lock()
 		s.inFlight--
 		s.lastUsedAt = time.Now()
 		s.mu.Unlock()
-	}()
+	}
 	resp, err := s.client.DoTimeout(ctx, req, timeout)
+	if err == nil && resp.Stream != nil {
+		// In flight until its body is closed.
+		go func() {
+			<-resp.Stream.Closed()
+			done()
+		}()
+		return resp, nil
+	}
+	defer done()
 	if err == nil {
 		return resp, nil
 	}

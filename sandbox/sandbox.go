@@ -32,6 +32,9 @@ type Sandbox interface {
 	// (the runtime was already dead or destroyed).
 	// timeout bounds the invocation (0: only ctx does); past it the error
 	// wraps ErrTimeout (the invocation may still run in the runtime).
+	// timeout and ctx bound the wait for the response head; a streamed
+	// response (Response.Stream) is then the caller's to read and Close,
+	// and counts as in flight until closed.
 	Invoke(ctx context.Context, req *agent.Request, timeout time.Duration) (*agent.Response, error)
 	// Assign gives a pooled sandbox (started with an empty
 	// StartOptions.Container) to a webtask container and applies its CPU

@@ -38,10 +38,13 @@ type Stream struct {
 	ended     bool     // the agent sent "end"
 	err       error    // abort or channel failure: reads fail with it
 	wake      chan struct{}
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
 }
 
 func newStream(c *Client, id uint64, req *Request, capability string) *Stream {
-	return &Stream{c: c, id: id, req: req, capability: capability, avail: StreamWindowBytes, wake: make(chan struct{}, 1)}
+	return &Stream{c: c, id: id, req: req, capability: capability, avail: StreamWindowBytes,
+		wake: make(chan struct{}, 1), closed: make(chan struct{})}
 }
 
 func (s *Stream) signal() {
@@ -162,8 +165,12 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	s.chunks, s.cur = nil, nil
 	s.mu.Unlock()
+	s.closeOnce.Do(func() { close(s.closed) })
 	return nil
 }
+
+// Closed is closed once Close was called.
+func (s *Stream) Closed() <-chan struct{} { return s.closed }
 
 // control writes a flow-control message for invocation id: "credit" (n
 // bytes) or "abort".
