@@ -151,16 +151,27 @@ func (s *Server) webtaskParams(c echo.Context) (*token.Claims, string, string, e
 // (read deadline, abort, malformed chunking) errdefs.ErrInvalid, logged at
 // debug. An absent body is nil.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	b, err := httplimit.ReadBody(c.Request(), s.cfg.MaxBodyBytes, s.bodyAccount(c))
+	s.logUnreadable(c, err)
+	return b, err
+}
+
+// bodyAccount is the request's share of the in-flight body budget
+// (released by admit).
+func (s *Server) bodyAccount(c echo.Context) *httplimit.Body {
 	acct, _ := c.Get(ctxBody).(*httplimit.Body)
 	if acct == nil {
 		acct = s.cfg.Guard.NewBody()
-		c.Set(ctxBody, acct) // released by admit
+		c.Set(ctxBody, acct)
 	}
-	b, err := httplimit.ReadBody(c.Request(), s.cfg.MaxBodyBytes, acct)
+	return acct
+}
+
+// logUnreadable logs, at debug, a body the client did not send.
+func (s *Server) logUnreadable(c echo.Context, err error) {
 	if errors.Is(err, httplimit.ErrUnreadable) {
 		s.log.Debug("request body not received", "req_id", reqID(c), "err", err)
 	}
-	return b, err
 }
 
 // decodeJSON strictly decodes a JSON object body into v: unknown fields,

@@ -372,3 +372,24 @@ func TestRequestBodiesStream(t *testing.T) {
 		t.Fatalf("after the refusals: %d %s", st, b)
 	}
 }
+
+// A streamed response may last longer than --read-timeout, which bounds
+// sending the request only (net/http lifts the read deadline once the
+// request is read).
+func TestStreamingOutlastsReadTimeout(t *testing.T) {
+	RequireRoot(t)
+	cfg := Config(t)
+	cfg.HTTP.ReadHeaderTimeout, cfg.HTTP.ReadTimeout = time.Second, time.Second
+	env := Start(t, cfg)
+	env.PutWebtask("long", "w", `module.exports = function (ctx, req, res) {
+	  var n = 0, t = setInterval(function () {
+	    res.write('tick ' + n + '\n');
+	    if (++n === 10) { clearInterval(t); res.end('done\n'); }
+	  }, 250);
+	};`, nil)
+	resp := openStream(t, env, "/api/run/long/w")
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || !strings.HasSuffix(string(b), "tick 9\ndone\n") {
+		t.Fatalf("after %q: %v; want ten ticks over 2.5 s, past the 1 s read timeout", b, err)
+	}
+}

@@ -86,12 +86,48 @@ func ReadBody(r *http.Request, max int64, acct *Body) ([]byte, error) {
 		return nil, nil
 	}
 	if r.ContentLength > max {
-		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
+		return nil, tooLarge(max)
 	}
-	limit := max + 1 // one more byte tells "too large"
-	lr := io.LimitReader(r.Body, limit)
-	var buf []byte
-	for {
+	buf, _, err := readUpTo(r.Body, max+1, acct) // one more byte tells "too large"
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(buf)) > max {
+		return nil, tooLarge(max)
+	}
+	return buf, nil
+}
+
+// ReadPrefix is ReadBody for a body that may be streamed: it buffers at
+// most prefix bytes (as ReadBody does, within the budget); when the body
+// is longer, rest is its unread remainder, read by the caller as it goes
+// (never buffered here), bounded by max bytes in all: past it reads fail
+// with an errdefs.ErrTooLarge, a failed read with ErrUnreadable. rest is
+// nil when the whole body was read.
+func ReadPrefix(r *http.Request, max, prefix int64, acct *Body) (head []byte, rest io.Reader, err error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil, nil
+	}
+	if r.ContentLength > max {
+		return nil, nil, tooLarge(max)
+	}
+	buf, eof, err := readUpTo(r.Body, min(prefix, max+1), acct)
+	switch {
+	case err != nil:
+		return nil, nil, err
+	case int64(len(buf)) > max:
+		return nil, nil, tooLarge(max)
+	case eof:
+		return buf, nil, nil
+	}
+	return buf, &restReader{r: r.Body, left: max - int64(len(buf)), max: max}, nil
+}
+
+// readUpTo reads src until EOF or limit bytes (eof tells which), growing
+// its buffer within acct's budget.
+func readUpTo(src io.Reader, limit int64, acct *Body) (buf []byte, eof bool, err error) {
+	lr := io.LimitReader(src, limit)
+	for int64(len(buf)) < limit {
 		if len(buf) == cap(buf) {
 			grow := int64(readChunk)
 			if cap(buf) > 0 {
@@ -102,7 +138,7 @@ func ReadBody(r *http.Request, max int64, acct *Body) ([]byte, error) {
 				grow = 1
 			}
 			if !acct.reserve(grow) {
-				return nil, ErrBusy
+				return nil, false, ErrBusy
 			}
 			nb := make([]byte, len(buf), int64(cap(buf))+grow)
 			copy(nb, buf)
@@ -111,17 +147,40 @@ func ReadBody(r *http.Request, max int64, acct *Body) ([]byte, error) {
 		n, err := lr.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if err == io.EOF {
+			eof = true
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUnreadable, err)
+			return nil, false, fmt.Errorf("%w: %w", ErrUnreadable, err)
 		}
 	}
-	if int64(len(buf)) > max {
-		return nil, errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
-	}
 	if len(buf) == 0 {
-		return nil, nil
+		return nil, eof, nil
 	}
-	return buf, nil
+	return buf, eof, nil
+}
+
+func tooLarge(max int64) error {
+	return errdefs.Errorf(errdefs.ErrTooLarge, "request body exceeds %d bytes", max)
+}
+
+// restReader is ReadPrefix's remainder: at most left more bytes.
+type restReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (b *restReader) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1] // one more byte tells "too large"
+	}
+	n, err := b.r.Read(p)
+	if int64(n) > b.left {
+		return 0, tooLarge(b.max)
+	}
+	b.left -= int64(n)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	return n, err
 }
