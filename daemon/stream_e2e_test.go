@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -359,13 +361,18 @@ func TestRequestBodiesStream(t *testing.T) {
 		t.Fatalf("parsed body: %d %s", st, b)
 	}
 
+	// Past the limit the daemon answers 413 while the caller still
+	// uploads, then closes: the caller reads the answer as it writes (a
+	// client that only reads once done writing may see the reset instead).
 	big := io.MultiReader(bytes.NewReader(body), bytes.NewReader(body))
-	st, b = post("/api/run/up/hash", big, "application/octet-stream")
+	st, b = postWhileReading(t, env, "/api/run/up/hash", big, -1)
 	if st != 413 || !strings.Contains(string(b), `"code":413`) {
 		t.Fatalf("10 MiB chunked upload: %d %s, want 413", st, b)
 	}
-	r := env.Call("POST", "/api/run/up/hash", "", strings.Repeat("z", 7<<20))
-	MustStatus(t, r, 413, "7 MiB upload with Content-Length")
+	st, b = postWhileReading(t, env, "/api/run/up/hash", strings.NewReader(strings.Repeat("z", 7<<20)), 7<<20)
+	if st != 413 {
+		t.Fatalf("7 MiB upload with Content-Length: %d %s, want 413", st, b)
+	}
 	// The sandbox still serves.
 	st, b = post("/api/run/up/hash", strings.NewReader("abc"), "text/plain")
 	if st != 200 || !strings.Contains(string(b), `"n":3`) {
@@ -392,4 +399,47 @@ func TestStreamingOutlastsReadTimeout(t *testing.T) {
 	if err != nil || !strings.HasSuffix(string(b), "tick 9\ndone\n") {
 		t.Fatalf("after %q: %v; want ten ticks over 2.5 s, past the 1 s read timeout", b, err)
 	}
+}
+
+// postWhileReading POSTs body on a raw connection (chunked when
+// length < 0) and reads the answer while it still writes.
+func postWhileReading(t *testing.T, env *Env, path string, body io.Reader, length int64) (int, []byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(env.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(streamDeadline))
+	go func() {
+		w := bufio.NewWriter(conn)
+		if length >= 0 {
+			fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", path, length)
+			_, _ = io.Copy(w, body)
+			_ = w.Flush()
+			return
+		}
+		fmt.Fprintf(w, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n", path)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := body.Read(buf)
+			if n > 0 {
+				fmt.Fprintf(w, "%x\r\n", n)
+				w.Write(buf[:n])
+				w.WriteString("\r\n")
+			}
+			if err != nil {
+				break
+			}
+		}
+		w.WriteString("0\r\n\r\n")
+		_ = w.Flush() // fails once the daemon closed: expected
+	}()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("reading the answer: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
 }
