@@ -591,16 +591,17 @@ function onInvoke(id, cap, r) {
   als.run(inv, runInvocation, inv, r);
 }
 
-// latin1Headers decodes the header values (base64 of their bytes) into
-// the latin1 strings Node's HTTP parser presents.
+// latin1Headers turns the request header values into the latin1 strings
+// Node's HTTP parser presents: ASCII values arrive as they are, the values
+// of a header with other bytes as {"b64": [base64 of their bytes]}.
 function latin1Headers(h) {
   if (h === null || typeof h !== 'object') return h;
   for (const k in h) {
     const v = h[k];
-    if (!Array.isArray(v)) continue;
-    for (let i = 0; i < v.length; i++) {
-      if (typeof v[i] === 'string') v[i] = base64Latin1(v[i]);
-    }
+    if (v === null || typeof v !== 'object' || Array.isArray(v) || !Array.isArray(v.b64)) continue;
+    const out = [];
+    for (const x of v.b64) out.push(typeof x === 'string' ? base64Latin1(x) : '');
+    h[k] = out;
   }
   return h;
 }

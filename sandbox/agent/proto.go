@@ -140,7 +140,8 @@ type Request struct {
 	// "/api/run/c/n/sub/path?x=1".
 	URL string `json:"url"`
 	// Headers are the request headers with lower-case names. Values are
-	// bytes (base64 on the wire; the agent presents them as Node does, as
+	// bytes: JSON strings on the wire when all of a header's values are
+	// ASCII, else {"b64":[...]} (the agent presents them as Node does, as
 	// latin1 strings).
 	Headers map[string][]string `json:"headers"`
 	// Body is the raw request body (base64 on the wire).

@@ -148,16 +148,41 @@ func appendHeaders(b []byte, h map[string][]string) []byte {
 			b = append(b, "null"...)
 			continue
 		}
+		// ASCII values are JSON strings (exact: one char per byte); a
+		// header with any other byte sends its values as bytes, base64.
+		bin := !allASCII(v)
+		if bin {
+			b = append(b, `{"b64":`...)
+		}
 		b = append(b, '[')
 		for j, s := range v {
 			if j > 0 {
 				b = append(b, ',')
 			}
-			b = appendBase64(b, s)
+			if bin {
+				b = appendBase64(b, s)
+			} else {
+				b = appendString(b, s)
+			}
 		}
 		b = append(b, ']')
+		if bin {
+			b = append(b, '}')
+		}
 	}
 	return append(b, '}')
+}
+
+// allASCII reports whether every byte of every value is below 0x80.
+func allASCII(vs []string) bool {
+	for _, s := range vs {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= utf8.RuneSelf {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // appendBase64 appends the bytes of s as a base64 JSON string (what

@@ -36,10 +36,10 @@ func encodeStd(t *testing.T, id uint64, capability string, r *Request, withCode 
 	if err := enc.Encode(&invokeMsg{Op: "invoke", ID: id, Cap: capability, Req: &cp}); err != nil {
 		t.Fatal(err)
 	}
-	// Header values travel as bytes: what encoding/json writes for
-	// [][]byte (base64), in place of the strings.
+	// A header with a non-ASCII byte travels as {"b64": [][]byte} (what
+	// encoding/json writes for bytes), in place of its strings.
 	return bytes.Replace(buf.Bytes(), append([]byte(`"headers":`), mustJSON(t, cp.Headers)...),
-		append([]byte(`"headers":`), mustJSON(t, byteHeaders(cp.Headers))...), 1)
+		append([]byte(`"headers":`), mustJSON(t, wireHeaders(cp.Headers))...), 1)
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -53,21 +53,28 @@ func mustJSON(t *testing.T, v any) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
-func byteHeaders(h map[string][]string) map[string][][]byte {
+// wireHeaders is the reference form of request headers on the wire.
+func wireHeaders(h map[string][]string) map[string]any {
 	if h == nil {
 		return nil
 	}
-	out := map[string][][]byte{}
+	out := map[string]any{}
 	for k, vs := range h {
-		if vs == nil {
-			out[k] = nil
+		ascii := true
+		for _, v := range vs {
+			for i := 0; i < len(v); i++ {
+				ascii = ascii && v[i] < 0x80
+			}
+		}
+		if vs == nil || ascii {
+			out[k] = vs
 			continue
 		}
 		bv := [][]byte{}
 		for _, v := range vs {
 			bv = append(bv, []byte(v))
 		}
-		out[k] = bv
+		out[k] = map[string][][]byte{"b64": bv}
 	}
 	return out
 }
