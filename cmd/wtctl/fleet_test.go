@@ -50,11 +50,11 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 		t.Errorf("status:\n%s", out)
 	}
 
-	if out, err = wtctl(t, env, "limits", "set", "insp", "--pids", "64", "--exec-timeout", "2s"); err != nil {
+	if out, err = wtctl(t, env, "limits", "set", "insp", "--pids", "64", "--exec-timeout", "2s", "--max-response-bytes", "1048576"); err != nil {
 		t.Fatal(err)
 	}
 	out, err = wtctl(t, env, "limits", "get", "--json", "insp")
-	if err != nil || !strings.Contains(out, `"pids": 64`) || !strings.Contains(out, `"exec_timeout_ms": 2000`) {
+	if err != nil || !strings.Contains(out, `"pids": 64`) || !strings.Contains(out, `"exec_timeout_ms": 2000`) || !strings.Contains(out, `"max_response_bytes": 1048576`) {
 		t.Fatalf("limits get: %v\n%s", err, out)
 	}
 	if _, err := wtctl(t, env, "limits", "set", "insp", "--pids", "3"); err == nil || !strings.Contains(err.Error(), "pids") {
@@ -63,7 +63,7 @@ func TestSandboxesInspectStatusLimitsKillTop(t *testing.T) {
 	// New limits: the next call gets a fresh sandbox with them.
 	MustStatus(t, env.Call("GET", "/api/run/insp/t", "", nil), 200, "run with new limits")
 	s := env.Sandboxes()[0]
-	if s.ID == id || s.Limits.Pids != 64 || s.Limits.ExecTimeoutMS != 2000 {
+	if s.ID == id || s.Limits.Pids != 64 || s.Limits.ExecTimeoutMS != 2000 || s.Limits.MaxResponseBytes != 1<<20 {
 		t.Fatalf("after limits set: %+v", s)
 	}
 	if _, err := wtctl(t, env, "limits", "rm", "insp"); err != nil {
