@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+)
+
+// The client's read side: one goroutine reads the agent's frames and hands
+// each to the pending invocation it names (result, head, chunk, end) or to
+// the callback runners (storage, token); log lines go to their own loop so
+// a slow log consumer never stalls replies.
+
+func (c *Client) readLoop() {
+	defer func() {
+		c.shutdown(fmt.Errorf("runtime agent exited: %w", ErrClosed))
+		c.mu.Lock()
+		clear(c.pending)
+		streams := c.streams
+		c.streams = map[uint64]*Stream{}
+		for _, p := range c.pumps {
+			p.halt()
+		}
+		clear(c.pumps)
+		c.mu.Unlock()
+		for _, st := range streams {
+			st.fail(c.closedErr())
+		}
+		if c.logs != nil {
+			close(c.logs)
+		}
+		close(c.done)
+	}()
+	br := bufio.NewReaderSize(c.conn, 64<<10)
+	var long []byte
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = append(long[:0], line...)
+			for errors.Is(err, bufio.ErrBufferFull) {
+				line, err = br.ReadSlice('\n')
+				long = append(long, line...)
+				if len(long) > maxLineBytes {
+					c.shutdown(fmt.Errorf("agent message longer than %d bytes: %w", maxLineBytes, ErrProtocol))
+					return
+				}
+			}
+			line = long
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) || len(line) > 0 {
+				if errors.Is(err, io.EOF) {
+					c.shutdown(fmt.Errorf("agent sent a truncated message: %w", ErrProtocol))
+				} else {
+					c.shutdown(fmt.Errorf("reading from runtime: %v: %w", err, ErrClosed))
+				}
+			}
+			return
+		}
+		if err := c.dispatch(line); err != nil {
+			c.shutdown(err)
+			return
+		}
+		if cap(long) > 1<<20 {
+			long = nil // do not pin a huge buffer
+		}
+	}
+}
+
+// dispatch handles one line from the agent.
+func (c *Client) dispatch(line []byte) error {
+	if id, body, err := parseChunk(line); err == nil {
+		return c.chunk(id, body)
+	}
+	if id, status, hdr, body, err := parseResult(line); err == nil {
+		return c.result(id, status, hdr, body, false)
+	}
+	if id, status, hdr, err := parseHead(line); err == nil {
+		return c.result(id, status, hdr, nil, true)
+	}
+	var m message
+	if err := json.Unmarshal(line, &m); err != nil {
+		return fmt.Errorf("malformed agent message: %v: %w", err, ErrProtocol)
+	}
+	switch m.Op {
+	case "result", "head", "need_code", "chunk", "end":
+		if m.ID == 0 {
+			return fmt.Errorf("agent %s without id: %w", m.Op, ErrProtocol)
+		}
+		switch m.Op {
+		case "result", "head":
+			return c.result(m.ID, m.Status, stringHeaders(m.Header), m.Body, m.Op == "head")
+		case "chunk":
+			return c.chunk(m.ID, m.Body)
+		case "end":
+			c.mu.Lock()
+			st := c.streams[m.ID]
+			delete(c.streams, m.ID)
+			c.mu.Unlock()
+			c.stopPump(m.ID)
+			if st != nil {
+				st.end()
+			}
+			return nil
+		}
+		c.mu.Lock()
+		cl, ok := c.pending[m.ID]
+		c.mu.Unlock()
+		if ok {
+			cl.ch <- reply{needCode: true}
+		} // else abandoned by its caller (ctx expiry)
+	case "log":
+		if c.logs == nil {
+			return nil
+		}
+		select {
+		case c.logs <- LogLine{ID: m.ID, ReqID: m.ReqID, Stream: m.Stream, Msg: m.Msg}:
+		default:
+			if !c.warnedDrop.Swap(true) {
+				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
+			}
+		}
+	case "req_credit":
+		c.reqCredit(m.ID, m.N)
+	case "storage":
+		return c.storage(&m)
+	case "token":
+		return c.token(&m)
+	case "ready":
+		c.readyOnce.Do(func() {
+			c.ready = Ready{Pid: m.Pid, Node: m.Node}
+			close(c.readyCh)
+		})
+	default:
+		return fmt.Errorf("unknown agent op %q: %w", m.Op, ErrProtocol)
+	}
+	return nil
+}
+
+// result hands a result (or, with head, the head of a streamed
+// response) to its waiting Do.
+func (c *Client) result(id uint64, status int, hdr map[string][]string, body []byte, head bool) error {
+	if id == 0 {
+		return fmt.Errorf("agent result without id: %w", ErrProtocol)
+	}
+	if status < 100 || status > 999 {
+		return fmt.Errorf("agent result %d with status %d: %w", id, status, ErrProtocol)
+	}
+	c.mu.Lock()
+	cl, ok := c.pending[id]
+	if ok {
+		delete(c.pending, id)
+	}
+	var st *Stream
+	if ok && head {
+		st = newStream(c, id, cl.req, cl.capability)
+		c.streams[id] = st
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil // abandoned by its caller (ctx expiry), already aborted
+	}
+	cl.ch <- reply{resp: &Response{Status: status, Headers: hdr, Body: body, Stream: st}}
+	return nil
+}
+
+// chunk hands a piece of a streamed body to its Stream (dropped when the
+// stream is unknown: aborted and acknowledged, or abandoned).
+func (c *Client) chunk(id uint64, body []byte) error {
+	c.mu.Lock()
+	st := c.streams[id]
+	c.mu.Unlock()
+	if st == nil {
+		return nil
+	}
+	return st.push(body)
+}
+
+// stringHeaders turns decoded header values (bytes) into strings.
+func stringHeaders(h map[string][][]byte) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		sv := make([]string, len(vs))
+		for i, v := range vs {
+			sv[i] = string(v)
+		}
+		out[k] = sv
+	}
+	return out
+}
+
+func (c *Client) logLoop() {
+	for l := range c.logs {
+		c.onLog(l)
+	}
+}
