@@ -86,7 +86,14 @@ func Start(t *testing.T, cfg daemon.Config) *Env {
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	d := daemon.New(cfg, Logger(t))
+	return open(t, cfg, Logger(t))
+}
+
+// open opens a daemon for cfg logging to log (bounded
+// to 30s) and closes it when the test ends.
+func open(t *testing.T, cfg daemon.Config, log *slog.Logger) *Env {
+	t.Helper()
+	d := daemon.New(cfg, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := d.Open(ctx); err != nil {
