@@ -1,33 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestLogsBacklogAndFollow(t *testing.T) {
 	RequireRoot(t)
@@ -60,7 +40,7 @@ func TestLogsBacklogAndFollow(t *testing.T) {
 	}
 
 	// -f: new lines until interrupted.
-	var buf syncBuffer
+	var buf LogBuffer
 	m := NewMain(&buf, &buf)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -87,7 +67,7 @@ func TestLogsBacklogAndFollow(t *testing.T) {
 
 	// A stream closed by the daemon is an error for -f. This follower has
 	// its own buffer: seeing the backlog there proves it is connected.
-	var buf2 syncBuffer
+	var buf2 LogBuffer
 	go func() {
 		done <- NewMain(&buf2, &buf2).Run(context.Background(), []string{"--url", env.Base, "--data-dir", env.Cfg.DataDir, "logs", "-f", "lg"})
 	}()

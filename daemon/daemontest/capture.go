@@ -2,18 +2,16 @@ package daemontest
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/webtaskd/webtaskd/daemon"
 )
 
-// LogBuffer collects a daemon's log output (safe for concurrent use), so
-// tests can search it, for example for leaked secrets.
+// LogBuffer collects output (safe for a writer and a concurrent poller):
+// a daemon's log, so tests can search it for leaked secrets, or a CLI's.
 type LogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
@@ -33,6 +31,13 @@ func (b *LogBuffer) Bytes() []byte {
 	return bytes.Clone(b.buf.Bytes())
 }
 
+// String returns everything written so far.
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // StartLogged is Start with the daemon's log (debug level and up) also
 // written to logs. Call it again with the same cfg after Stop to restart
 // the daemon on the same data.
@@ -42,13 +47,5 @@ func StartLogged(t *testing.T, cfg daemon.Config, logs *LogBuffer) *Env {
 		t.Fatalf("config: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(Writer{T: t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d := daemon.New(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := d.Open(ctx); err != nil {
-		t.Fatalf("open daemon: %v", err)
-	}
-	env := &Env{t: t, Cfg: cfg, D: d, Base: "http://" + d.Addr(), Master: d.MasterToken()}
-	t.Cleanup(func() { env.Stop() })
-	return env
+	return open(t, cfg, log)
 }
