@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -238,20 +237,14 @@ func (s *Server) listCronJobs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	o := store.CronListOptions{Container: container, Offset: offset, Limit: limit}
-	for _, f := range c.QueryParams()["meta"] {
-		k, v, ok := strings.Cut(f, ":")
-		if !ok || k == "" {
-			return errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
-		}
-		if o.Meta == nil {
-			o.Meta = map[string]string{}
-		}
-		if old, dup := o.Meta[k]; dup && old != v {
-			return c.JSON(http.StatusOK, []types.CronJob{})
-		}
-		o.Meta[k] = v
+	meta, none, err := metaFilters(c)
+	if err != nil {
+		return err
 	}
+	if none {
+		return c.JSON(http.StatusOK, []types.CronJob{})
+	}
+	o := store.CronListOptions{Container: container, Offset: offset, Limit: limit, Meta: meta}
 	ctx := c.Request().Context()
 	jobs, err := s.cronStore.ListCronJobs(ctx, o)
 	if err != nil {
@@ -290,27 +283,4 @@ func (s *Server) cronHistory(c echo.Context) error {
 		out = append(out, r.Wire())
 	}
 	return c.JSON(http.StatusOK, out)
-}
-
-// pageParams parses ?offset and ?limit; limit defaults to and is capped at
-// max.
-func pageParams(c echo.Context, max int) (offset, limit int, err error) {
-	limit = max
-	if v := c.QueryParam("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, 0, errdefs.Errorf(errdefs.ErrInvalid, "offset must be a non-negative integer")
-		}
-		offset = n
-	}
-	if v := c.QueryParam("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, 0, errdefs.Errorf(errdefs.ErrInvalid, "limit must be a non-negative integer")
-		}
-		if n > 0 && n < max {
-			limit = n
-		}
-	}
-	return offset, limit, nil
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -154,38 +153,18 @@ func (s *Server) listAllWebtasks(c echo.Context) error {
 }
 
 func (s *Server) list(c echo.Context, container string) error {
-	opts := store.ListOptions{Container: container, Limit: maxListLimit}
-	q := c.QueryParams()
-	if v := q.Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errdefs.Errorf(errdefs.ErrInvalid, "offset must be a non-negative integer")
-		}
-		opts.Offset = n
+	offset, limit, err := pageParams(c, maxListLimit)
+	if err != nil {
+		return err
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return errdefs.Errorf(errdefs.ErrInvalid, "limit must be a non-negative integer")
-		}
-		if n > 0 && n < maxListLimit {
-			opts.Limit = n
-		}
+	meta, none, err := metaFilters(c)
+	if err != nil {
+		return err
 	}
-	for _, f := range q["meta"] {
-		k, v, ok := strings.Cut(f, ":")
-		if !ok || k == "" {
-			return errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
-		}
-		if opts.Meta == nil {
-			opts.Meta = map[string]string{}
-		}
-		if old, dup := opts.Meta[k]; dup && old != v {
-			// Two different values for one key can never both match.
-			return c.JSON(http.StatusOK, []types.Webtask{})
-		}
-		opts.Meta[k] = v
+	if none {
+		return c.JSON(http.StatusOK, []types.Webtask{})
 	}
+	opts := store.ListOptions{Container: container, Offset: offset, Limit: limit, Meta: meta}
 	ws, err := s.store.ListWebtasks(c.Request().Context(), opts)
 	if err != nil {
 		return err
