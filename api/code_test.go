@@ -52,19 +52,7 @@ func (f *fakeCodes) count() (puts, gets, blobs int) {
 func TestIssueUnnamedCode(t *testing.T) {
 	e := newEnv(t, Config{})
 	code := "module.exports = (ctx, cb) => cb(null, ctx.secrets.S)"
-	w := e.do("POST", "/api/tokens/issue", e.tenant,
-		`{"ten":"test","code":`+jsonString(code)+`,"ectx":{"S":"s3"},"pctx":{"P":"p"},"pb":1,"dd":0}`)
-	if w.Code != 200 {
-		t.Fatalf("%d %s", w.Code, w.Body)
-	}
-	raw := w.Body.String()
-	if loc := w.Header().Get("Location"); loc != "http://example.com/api/run/test?key="+url.QueryEscape(raw) {
-		t.Fatalf("Location = %q", loc)
-	}
-	c, err := token.Verify(e.ring, raw, e.now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw, c := e.issueUnnamed(`{"ten":"test","code":` + jsonString(code) + `,"ectx":{"S":"s3"},"pctx":{"P":"p"},"pb":1,"dd":0}`)
 	hash := store.CodeHash(code)
 	if c.URL != "webtask:///code/"+hash {
 		t.Fatalf("url claim = %q, want webtask:///code/%s", c.URL, hash)
@@ -107,7 +95,7 @@ func TestIssueUnnamedCode(t *testing.T) {
 		t.Fatal("a foreign-container run reached the runner")
 	}
 	// inspect fetch_code returns the stored code, the url stays.
-	w = e.do("GET", "/api/tokens/inspect?token="+url.QueryEscape(raw)+"&fetch_code=true", e.master, "")
+	w := e.do("GET", "/api/tokens/inspect?token="+url.QueryEscape(raw)+"&fetch_code=true", e.master, "")
 	got := decode[map[string]any](t, w)
 	if got["code"] != code || got["url"] != c.URL {
 		t.Fatalf("inspect = %v", got)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -286,6 +287,27 @@ func (e *env) sign(c *token.Claims) string {
 		e.t.Fatal(err)
 	}
 	return raw
+}
+
+// issueUnnamed POSTs body (the claims of an unnamed token of container
+// "test") to /api/tokens/issue with the tenant token and checks the answer:
+// 200, the raw token as the body, the run URL with ?key= as Location, and
+// a token that verifies. It returns the raw token and its claims.
+func (e *env) issueUnnamed(body string) (string, *token.Claims) {
+	e.t.Helper()
+	w := e.do("POST", "/api/tokens/issue", e.tenant, body)
+	if w.Code != 200 {
+		e.t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	raw := w.Body.String()
+	if loc := w.Header().Get("Location"); loc != "http://example.com/api/run/test?key="+url.QueryEscape(raw) {
+		e.t.Fatalf("Location = %q", loc)
+	}
+	c, err := token.Verify(e.ring, raw, e.now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return raw, c
 }
 
 // do sends a request; tok "" sends no credential.
