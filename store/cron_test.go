@@ -16,9 +16,7 @@ func putTestWebtask(t *testing.T, s *Store, container, name string) {
 }
 
 func TestCronJobNeedsItsWebtask(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	_, err := s.PutCronJob(context.Background(), &CronJob{Container: "c", Name: "nope", Schedule: "* * * * *", TZ: "UTC", State: CronActive})
 	if !errors.Is(err, ErrNotFound) {
 		t.Fatalf("PutCronJob without webtask: %v, want ErrNotFound", err)
@@ -26,9 +24,7 @@ func TestCronJobNeedsItsWebtask(t *testing.T) {
 }
 
 func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	putTestWebtask(t, s, "c", "j")
 	j, err := s.PutCronJob(ctx, &CronJob{Container: "c", Name: "j", Token: "T1", Schedule: "* * * * *", TZ: "UTC", State: CronActive, Meta: map[string]string{"k": "v"}})
@@ -68,9 +64,7 @@ func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
 }
 
 func TestCronHistoryKeepsTheNewest100(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	putTestWebtask(t, s, "c", "j")
 	putTestWebtask(t, s, "c", "other")

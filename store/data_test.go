@@ -10,9 +10,7 @@ import (
 )
 
 func TestDataGetPutEtags(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 
 	if _, err := s.GetData(ctx, "c", "n"); !errors.Is(err, ErrNotFound) {
@@ -101,9 +99,7 @@ func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
 // TestDataConcurrentCompareAndSet: many writers holding the same etag,
 // exactly one wins.
 func TestDataConcurrentCompareAndSet(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // errdefs.ErrNotFound whose caller-facing message says what is missing,
 // so the API sends it as is.
 func TestNotFoundSaysWhat(t *testing.T) {
-	s := openLimitsTestStore(t)
+	s := openTestStore(t)
 	ctx := context.Background()
 	_, errWebtask := s.GetWebtask(ctx, "c", "w")
 	_, errData := s.GetData(ctx, "c", "w")

@@ -21,9 +21,7 @@ func wantMode(t *testing.T, path string, want os.FileMode) {
 }
 
 func TestDatabaseFilesAre0600(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	if _, err := s.PutWebtask(context.Background(), sample("c", "n")); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 func TestContainerLimitsRoundTrip(t *testing.T) {
-	s := openLimitsTestStore(t)
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.GetLimits(ctx, "c1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetLimits before put: %v, want ErrNotFound", err)
@@ -42,11 +42,4 @@ func TestContainerLimitsRoundTrip(t *testing.T) {
 	if _, err := s.PutLimits(ctx, ContainerLimits{Container: "c2", Limits: types.Limits{Pids: -1}}); err == nil {
 		t.Fatal("negative pids accepted by the schema")
 	}
-}
-
-func openLimitsTestStore(t *testing.T) *Store {
-	t.Helper()
-	s := newEnv(t).open(t)
-	t.Cleanup(func() { _ = s.Close() })
-	return s
 }

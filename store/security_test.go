@@ -39,9 +39,7 @@ func TestRevokePersistsAndIsImmediate(t *testing.T) {
 }
 
 func TestResealSecretsThenRetire(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	oldKid := e.ring.Current().ID
 	big := string(bytes.Repeat([]byte("ü"), 32<<10)) // 64 KiB of UTF-8
@@ -88,9 +86,7 @@ func TestResealSecretsThenRetire(t *testing.T) {
 }
 
 func TestReplaceTokenCompareAndSwap(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
 		t.Fatal(err)

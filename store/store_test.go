@@ -59,6 +59,23 @@ func (e *env) open(t testing.TB) *Store {
 	return s
 }
 
+// openTestEnv opens a store in a fresh env; the store is closed when the
+// test ends.
+func openTestEnv(t *testing.T) (*env, *Store) {
+	t.Helper()
+	e := newEnv(t)
+	s := e.open(t)
+	t.Cleanup(func() { _ = s.Close() })
+	return e, s
+}
+
+// openTestStore is openTestEnv for tests that need only the store.
+func openTestStore(t *testing.T) *Store {
+	t.Helper()
+	_, s := openTestEnv(t)
+	return s
+}
+
 func sample(container, name string) *Webtask {
 	return &Webtask{
 		Container: container,
@@ -129,9 +146,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 }
 
 func TestCRUD(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 
 	if _, err := s.GetWebtask(ctx, "c1", "w1"); !errors.Is(err, ErrNotFound) {
@@ -177,9 +192,7 @@ func TestCRUD(t *testing.T) {
 }
 
 func TestNilMapsStoredAsEmpty(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, &Webtask{Container: "c", Name: "n", CodeURL: "https://example.com/x.js"}); err != nil {
 		t.Fatal(err)
@@ -195,9 +208,7 @@ func TestNilMapsStoredAsEmpty(t *testing.T) {
 }
 
 func TestUpsertKeepsCreatedAt(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	first, err := s.PutWebtask(ctx, sample("c", "n"))
 	if err != nil {
@@ -234,9 +245,7 @@ func TestUpsertKeepsCreatedAt(t *testing.T) {
 }
 
 func TestList(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	put := func(c, n string, meta map[string]string) {
 		w := sample(c, n)
@@ -295,9 +304,7 @@ func TestList(t *testing.T) {
 }
 
 func TestListDefaultLimit(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	for i := 0; i < defaultListLimit+5; i++ {
 		if _, err := s.PutWebtask(ctx, &Webtask{Container: "c", Name: fmt.Sprintf("w%03d", i)}); err != nil {
@@ -379,9 +386,7 @@ func TestSecretsNeverStoredInPlainText(t *testing.T) {
 }
 
 func TestSecretsSurviveRotation(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	oldKid := e.ring.Current().ID
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
@@ -405,9 +410,7 @@ func TestSecretsSurviveRotation(t *testing.T) {
 }
 
 func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
 		t.Fatal(err)
@@ -460,9 +463,7 @@ func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
 }
 
 func TestWebtaskDataCascade(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.db.Exec("INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','ghost','{}','e',0)"); err == nil {
 		t.Fatal("insert of webtask_data for a missing webtask succeeded: foreign keys are off")
@@ -490,9 +491,7 @@ func TestWebtaskDataCascade(t *testing.T) {
 }
 
 func TestConcurrentGetPut(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	const names = 4
 	for i := 0; i < names; i++ {
@@ -570,9 +569,7 @@ func TestCloneIsDeep(t *testing.T) {
 // A read that started before a write must not put what it read into the
 // cache after the write (the race between a cold Get and a Put).
 func TestStaleFillDropped(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	s := openTestStore(t)
 	ctx := context.Background()
 	old, err := s.PutWebtask(ctx, sample("c", "n"))
 	if err != nil {

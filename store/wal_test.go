@@ -13,9 +13,7 @@ import (
 // statement included), so the WAL file never holds much more than
 // wal_autocheckpoint pages plus one write.
 func TestWALStaysBounded(t *testing.T) {
-	e := newEnv(t)
-	s := e.open(t)
-	defer s.Close()
+	e, s := openTestEnv(t)
 	ctx := context.Background()
 	wal := filepath.Join(e.dir, "webtaskd.db-wal")
 	const bound = walAutocheckpointPages*4096 + 2*(64<<10) + 64<<10 // pages + one write + slack
