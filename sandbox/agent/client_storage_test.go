@@ -3,7 +3,6 @@ package agent
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"testing"
@@ -13,14 +12,9 @@ import (
 // recvStorage reads one storage_result line.
 func (f *fakeAgent) recvStorage() storageResultMsg {
 	f.t.Helper()
-	_ = f.conn.SetReadDeadline(time.Now().Add(deadline))
-	line, err := f.br.ReadBytes('\n')
-	if err != nil {
-		f.t.Fatalf("fake agent read: %v", err)
-	}
 	var m storageResultMsg
-	if err := json.Unmarshal(line, &m); err != nil || m.Op != "storage_result" {
-		f.t.Fatalf("bad storage_result %q: %v", line, err)
+	if line := f.recvJSON("storage_result", &m); m.Op != "storage_result" {
+		f.t.Fatalf("bad storage_result %q: op %q", line, m.Op)
 	}
 	return m
 }

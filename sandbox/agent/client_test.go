@@ -40,16 +40,24 @@ func (f *fakeAgent) send(line string) {
 // recv reads one invoke message.
 func (f *fakeAgent) recv() invokeMsg {
 	f.t.Helper()
+	var m invokeMsg
+	f.recvJSON("invoke", &m)
+	return m
+}
+
+// recvJSON reads one line (bounded by deadline) into m, a message of kind
+// what, and returns the line.
+func (f *fakeAgent) recvJSON(what string, m any) []byte {
+	f.t.Helper()
 	_ = f.conn.SetReadDeadline(time.Now().Add(deadline))
 	line, err := f.br.ReadBytes('\n')
 	if err != nil {
 		f.t.Fatalf("fake agent read: %v", err)
 	}
-	var m invokeMsg
-	if err := json.Unmarshal(line, &m); err != nil {
-		f.t.Fatalf("bad invoke %q: %v", line, err)
+	if err := json.Unmarshal(line, m); err != nil {
+		f.t.Fatalf("bad %s %q: %v", what, line, err)
 	}
-	return m
+	return line
 }
 
 type doResult struct {

@@ -3,23 +3,16 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 )
 
 // recvToken reads one token_result line.
 func (f *fakeAgent) recvToken() tokenResultMsg {
 	f.t.Helper()
-	_ = f.conn.SetReadDeadline(time.Now().Add(deadline))
-	line, err := f.br.ReadBytes('\n')
-	if err != nil {
-		f.t.Fatalf("fake agent read: %v", err)
-	}
 	var m tokenResultMsg
-	if err := json.Unmarshal(line, &m); err != nil || m.Op != "token_result" {
-		f.t.Fatalf("bad token_result %q: %v", line, err)
+	if line := f.recvJSON("token_result", &m); m.Op != "token_result" {
+		f.t.Fatalf("bad token_result %q: op %q", line, m.Op)
 	}
 	return m
 }
