@@ -27,6 +27,18 @@ func newFakeWith(t *testing.T, opts ...Option) (*Client, *fakeAgent) {
 	return c, &fakeAgent{t: t, conn: b, br: bufio.NewReader(b)}
 }
 
+// refusingStorage is a storage handler that sends every refused call's
+// reason to refused and answers it 400, and passes the others to serve.
+func refusingStorage(refused chan<- error, serve StorageHandler) StorageHandler {
+	return func(ctx context.Context, op StorageOp) StorageResult {
+		if op.Refused != nil {
+			refused <- op.Refused
+			return StorageResult{Code: 400, Message: op.Refused.Error()}
+		}
+		return serve(ctx, op)
+	}
+}
+
 // TestClientStorageIdentityFromInvocation: the handler sees the pending
 // invocation's container and name; calls of finished or unknown
 // invocations are refused without reaching it.
@@ -34,11 +46,7 @@ func TestClientStorageIdentityFromInvocation(t *testing.T) {
 	ops := make(chan StorageOp, 4)
 	refused := make(chan error, 4)
 	release := make(chan struct{})
-	h := func(ctx context.Context, op StorageOp) StorageResult {
-		if op.Refused != nil {
-			refused <- op.Refused
-			return StorageResult{Code: 400, Message: op.Refused.Error()}
-		}
+	h := refusingStorage(refused, func(ctx context.Context, op StorageOp) StorageResult {
 		ops <- op
 		select {
 		case <-release:
@@ -46,7 +54,7 @@ func TestClientStorageIdentityFromInvocation(t *testing.T) {
 			return StorageResult{Code: 503, Message: "timeout"}
 		}
 		return StorageResult{Doc: `{"a":1}`, Etag: 7}
-	}
+	})
 	c, f := newFakeWith(t, WithStorage(h, deadline))
 	ch := goDo(c, context.Background(), &Request{Container: "box", Name: "task", ReqID: "r9", CodeHash: "h", Code: "x"})
 	m := f.recv()

@@ -17,6 +17,18 @@ func (f *fakeAgent) recvToken() tokenResultMsg {
 	return m
 }
 
+// refusingTokens is a token handler that sends every refused call's
+// reason to refused and answers it 400, and passes the others to serve.
+func refusingTokens(refused chan<- error, serve TokenHandler) TokenHandler {
+	return func(ctx context.Context, op TokenOp) TokenResult {
+		if op.Refused != nil {
+			refused <- op.Refused
+			return TokenResult{Code: 400, Message: op.Refused.Error()}
+		}
+		return serve(ctx, op)
+	}
+}
+
 // TestClientTokenParentFromInvocation: the handler gets the invocation's
 // Authority (never part of the invoke message) and identity; calls of
 // unknown or finished invocations and non-object claims reach it only as
@@ -24,17 +36,13 @@ func (f *fakeAgent) recvToken() tokenResultMsg {
 func TestClientTokenParentFromInvocation(t *testing.T) {
 	ops := make(chan TokenOp, 4)
 	refused := make(chan error, 4)
-	h := func(ctx context.Context, op TokenOp) TokenResult {
-		if op.Refused != nil {
-			refused <- op.Refused
-			return TokenResult{Code: 400, Message: op.Refused.Error()}
-		}
+	h := refusingTokens(refused, func(ctx context.Context, op TokenOp) TokenResult {
 		ops <- op
 		if op.URL {
 			return TokenResult{Token: "child", URL: "http://x/api/run/box?key=child"}
 		}
 		return TokenResult{Token: "child"}
-	}
+	})
 	c, f := newFakeWith(t, WithTokens(h, deadline))
 	req := &Request{Container: "box", Name: "task", ReqID: "r9", CodeHash: "h", Code: "x",
 		Headers: map[string][]string{"host": {"h:1"}}, Authority: "parent-jwt"}
@@ -130,20 +138,12 @@ func TestAuthorityNeverOnTheWire(t *testing.T) {
 func TestClientCallsNeedTheInvocationsCapability(t *testing.T) {
 	refusedTok := make(chan error, 8)
 	refusedSto := make(chan error, 8)
-	tok := func(ctx context.Context, op TokenOp) TokenResult {
-		if op.Refused != nil {
-			refusedTok <- op.Refused
-			return TokenResult{Code: 400, Message: op.Refused.Error()}
-		}
+	tok := refusingTokens(refusedTok, func(ctx context.Context, op TokenOp) TokenResult {
 		return TokenResult{Token: "child-of-" + op.Authority}
-	}
-	sto := func(ctx context.Context, op StorageOp) StorageResult {
-		if op.Refused != nil {
-			refusedSto <- op.Refused
-			return StorageResult{Code: 400, Message: op.Refused.Error()}
-		}
+	})
+	sto := refusingStorage(refusedSto, func(ctx context.Context, op StorageOp) StorageResult {
 		return StorageResult{Doc: op.Name}
-	}
+	})
 	c, f := newFakeWith(t, WithTokens(tok, deadline), WithStorage(sto, deadline))
 	victim := goDo(c, context.Background(), &Request{Container: "box", Name: "victim", CodeHash: "h", Code: "x", Authority: "victim-jwt"})
 	mv := f.recv()
