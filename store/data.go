@@ -54,17 +54,28 @@ type PutDataOptions struct {
 // GetData returns the stored document of webtask container/name, or an
 // error wrapping ErrNotFound when the webtask does not exist.
 func (s *Store) GetData(ctx context.Context, container, name string) (Data, error) {
-	var doc sql.NullString
-	var etag sql.NullString
+	return readData(ctx, s.db, "get", container, name)
+}
+
+// rowQuerier is what readData reads through: *sql.DB or *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// readData reads the document of webtask container/name through q; verb
+// ("get", "put") names the operation in errors. No webtask: an error
+// wrapping ErrWebtaskNotFound.
+func readData(ctx context.Context, q rowQuerier, verb, container, name string) (Data, error) {
+	var doc, etag sql.NullString
 	// The LEFT JOIN tells "no webtask" (no row) from "no data" (NULLs).
-	err := s.db.QueryRowContext(ctx, `SELECT d.data, d.etag FROM webtasks w
+	err := q.QueryRowContext(ctx, `SELECT d.data, d.etag FROM webtasks w
 		LEFT JOIN webtask_data d ON d.container = w.container AND d.name = w.name
 		WHERE w.container = ? AND w.name = ?`, container, name).Scan(&doc, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
 	if err != nil {
-		return Data{}, fmt.Errorf("store: get data of %s/%s: %w", container, name, err)
+		return Data{}, fmt.Errorf("store: %s data of %s/%s: %w", verb, container, name, err)
 	}
 	return dataFromRow(doc, etag)
 }
@@ -108,17 +119,7 @@ func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutD
 		return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, err)
 	}
 	defer tx.Rollback()
-	var curDoc, curEtag sql.NullString
-	err = tx.QueryRowContext(ctx, `SELECT d.data, d.etag FROM webtasks w
-		LEFT JOIN webtask_data d ON d.container = w.container AND d.name = w.name
-		WHERE w.container = ? AND w.name = ?`, container, name).Scan(&curDoc, &curEtag)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
-	}
-	if err != nil {
-		return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, err)
-	}
-	cur, err := dataFromRow(curDoc, curEtag)
+	cur, err := readData(ctx, tx, "put", container, name)
 	if err != nil {
 		return Data{}, err
 	}
