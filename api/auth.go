@@ -174,6 +174,16 @@ func (s *Server) logUnreadable(c echo.Context, err error) {
 	}
 }
 
+// bindJSON reads the request body (readBody) and decodes it strictly
+// (decodeJSON) into v.
+func (s *Server) bindJSON(c echo.Context, v any) error {
+	raw, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(raw, v)
+}
+
 // decodeJSON strictly decodes a JSON object body into v: unknown fields,
 // wrong types and trailing data are errdefs.ErrInvalid. Messages never quote
 // values (encoding/json errors name types and fields only).

@@ -100,12 +100,8 @@ func (s *Server) putCronJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var body putCronBody
-	if err := decodeJSON(raw, &body); err != nil {
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Schedule == nil || strings.TrimSpace(*body.Schedule) == "" {
@@ -195,14 +191,10 @@ func (s *Server) setCronJobState(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var body struct {
 		State *string `json:"state"`
 	}
-	if err := decodeJSON(raw, &body); err != nil {
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
 	if body.State == nil {

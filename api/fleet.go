@@ -93,14 +93,10 @@ func (s *Server) putLimits(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	// The body: every field optional, 0 or absent inherits the daemon
 	// default (tmp_mb is refused: daemon-wide).
 	var o types.Limits
-	if err := decodeJSON(raw, &o); err != nil {
+	if err := s.bindJSON(c, &o); err != nil {
 		return err
 	}
 	if err := sandbox.ValidateOverride(o); err != nil {

@@ -84,12 +84,8 @@ func (s *Server) putData(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var body putDataBody
-	if err := decodeJSON(raw, &body); err != nil {
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
 	if body.Data == nil {

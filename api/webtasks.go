@@ -43,12 +43,8 @@ func (s *Server) putWebtask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var body putWebtaskBody
-	if err := decodeJSON(raw, &body); err != nil {
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
 	if (body.Code == nil) == (body.URL == nil) {
