@@ -93,6 +93,15 @@ func (s *Server) cronJSON(ctx context.Context, j *store.CronJob) (types.CronJob,
 	return out, nil
 }
 
+// sendCronJob answers 200 with j's wire shape (cronJSON).
+func (s *Server) sendCronJob(ctx context.Context, c echo.Context, j *store.CronJob) error {
+	out, err := s.cronJSON(ctx, j)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
 // putCronJob is PUT /api/cron/{c}/{n}: create or replace the job that runs
 // the named webtask {c}/{n} (which must exist).
 func (s *Server) putCronJob(c echo.Context) error {
@@ -138,11 +147,7 @@ func (s *Server) putCronJob(c echo.Context) error {
 	if err := s.cron.Put(stored); err != nil {
 		return err // parsed above; not expected
 	}
-	out, err := s.cronJSON(ctx, stored)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.sendCronJob(ctx, c, stored)
 }
 
 func cronState(v string) (string, error) {
@@ -164,11 +169,7 @@ func (s *Server) getCronJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := s.cronJSON(ctx, j)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.sendCronJob(ctx, c, j)
 }
 
 // deleteCronJob is DELETE /api/cron/{c}/{n}: 204; the webtask and its token
@@ -212,11 +213,7 @@ func (s *Server) setCronJobState(c echo.Context) error {
 	if err := s.cron.Put(j); err != nil {
 		return err
 	}
-	out, err := s.cronJSON(ctx, j)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, out)
+	return s.sendCronJob(ctx, c, j)
 }
 
 // listCronJobs is GET /api/cron/{c}?offset=&limit=&meta=k:v...
