@@ -185,20 +185,8 @@ func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob
 		q += " LIMIT ? OFFSET ?"
 		args = append(args, limit, max(o.Offset, 0))
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s.db, scanCronJob, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list cron jobs: %w", err)
-	}
-	defer rows.Close()
-	out := []*CronJob{}
-	for rows.Next() {
-		j, err := scanCronJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list cron jobs: %w", err)
-		}
-		out = append(out, j)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list cron jobs: %w", err)
 	}
 	return out, nil
@@ -258,36 +246,32 @@ func (s *Store) CronHistory(ctx context.Context, container, name string, offset,
 	if limit <= 0 {
 		limit = -1
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT scheduled_at, started_at, completed_at, type, status_code, body, headers
+	out, err := queryAll(ctx, s.db, scanCronResult, `SELECT scheduled_at, started_at, completed_at, type, status_code, body, headers
 		FROM cron_results WHERE container = ? AND name = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
 		container, name, limit, max(offset, 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: cron history %s/%s: %w", container, name, err)
 	}
-	defer rows.Close()
-	out := []*CronResult{}
-	for rows.Next() {
-		var (
-			r             CronResult
-			sch, st, done int64
-			headersJSON   string
-		)
-		if err := rows.Scan(&sch, &st, &done, &r.Type, &r.StatusCode, &r.Body, &headersJSON); err != nil {
-			return nil, fmt.Errorf("store: cron history %s/%s: %w", container, name, err)
-		}
-		r.ScheduledAt, r.StartedAt, r.CompletedAt = unixTime(sch), unixTime(st), unixTime(done)
-		if err := json.Unmarshal([]byte(headersJSON), &r.Headers); err != nil {
-			return nil, fmt.Errorf("store: cron history %s/%s: headers: %w", container, name, err)
-		}
-		if r.Headers == nil {
-			r.Headers = map[string]string{}
-		}
-		out = append(out, &r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: cron history %s/%s: %w", container, name, err)
-	}
 	return out, nil
+}
+
+func scanCronResult(sc scanner) (*CronResult, error) {
+	var (
+		r             CronResult
+		sch, st, done int64
+		headersJSON   string
+	)
+	if err := sc.Scan(&sch, &st, &done, &r.Type, &r.StatusCode, &r.Body, &headersJSON); err != nil {
+		return nil, err
+	}
+	r.ScheduledAt, r.StartedAt, r.CompletedAt = unixTime(sch), unixTime(st), unixTime(done)
+	if err := json.Unmarshal([]byte(headersJSON), &r.Headers); err != nil {
+		return nil, fmt.Errorf("headers: %w", err)
+	}
+	if r.Headers == nil {
+		r.Headers = map[string]string{}
+	}
+	return &r, nil
 }
 
 const cronColumns = `container, name, token, schedule, tz, state, meta, created_at, updated_at, last_scheduled_at, run_count, error_count`

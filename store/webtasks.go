@@ -230,20 +230,8 @@ func (s *Store) ListWebtasks(ctx context.Context, o ListOptions) ([]*Webtask, er
 	q += " ORDER BY container, name LIMIT ? OFFSET ?"
 	args = append(args, limit, offset)
 
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	out, err := queryAll(ctx, s.db, s.scanWebtask, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list: %w", err)
-	}
-	defer rows.Close()
-	out := []*Webtask{}
-	for rows.Next() {
-		w, err := s.scanWebtask(rows)
-		if err != nil {
-			return nil, fmt.Errorf("store: list: %w", err)
-		}
-		out = append(out, w)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	return out, nil
@@ -353,6 +341,28 @@ func listFilter(table, container string, meta map[string]string) (where []string
 		args = append(args, k, meta[k])
 	}
 	return where, args
+}
+
+// queryAll runs a query and returns every row read by scan (an empty, not
+// nil, slice when there are none).
+func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // queryOneInt64 runs a statement that returns one integer (INSERT …
