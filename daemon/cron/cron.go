@@ -333,33 +333,35 @@ func (s *Scheduler) RunNow(container, name string) error {
 	return s.runOnce(k, now, now)
 }
 
+// readFailed handles err, the failed read of job k's what ("job",
+// "webtask") before a run, and returns it: not found means deleted behind
+// our back (a job goes with its webtask), so k stops being scheduled;
+// anything else is logged.
+func (s *Scheduler) readFailed(log *slog.Logger, k key, what string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		s.Remove(k.container, k.name)
+		return err
+	}
+	log.Warn("cron run: reading the "+what+" failed", "err", err)
+	return err
+}
+
 // runOnce runs the job k and records the outcome.
 func (s *Scheduler) runOnce(k key, scheduled, started time.Time) error {
 	log := s.log.With("container", k.container, "name", k.name)
 	ctx, cancel := context.WithTimeout(s.runCtx, s.cfg.RunTimeout)
 	defer cancel()
 	job, err := s.cfg.Store.GetCronJob(ctx, k.container, k.name)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deleted behind our back (with its webtask): stop scheduling it.
-		s.Remove(k.container, k.name)
-		return err
-	}
 	if err != nil {
-		log.Warn("cron run: reading the job failed", "err", err)
-		return err
+		return s.readFailed(log, k, "job", err)
 	}
 	if job.State != store.CronActive {
 		s.Remove(k.container, k.name)
 		return nil
 	}
 	w, err := s.cfg.Store.GetWebtask(ctx, k.container, k.name)
-	if errors.Is(err, store.ErrNotFound) {
-		s.Remove(k.container, k.name)
-		return err
-	}
 	if err != nil {
-		log.Warn("cron run: reading the webtask failed", "err", err)
-		return err
+		return s.readFailed(log, k, "webtask", err)
 	}
 	res := s.call(ctx, job, w, scheduled, started)
 	rctx, rcancel := context.WithTimeout(context.Background(), recordTimeout)
