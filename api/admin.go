@@ -9,11 +9,7 @@ import (
 
 // listSandboxes is GET /api/admin/sandboxes (master only).
 func (s *Server) listSandboxes(c echo.Context) error {
-	caller, _, err := s.caller(c)
-	if err != nil {
-		return err
-	}
-	if err := requireMaster(caller); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	infos := s.sandboxes.List()
@@ -26,11 +22,7 @@ func (s *Server) listSandboxes(c echo.Context) error {
 // killSandbox is DELETE /api/admin/sandboxes/{id} (master only): 204, or
 // 404 for an unknown id.
 func (s *Server) killSandbox(c echo.Context) error {
-	caller, _, err := s.caller(c)
-	if err != nil {
-		return err
-	}
-	if err := requireMaster(caller); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	if err := s.sandboxes.Kill(c.Param("id")); err != nil {

@@ -63,6 +63,15 @@ func requireMaster(claims *token.Claims) error {
 	return nil
 }
 
+// master authenticates a master-token caller (requireMaster).
+func (s *Server) master(c echo.Context) error {
+	caller, _, err := s.caller(c)
+	if err != nil {
+		return err
+	}
+	return requireMaster(caller)
+}
+
 // pathName returns the validated, unescaped path parameter p.
 func pathName(c echo.Context, p, what string) (string, error) {
 	v := c.Param(p)

@@ -37,15 +37,6 @@ type ContainerLimitsStore interface {
 	DeleteLimits(ctx context.Context, container string) error
 }
 
-// master authenticates a master-token caller.
-func (s *Server) master(c echo.Context) error {
-	caller, _, err := s.caller(c)
-	if err != nil {
-		return err
-	}
-	return requireMaster(caller)
-}
-
 // inspectSandbox is GET /api/admin/sandboxes/{id} (master only): the
 // sandbox's figures with its cgroup's memory, CPU, pids and OOM kills.
 func (s *Server) inspectSandbox(c echo.Context) error {

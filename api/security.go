@@ -178,7 +178,7 @@ func (s *Server) refreshMaster() {
 
 // listKeys is GET /api/admin/keys (master only).
 func (s *Server) listKeys(c echo.Context) error {
-	if err := s.requireKeyAdmin(c); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, s.keyAdmin.List())
@@ -188,7 +188,7 @@ func (s *Server) listKeys(c echo.Context) error {
 // (signing and sealing key) becomes current. Older key sets keep
 // verifying tokens and opening secrets until retired.
 func (s *Server) rotateKeys(c echo.Context) error {
-	if err := s.requireKeyAdmin(c); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	s.keyMu.Lock()
@@ -208,7 +208,7 @@ func (s *Server) rotateKeys(c echo.Context) error {
 // becomes unreadable. Tokens held by clients and signed by kid are refused
 // from then on (403 untrusted key).
 func (s *Server) retireKey(c echo.Context) error {
-	if err := s.requireKeyAdmin(c); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	kid := c.Param("kid")
@@ -244,17 +244,6 @@ func (s *Server) retireKey(c echo.Context) error {
 	s.log.Info("key set retired", "req_id", reqID(c), "kid", kid, "resealed", out.Resealed, "resigned", out.Resigned)
 	s.refreshMaster()
 	return c.JSON(http.StatusOK, out)
-}
-
-func (s *Server) requireKeyAdmin(c echo.Context) error {
-	caller, _, err := s.caller(c)
-	if err != nil {
-		return err
-	}
-	if err := requireMaster(caller); err != nil {
-		return err
-	}
-	return nil
 }
 
 func (s *Server) keyKnown(kid string) bool {

@@ -138,11 +138,7 @@ func (s *Server) listWebtasks(c echo.Context) error {
 
 // listAllWebtasks is GET /api/webtask (master only): every container.
 func (s *Server) listAllWebtasks(c echo.Context) error {
-	caller, _, err := s.caller(c)
-	if err != nil {
-		return err
-	}
-	if err := requireMaster(caller); err != nil {
+	if err := s.master(c); err != nil {
 		return err
 	}
 	return s.list(c, "")
