@@ -222,18 +222,14 @@ func (s *Server) listCronJobs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	offset, limit, err := pageParams(c, maxListLimit)
+	q, err := parseListQuery(c)
 	if err != nil {
 		return err
 	}
-	meta, none, err := metaFilters(c)
-	if err != nil {
-		return err
-	}
-	if none {
+	if q.Empty {
 		return c.JSON(http.StatusOK, []types.CronJob{})
 	}
-	o := store.CronListOptions{Container: container, Offset: offset, Limit: limit, Meta: meta}
+	o := store.CronListOptions{Container: container, Offset: q.Offset, Limit: q.Limit, Meta: q.Meta}
 	ctx := c.Request().Context()
 	jobs, err := s.cronStore.ListCronJobs(ctx, o)
 	if err != nil {

@@ -32,22 +32,37 @@ func pageParams(c echo.Context, max int) (offset, limit int, err error) {
 	return offset, limit, nil
 }
 
-// metaFilters parses the ?meta=key:value filters of the list routes (nil
-// when there are none). none is true when two filters name one key with
-// different values: they can never both match, so the list is empty.
-func metaFilters(c echo.Context) (meta map[string]string, none bool, err error) {
+// listQuery is the query of the list routes:
+// ?offset=&limit=&meta=key:value...
+type listQuery struct {
+	Offset, Limit int
+	// Meta holds the meta filters (nil when there are none).
+	Meta map[string]string
+	// Empty is true when two filters name one key with different values:
+	// they can never both match, so the list is empty.
+	Empty bool
+}
+
+// parseListQuery parses a list route's query; limit defaults to and is
+// capped at maxListLimit.
+func parseListQuery(c echo.Context) (listQuery, error) {
+	var q listQuery
+	var err error
+	if q.Offset, q.Limit, err = pageParams(c, maxListLimit); err != nil {
+		return listQuery{}, err
+	}
 	for _, f := range c.QueryParams()["meta"] {
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || k == "" {
-			return nil, false, errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
+			return listQuery{}, errdefs.Errorf(errdefs.ErrInvalid, "meta filters must have the form key:value")
 		}
-		if meta == nil {
-			meta = map[string]string{}
+		if q.Meta == nil {
+			q.Meta = map[string]string{}
 		}
-		if old, dup := meta[k]; dup && old != v {
-			return nil, true, nil
+		if old, dup := q.Meta[k]; dup && old != v {
+			return listQuery{Empty: true}, nil
 		}
-		meta[k] = v
+		q.Meta[k] = v
 	}
-	return meta, false, nil
+	return q, nil
 }

@@ -145,18 +145,14 @@ func (s *Server) listAllWebtasks(c echo.Context) error {
 }
 
 func (s *Server) list(c echo.Context, container string) error {
-	offset, limit, err := pageParams(c, maxListLimit)
+	q, err := parseListQuery(c)
 	if err != nil {
 		return err
 	}
-	meta, none, err := metaFilters(c)
-	if err != nil {
-		return err
-	}
-	if none {
+	if q.Empty {
 		return c.JSON(http.StatusOK, []types.Webtask{})
 	}
-	opts := store.ListOptions{Container: container, Offset: offset, Limit: limit, Meta: meta}
+	opts := store.ListOptions{Container: container, Offset: q.Offset, Limit: q.Limit, Meta: q.Meta}
 	ws, err := s.store.ListWebtasks(c.Request().Context(), opts)
 	if err != nil {
 		return err
