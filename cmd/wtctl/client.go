@@ -50,6 +50,15 @@ func (e *apiError) Error() string {
 	return fmt.Sprintf("%s (HTTP %d, req_id %s)", e.Message, e.Code, e.ReqID)
 }
 
+// call sends one request with the connection options: client, then do.
+func (o *connOptions) call(ctx context.Context, method, path string, in, out any) error {
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, method, path, in, out)
+}
+
 // do sends a request and decodes a JSON answer into out (when non-nil).
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader

@@ -48,12 +48,8 @@ func newSandboxesCmd(opts *connOptions) *cobra.Command {
 		Short:   "List live sandboxes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var list []types.SandboxInfo
-			if err := c.do(cmd.Context(), "GET", "/api/admin/sandboxes", nil, &list); err != nil {
+			if err := opts.call(cmd.Context(), "GET", "/api/admin/sandboxes", nil, &list); err != nil {
 				return err
 			}
 			sort.Slice(list, func(i, j int) bool { return list[i].Container < list[j].Container })

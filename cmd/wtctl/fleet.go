@@ -18,12 +18,8 @@ func newSandboxInspectCmd(opts *connOptions, asJSON *bool) *cobra.Command {
 		Short: "Show one sandbox: limits, cgroup memory and CPU usage, pids, OOM kills, invocations, last use",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var info types.SandboxInfo
-			if err := c.do(cmd.Context(), "GET", "/api/admin/sandboxes/"+url.PathEscape(args[0]), nil, &info); err != nil {
+			if err := opts.call(cmd.Context(), "GET", "/api/admin/sandboxes/"+url.PathEscape(args[0]), nil, &info); err != nil {
 				return err
 			}
 			if *asJSON {
@@ -68,11 +64,7 @@ func newSandboxKillCmd(opts *connOptions) *cobra.Command {
 		Short: "Destroy a sandbox (its container gets a fresh one on its next call)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			if err := c.do(cmd.Context(), "DELETE", "/api/admin/sandboxes/"+url.PathEscape(args[0]), nil, nil); err != nil {
+			if err := opts.call(cmd.Context(), "DELETE", "/api/admin/sandboxes/"+url.PathEscape(args[0]), nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "killed %s\n", args[0])
@@ -211,12 +203,8 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 		Short: "Show a container's overrides",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var l types.ContainerLimits
-			if err := c.do(cmd.Context(), "GET", path(args[0]), nil, &l); err != nil {
+			if err := opts.call(cmd.Context(), "GET", path(args[0]), nil, &l); err != nil {
 				return err
 			}
 			return print(cmd, l)
@@ -229,14 +217,10 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 		Short: "Replace a container's overrides; its next call gets a sandbox with them",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			body := in
 			body.ExecTimeoutMS = execTimeout.Milliseconds()
 			var l types.ContainerLimits
-			if err := c.do(cmd.Context(), "PUT", path(args[0]), body, &l); err != nil {
+			if err := opts.call(cmd.Context(), "PUT", path(args[0]), body, &l); err != nil {
 				return err
 			}
 			return print(cmd, l)
@@ -254,11 +238,7 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 		Short: "Remove a container's overrides (back to the daemon defaults)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
-			return c.do(cmd.Context(), "DELETE", path(args[0]), nil, nil)
+			return opts.call(cmd.Context(), "DELETE", path(args[0]), nil, nil)
 		},
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")

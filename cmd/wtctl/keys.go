@@ -18,12 +18,8 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 		Short: "List key sets",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var keys []types.KeyInfo
-			if err := c.do(cmd.Context(), "GET", "/api/admin/keys", nil, &keys); err != nil {
+			if err := opts.call(cmd.Context(), "GET", "/api/admin/keys", nil, &keys); err != nil {
 				return err
 			}
 			if asJSON {
@@ -51,12 +47,8 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 		Short: "Add a new key set and make it current (old tokens keep verifying until retired)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var k types.KeyInfo
-			if err := c.do(cmd.Context(), "POST", "/api/admin/keys/rotate", nil, &k); err != nil {
+			if err := opts.call(cmd.Context(), "POST", "/api/admin/keys/rotate", nil, &k); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "current key set: %s\n", k.ID)
@@ -69,12 +61,8 @@ func newKeysCmd(opts *connOptions) *cobra.Command {
 		Short: "Re-seal secrets and re-sign stored tokens under the current key, then retire KID",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var out types.KeyRetirement
-			if err := c.do(cmd.Context(), "POST", "/api/admin/keys/"+url.PathEscape(args[0])+"/retire", nil, &out); err != nil {
+			if err := opts.call(cmd.Context(), "POST", "/api/admin/keys/"+url.PathEscape(args[0])+"/retire", nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "retired %s: %d webtasks re-sealed, %d stored tokens re-signed\n", out.Kid, out.Resealed, out.Resigned)

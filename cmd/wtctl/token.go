@@ -107,10 +107,6 @@ func newTokenCmd(opts *connOptions) *cobra.Command {
 		Short: "Show the claims of a token (--decrypt shows its secrets)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			q := url.Values{"token": {args[0]}, "meta": {"1"}}
 			if decrypt {
 				q.Set("decrypt", "1")
@@ -119,7 +115,7 @@ func newTokenCmd(opts *connOptions) *cobra.Command {
 				q.Set("fetch_code", "1")
 			}
 			var claims map[string]any
-			if err := c.do(cmd.Context(), "GET", "/api/tokens/inspect?"+q.Encode(), nil, &claims); err != nil {
+			if err := opts.call(cmd.Context(), "GET", "/api/tokens/inspect?"+q.Encode(), nil, &claims); err != nil {
 				return err
 			}
 			return writeJSON(cmd, claims)
@@ -133,14 +129,10 @@ func newTokenCmd(opts *connOptions) *cobra.Command {
 		Short: "Revoke a token and, recursively, every token issued from it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			var out struct {
 				Jti string `json:"jti"`
 			}
-			if err := c.do(cmd.Context(), "POST", "/api/tokens/revoke?token="+url.QueryEscape(args[0]), nil, &out); err != nil {
+			if err := opts.call(cmd.Context(), "POST", "/api/tokens/revoke?token="+url.QueryEscape(args[0]), nil, &out); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", out.Jti)
