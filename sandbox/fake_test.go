@@ -319,6 +319,17 @@ func mustCall(t testing.TB, m *sandbox.Manager, container string) *sandbox.Call 
 	return c
 }
 
+// noMoreStarts fails the test with msg if a sandbox start is pending on
+// f.started (the expected ones must have been received).
+func (f *fakeFactory) noMoreStarts(t testing.TB, msg string) {
+	t.Helper()
+	select {
+	case s := <-f.started:
+		t.Fatalf("%s (%s)", msg, s.ID())
+	default:
+	}
+}
+
 // recv returns the next value of ch, failing after waitBound.
 func recv[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()

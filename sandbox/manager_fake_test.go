@@ -196,11 +196,7 @@ func TestFakeConcurrentFirstCallsStartOne(t *testing.T) {
 		}
 	}
 	recv(t, f.started, "the start")
-	select {
-	case s := <-f.started:
-		t.Fatalf("a second sandbox %s was started", s.ID())
-	default:
-	}
+	f.noMoreStarts(t, "a second sandbox was started")
 }
 
 func TestFakeKillFailsCallInFlight(t *testing.T) {
@@ -380,11 +376,7 @@ func TestFakeRetryAfterFrozenDeath(t *testing.T) {
 	}
 	recv(t, f.started, "b's first sandbox")
 	recv(t, f.started, "b's retry sandbox")
-	select {
-	case s := <-f.started:
-		t.Fatalf("a third sandbox %s was started: retried more than once", s.ID())
-	default:
-	}
+	f.noMoreStarts(t, "a third sandbox was started: retried more than once")
 
 	// A runtime that died running the webtask is not retried (the code ran).
 	_, _, err = call(t, m, "c", crashURL)
@@ -392,11 +384,7 @@ func TestFakeRetryAfterFrozenDeath(t *testing.T) {
 		t.Fatalf("crashing call: %v, want ErrCrashed", err)
 	}
 	recv(t, f.started, "c's sandbox")
-	select {
-	case s := <-f.started:
-		t.Fatalf("a crash in user code was retried on %s", s.ID())
-	default:
-	}
+	f.noMoreStarts(t, "a crash in user code was retried")
 }
 
 // TestFakeRetryConcurrentCallsAfterFrozenDeath: every call waiting on a
