@@ -32,6 +32,20 @@ func newCronEnv(t *testing.T) (*env, *store.Store, *cron.Scheduler) {
 	return e, e.st, e.cron
 }
 
+// deleteUnschedules DELETEs target (the job test/hello or its webtask) as
+// the tenant and checks the answer, 204, and that the job is then neither
+// scheduled nor found.
+func deleteUnschedules(t *testing.T, e *env, sch *cron.Scheduler, target string) {
+	t.Helper()
+	if w := e.do("DELETE", target, e.tenant, ""); w.Code != 204 {
+		t.Fatalf("DELETE %s: %d %s", target, w.Code, w.Body)
+	}
+	if sch.Scheduled("test", "hello") {
+		t.Fatalf("the job stays scheduled after DELETE %s", target)
+	}
+	wantError(t, e.do("GET", "/api/cron/test/hello", e.tenant, ""), 404, "")
+}
+
 func TestCronRoutes(t *testing.T) {
 	e, st, sch := newCronEnv(t)
 	w := e.do("POST", "/api/tokens/issue", e.tenant, wtCreateBody)
@@ -109,13 +123,7 @@ func TestCronRoutes(t *testing.T) {
 	}
 
 	// Delete the job: 204, unscheduled, 404 afterwards; the webtask stays.
-	if w := e.do("DELETE", "/api/cron/test/hello", e.tenant, ""); w.Code != 204 {
-		t.Fatalf("DELETE cron: %d %s", w.Code, w.Body)
-	}
-	if sch.Scheduled("test", "hello") {
-		t.Fatal("deleted job still scheduled")
-	}
-	wantError(t, e.do("GET", "/api/cron/test/hello", e.tenant, ""), 404, "")
+	deleteUnschedules(t, e, sch, "/api/cron/test/hello")
 	wantError(t, e.do("DELETE", "/api/cron/test/hello", e.tenant, ""), 404, "")
 	wantError(t, e.do("GET", "/api/cron/test/hello/history", e.tenant, ""), 404, "")
 	if _, err := st.GetWebtask(t.Context(), "test", "hello"); err != nil {
@@ -130,13 +138,7 @@ func TestCronRoutes(t *testing.T) {
 	if job := decode[types.CronJob](t, e.do("GET", "/api/cron/test/hello", e.tenant, "")); job.TZ != "UTC" || job.State != "active" || job.Token != "" {
 		t.Fatalf("defaults = %+v", job)
 	}
-	if w := e.do("DELETE", "/api/webtask/test/hello", e.tenant, ""); w.Code != 204 {
-		t.Fatalf("DELETE webtask: %d %s", w.Code, w.Body)
-	}
-	if sch.Scheduled("test", "hello") {
-		t.Fatal("the job of a deleted webtask stays scheduled")
-	}
-	wantError(t, e.do("GET", "/api/cron/test/hello", e.tenant, ""), 404, "")
+	deleteUnschedules(t, e, sch, "/api/webtask/test/hello")
 }
 
 func TestCronBadInput(t *testing.T) {
