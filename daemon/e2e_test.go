@@ -339,7 +339,7 @@ func TestKillNineRecovery(t *testing.T) {
 	if left := StateLeftovers(cfg.Sandbox.StateDir); len(left) != 0 {
 		t.Errorf("state dirs of the old run survived: %v", left)
 	}
-	for _, c := range CgroupLeftovers(cfg.Sandbox.CgroupParent) {
+	for _, c := range CgroupLeftovers(t, cfg.Sandbox.CgroupParent) {
 		if strings.HasSuffix(c, "/"+oldSandbox.ID) {
 			t.Errorf("cgroup of the old run survived: %s", c)
 		}
@@ -382,7 +382,7 @@ func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 	if ProcAlive(pid) {
 		t.Errorf("sandbox runtime %d survived the shutdown", pid)
 	}
-	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(t, cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left after shutdown: %v", left)
 	}
 	if _, err := net.DialTimeout("tcp", env.Base[len("http://"):], time.Second); err == nil {

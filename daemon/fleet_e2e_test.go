@@ -416,7 +416,7 @@ func TestFleetNothingLeftAfterStop(t *testing.T) {
 			t.Errorf("process %d survived the daemon", p)
 		}
 	}
-	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(t, cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left: %v", left)
 	}
 	for _, root := range mustGlob(t, "/sys/fs/cgroup/*") {

@@ -24,5 +24,8 @@ func (m *Manager) PoolLen() int {
 	return len(m.pool)
 }
 
+// CgroupMounts lists the mount points of every cgroup hierarchy.
+var CgroupMounts = cgroupMounts
+
 // FirstChild returns the oldest child of pid (node under tini), or 0.
 var FirstChild = firstChild

@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/moby/sys/mountinfo"
-
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
@@ -168,13 +166,9 @@ func mustRun(t testing.TB, m *sandbox.Manager, container, code string, out any) 
 
 func cgroupMountpoints(t testing.TB) []string {
 	t.Helper()
-	ms, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
+	out, err := sandbox.CgroupMounts()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range ms {
-		out = append(out, m.Mountpoint)
 	}
 	return out
 }
@@ -182,17 +176,9 @@ func cgroupMountpoints(t testing.TB) []string {
 // cgroupChildren lists the child cgroups under parent in every hierarchy.
 func cgroupChildren(t testing.TB, parent string) []string {
 	t.Helper()
-	var out []string
-	for _, mp := range cgroupMountpoints(t) {
-		des, err := os.ReadDir(filepath.Join(mp, parent))
-		if err != nil {
-			continue
-		}
-		for _, de := range des {
-			if de.IsDir() {
-				out = append(out, filepath.Join(mp, parent, de.Name()))
-			}
-		}
+	out, err := sandbox.CgroupChildren(parent)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -99,18 +99,17 @@ func cgroupMounts() ([]string, error) {
 	return out, nil
 }
 
-// sweepCgroups empties and removes every child cgroup of parent, in every
-// hierarchy (the cgroup2 mount of a hybrid host included): first every
-// process below parent is killed, then each child is emptied and removed.
-func sweepCgroups(parent string, log *slog.Logger) error {
-	if h, err := loadCgroup(parent); err == nil {
-		h.kill()
-	}
+// CgroupChildren lists the child cgroups of parent (a path below each
+// hierarchy's root) in every mounted cgroup hierarchy (each v1
+// controller, the unified v2 mount), as absolute directory paths: what
+// Sweep removes, and what tests look for as leftovers. A hierarchy
+// without parent adds nothing.
+func CgroupChildren(parent string) ([]string, error) {
 	mounts, err := cgroupMounts()
 	if err != nil {
-		return fmt.Errorf("sweep: %w", err)
+		return nil, err
 	}
-	leaves := map[string]bool{}
+	var out []string
 	for _, mp := range mounts {
 		des, err := os.ReadDir(filepath.Join(mp, parent))
 		if err != nil {
@@ -118,9 +117,27 @@ func sweepCgroups(parent string, log *slog.Logger) error {
 		}
 		for _, de := range des {
 			if de.IsDir() {
-				leaves[de.Name()] = true
+				out = append(out, filepath.Join(mp, parent, de.Name()))
 			}
 		}
+	}
+	return out, nil
+}
+
+// sweepCgroups empties and removes every child cgroup of parent, in every
+// hierarchy (the cgroup2 mount of a hybrid host included): first every
+// process below parent is killed, then each child is emptied and removed.
+func sweepCgroups(parent string, log *slog.Logger) error {
+	if h, err := loadCgroup(parent); err == nil {
+		h.kill()
+	}
+	children, err := CgroupChildren(parent)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	leaves := map[string]bool{}
+	for _, c := range children {
+		leaves[filepath.Base(c)] = true
 	}
 	var errs []error
 	for leaf := range leaves {

@@ -79,7 +79,7 @@ func TestTwoContainersListedThenReapedWhenIdle(t *testing.T) {
 			t.Errorf("runtime pid %d of idle sandbox %s still alive", s.Pid, s.ID)
 		}
 	}
-	if left := CgroupLeftovers(cfg.Sandbox.CgroupParent); len(left) != 0 {
+	if left := CgroupLeftovers(t, cfg.Sandbox.CgroupParent); len(left) != 0 {
 		t.Errorf("cgroups left behind: %v", left)
 	}
 	if left := StateLeftovers(cfg.Sandbox.StateDir); len(left) != 0 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon"
+	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 // Env is one daemon started for a test, with its directories.
@@ -222,22 +223,13 @@ func WaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// CgroupLeftovers lists directories below the config's cgroup parent in
-// every mounted hierarchy (v1 controllers, the unified v2 mount).
-func CgroupLeftovers(parent string) []string {
-	var found []string
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	roots = append(roots, "/sys/fs/cgroup")
-	for _, root := range roots {
-		entries, err := os.ReadDir(filepath.Join(root, parent))
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if e.IsDir() {
-				found = append(found, filepath.Join(root, parent, e.Name()))
-			}
-		}
+// CgroupLeftovers lists the child cgroups below the config's cgroup
+// parent in every mounted hierarchy (sandbox.CgroupChildren).
+func CgroupLeftovers(t testing.TB, parent string) []string {
+	t.Helper()
+	found, err := sandbox.CgroupChildren(parent)
+	if err != nil {
+		t.Fatalf("listing cgroups: %v", err)
 	}
 	return found
 }
