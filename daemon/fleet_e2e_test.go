@@ -19,6 +19,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 // fleetStatus reads GET /api/admin/status.
@@ -247,20 +248,7 @@ func TestFleetFailuresContained(t *testing.T) {
 	}
 
 	putLimits(t, env, "fork", map[string]any{"pids": 40, "memory_mb": 1024})
-	env.PutWebtask("fork", "t", `module.exports = function (cb) {
-  const cp = require('child_process');
-  const errors = {};
-  let spawned = 0, pending = 0;
-  const done = () => { if (--pending === 0) cb(null, { spawned, errors }); };
-  for (let i = 0; i < 60; i++) {
-    pending++;
-    let c;
-    try { c = cp.spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: 'ignore' }); }
-    catch (e) { errors[e.code] = (errors[e.code] || 0) + 1; done(); continue; }
-    c.on('spawn', () => { spawned++; done(); });
-    c.on('error', (e) => { errors[e.code] = (errors[e.code] || 0) + 1; done(); });
-  }
-};`, nil)
+	env.PutWebtask("fork", "t", sandboxtest.ForkBombCode, nil)
 	r = env.Call("GET", "/api/run/fork/t", "", nil)
 	MustStatus(t, r, 200, "fork bomb")
 	var fb struct {

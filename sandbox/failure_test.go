@@ -12,6 +12,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 func TestTimeoutRecycles(t *testing.T) {
@@ -92,25 +93,7 @@ func TestForkBombHitsPidsLimit(t *testing.T) {
 		Spawned int            `json:"spawned"`
 		Errors  map[string]int `json:"errors"`
 	}
-	mustRun(t, m, "bomb", `module.exports = function (cb) {
-  const cp = require('child_process');
-  const errors = {};
-  let spawned = 0, pending = 0;
-  const done = () => { if (--pending === 0) cb(null, { spawned, errors }); };
-  for (let i = 0; i < 60; i++) {
-    pending++;
-    let c;
-    try {
-      c = cp.spawn(process.execPath, ['-e', 'setTimeout(() => {}, 600000)'], { stdio: 'ignore' });
-    } catch (e) {
-      errors[e.code] = (errors[e.code] || 0) + 1;
-      done();
-      continue;
-    }
-    c.on('spawn', () => { spawned++; done(); });
-    c.on('error', (e) => { errors[e.code] = (errors[e.code] || 0) + 1; done(); });
-  }
-};`, &res)
+	mustRun(t, m, "bomb", sandboxtest.ForkBombCode, &res)
 	t.Logf("fork bomb: %+v", res)
 	if res.Errors["EAGAIN"] == 0 {
 		t.Errorf("no EAGAIN from spawn; the pids limit did not bite: %+v", res)
