@@ -31,45 +31,41 @@ const (
 
 func newMetrics() *metrics {
 	return &metrics{
-		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "webtaskd_invocations_total",
-			Help: "Webtask invocations by how their sandbox was obtained (warm, pooled, cold).",
-		}, []string{"served"}),
+		invocations: counterVec("webtaskd_invocations_total",
+			"Webtask invocations by how their sandbox was obtained (warm, pooled, cold).", "served"),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "webtaskd_invocation_duration_seconds",
 			Help:    "Duration of webtask invocations in the sandbox manager, including boot and queueing.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"served"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "webtaskd_invocation_failures_total",
-			Help: "Failed invocations by reason (timeout, oom, crashed, busy, capacity, start).",
-		}, []string{"reason"}),
-		starts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "webtaskd_sandbox_starts_total",
-			Help: "Sandboxes booted, for the pool or cold for a waiting call.",
-		}, []string{"kind"}),
+		failures: counterVec("webtaskd_invocation_failures_total",
+			"Failed invocations by reason (timeout, oom, crashed, busy, capacity, start).", "reason"),
+		starts: counterVec("webtaskd_sandbox_starts_total",
+			"Sandboxes booted, for the pool or cold for a waiting call.", "kind"),
 		startSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "webtaskd_sandbox_start_seconds",
 			Help:    "Time to boot a sandbox until its runtime agent is ready.",
 			Buckets: []float64{.01, .02, .03, .05, .075, .1, .15, .25, .5, 1, 2.5, 10},
 		}),
-		evictions: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webtaskd_sandbox_evictions_total",
-			Help: "Idle sandboxes destroyed to stay within --max-sandboxes.",
-		}),
-		ooms: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webtaskd_ooms_total",
-			Help: "Invocations that failed because the sandbox hit its memory limit (seen through the cgroup).",
-		}),
-		timeouts: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webtaskd_timeouts_total",
-			Help: "Invocations that ran past their exec timeout (the sandbox is recycled).",
-		}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webtaskd_invocation_retries_total",
-			Help: "Invocations retried on a fresh sandbox because theirs was found dead before the call reached it.",
-		}),
+		evictions: counter("webtaskd_sandbox_evictions_total",
+			"Idle sandboxes destroyed to stay within --max-sandboxes."),
+		ooms: counter("webtaskd_ooms_total",
+			"Invocations that failed because the sandbox hit its memory limit (seen through the cgroup)."),
+		timeouts: counter("webtaskd_timeouts_total",
+			"Invocations that ran past their exec timeout (the sandbox is recycled)."),
+		retries: counter("webtaskd_invocation_retries_total",
+			"Invocations retried on a fresh sandbox because theirs was found dead before the call reached it."),
 	}
+}
+
+// counter is a counter named name.
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+}
+
+// counterVec is a counter named name with one label.
+func counterVec(name, help, label string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, []string{label})
 }
 
 // Describe implements prometheus.Collector.
