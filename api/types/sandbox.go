@@ -29,25 +29,21 @@ type Limits struct {
 // Override returns l with every non-zero field of o applied (TmpMB is
 // daemon-wide and never overridden).
 func (l Limits) Override(o Limits) Limits {
-	if o.MemoryMB != 0 {
-		l.MemoryMB = o.MemoryMB
-	}
-	if o.CPUs != 0 {
-		l.CPUs = o.CPUs
-	}
-	if o.Pids != 0 {
-		l.Pids = o.Pids
-	}
-	if o.ExecTimeoutMS != 0 {
-		l.ExecTimeoutMS = o.ExecTimeoutMS
-	}
-	if o.MaxConcurrency != 0 {
-		l.MaxConcurrency = o.MaxConcurrency
-	}
-	if o.MaxResponseBytes != 0 {
-		l.MaxResponseBytes = o.MaxResponseBytes
-	}
+	override(&l.MemoryMB, o.MemoryMB)
+	override(&l.CPUs, o.CPUs)
+	override(&l.Pids, o.Pids)
+	override(&l.ExecTimeoutMS, o.ExecTimeoutMS)
+	override(&l.MaxConcurrency, o.MaxConcurrency)
+	override(&l.MaxResponseBytes, o.MaxResponseBytes)
 	return l
+}
+
+// override sets *dst to v unless v is zero.
+func override[T comparable](dst *T, v T) {
+	var zero T
+	if v != zero {
+		*dst = v
+	}
 }
 
 // ContainerLimits are one webtask container's limit overrides (GET and PUT
