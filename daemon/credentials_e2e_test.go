@@ -141,13 +141,8 @@ module.exports = (ctx, cb) => {
 		t.Fatalf("another invocation wrote the victim's storage: %s", s)
 	}
 	MustStatus(t, env.Call("PUT", "/api/webtask/acme/victim/data", env.Master, map[string]any{"data": `{"state":"go"}`}), 200, "let the victim go")
-	select {
-	case err := <-victim:
-		if err != nil {
-			t.Fatalf("victim: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the victim did not answer")
+	if err := Receive(t, victim, 30*time.Second, "the victim's answer"); err != nil {
+		t.Fatalf("victim: %v", err)
 	}
 	// Exactly two writes ever happened (the victim's and the test's): a
 	// forged write that landed late would show in the write counter.

@@ -370,14 +370,10 @@ func TestShutdownLetsInFlightCallsFinish(t *testing.T) {
 	pid := env.Sandboxes()[0].Pid
 	env.Stop() // returns once shutdown is complete
 
-	select {
-	case r := <-result:
-		MustStatus(t, r, 200, "call in flight during shutdown")
-		if !bytes.Contains(r.Body, []byte("finished")) {
-			t.Fatalf("in-flight call answered %s", r.Body)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the in-flight call never answered")
+	r := Receive(t, result, 30*time.Second, "the in-flight call's answer")
+	MustStatus(t, r, 200, "call in flight during shutdown")
+	if !bytes.Contains(r.Body, []byte("finished")) {
+		t.Fatalf("in-flight call answered %s", r.Body)
 	}
 	if ProcAlive(pid) {
 		t.Errorf("sandbox runtime %d survived the shutdown", pid)

@@ -56,13 +56,8 @@ func TestLogsBacklogAndFollow(t *testing.T) {
 		t.Fatalf("--tail 0 printed the backlog or pings: %q", buf.String())
 	}
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("wtctl logs -f after interrupt: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("wtctl logs -f did not stop when interrupted")
+	if err := Receive(t, done, 10*time.Second, "wtctl logs -f to stop when interrupted"); err != nil {
+		t.Fatalf("wtctl logs -f after interrupt: %v", err)
 	}
 
 	// A stream closed by the daemon is an error for -f. This follower has
@@ -75,13 +70,8 @@ func TestLogsBacklogAndFollow(t *testing.T) {
 		return strings.Contains(buf2.String(), "said followed")
 	})
 	env.Stop()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "closed") {
-			t.Fatalf("wtctl logs -f when the daemon stopped: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("wtctl logs -f did not end when the daemon stopped")
+	if err := Receive(t, done, 30*time.Second, "wtctl logs -f to end when the daemon stopped"); err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Fatalf("wtctl logs -f when the daemon stopped: %v", err)
 	}
 	if _, err := wtctl(t, Start(t, cfg), "logs", "no/such"); err == nil {
 		t.Fatal("an invalid container name was accepted")

@@ -211,6 +211,20 @@ func (e *Env) Sandboxes() []types.SandboxInfo {
 	return list
 }
 
+// Receive returns the next value from ch, or fails the test with "timed
+// out after <timeout> waiting for <what>".
+func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(timeout):
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		var zero T
+		return zero
+	}
+}
+
 // WaitFor polls cond until it holds or the deadline passes.
 func WaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
