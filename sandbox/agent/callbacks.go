@@ -59,19 +59,16 @@ func (c *Client) storage(m *message) error {
 	if ok {
 		op.Container, op.Name, op.ReqID = r.Container, r.Name, r.ReqID
 	}
-	switch {
-	case c.onStorage == nil:
+	if c.onStorage == nil {
 		c.storageReply(m.Sid, StorageResult{Code: codeNotServed, Message: "storage is not available"})
 		return nil
-	case !ok:
-		op.Refused = ErrStorageNotRunning
-		c.storageReply(m.Sid, c.onStorage(c.life, op))
-		return nil
 	}
-	c.callback(c.storageTimeout, func() {
-		op.Refused = ErrStorageBusy
-		c.storageReply(m.Sid, c.onStorage(c.life, op))
-	}, func(ctx context.Context) {
+	var refused error
+	if !ok {
+		refused = ErrStorageNotRunning
+	}
+	c.callback(c.storageTimeout, refused, ErrStorageBusy, func(ctx context.Context, refused error) {
+		op.Refused = refused
 		c.storageReply(m.Sid, c.onStorage(ctx, op))
 	})
 	return nil
@@ -80,8 +77,8 @@ func (c *Client) storage(m *message) error {
 // owner returns the request of the running invocation a storage or token
 // call names (pending, or its response streaming until its end), when the
 // call carries that invocation's capability: ok is false for an id that
-// is not running and for a wrong or missing cap alike. Do never modifies a request, so it may be read after the call
-// finished.
+// is not running and for a wrong or missing cap alike. Do never modifies a
+// request, so it may be read after the call finished.
 func (c *Client) owner(m *message) (*Request, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -99,14 +96,22 @@ func (c *Client) owner(m *message) (*Request, bool) {
 	return req, true
 }
 
-// callback runs one mid-invocation call of the agent (storage or token) on
-// its own goroutine, within the shared slots and its timeout; when every
-// slot is taken it answers busy at once. Close waits for running ones.
-func (c *Client) callback(timeout time.Duration, busy func(), run func(ctx context.Context)) {
-	select {
-	case c.callbackSlots <- struct{}{}:
-	default:
-		busy()
+// callback serves one mid-invocation call of the agent (storage or token).
+// A call refused before it runs (refused != nil) is answered at once, as is
+// one that finds every shared slot taken (refused = busy): the handler
+// still sees it, to answer with the API's own mapping, but must do no I/O.
+// Otherwise serve runs on its own goroutine within its timeout; Close
+// waits for running ones.
+func (c *Client) callback(timeout time.Duration, refused, busy error, serve func(ctx context.Context, refused error)) {
+	if refused == nil {
+		select {
+		case c.callbackSlots <- struct{}{}:
+		default:
+			refused = busy
+		}
+	}
+	if refused != nil {
+		serve(c.life, refused)
 		return
 	}
 	c.callbackWG.Add(1)
@@ -115,7 +120,7 @@ func (c *Client) callback(timeout time.Duration, busy func(), run func(ctx conte
 		defer func() { <-c.callbackSlots }()
 		ctx, cancel := context.WithTimeout(c.life, timeout)
 		defer cancel()
-		run(ctx)
+		serve(ctx, nil)
 	}()
 }
 
@@ -157,23 +162,19 @@ func (c *Client) token(m *message) error {
 	if ok {
 		op.Container, op.Name, op.ReqID, op.Headers, op.Authority = r.Container, r.Name, r.ReqID, r.Headers, r.Authority
 	}
-	switch {
-	case c.onToken == nil:
+	if c.onToken == nil {
 		c.tokenReply(m.Sid, TokenResult{Code: codeNotServed, Message: "token creation is not available"})
 		return nil
+	}
+	var refused error
+	switch {
 	case !ok:
-		op.Refused = ErrTokenNotRunning
+		refused = ErrTokenNotRunning
 	case len(m.Claims) == 0 || m.Claims[0] != '{':
-		op.Refused = ErrTokenOptions
+		refused = ErrTokenOptions
 	}
-	if op.Refused != nil {
-		c.tokenReply(m.Sid, c.onToken(c.life, op))
-		return nil
-	}
-	c.callback(c.tokenTimeout, func() {
-		op.Refused = ErrTokenBusy
-		c.tokenReply(m.Sid, c.onToken(c.life, op))
-	}, func(ctx context.Context) {
+	c.callback(c.tokenTimeout, refused, ErrTokenBusy, func(ctx context.Context, refused error) {
+		op.Refused = refused
 		c.tokenReply(m.Sid, c.onToken(ctx, op))
 	})
 	return nil
