@@ -337,7 +337,7 @@ func (d *Daemon) onToken(ctx context.Context, op agent.TokenOp) agent.TokenResul
 // It goes to the container's real-time log readers (never blocking).
 func (d *Daemon) onUserLog(container string, line agent.LogLine) {
 	d.logs.Publish(container, logstream.Record{
-		Msg: line.Msg, ReqID: line.ReqID, Stream: line.Stream, Sandbox: true,
+		Msg: line.Msg, ReqID: line.ReqID, Webtask: line.Name, Stream: line.Stream, Sandbox: true,
 	})
 }
 

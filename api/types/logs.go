@@ -14,6 +14,9 @@ type LogRecord struct {
 	// line ("" for output of the runtime itself).
 	Container string `json:"container,omitempty"`
 	ReqID     string `json:"req_id,omitempty"`
+	// Webtask is the named webtask that wrote the line ("" when unnamed or
+	// unknown).
+	Webtask string `json:"webtask,omitempty"`
 	// Stream is "stdout" or "stderr".
 	Stream string `json:"stream,omitempty"`
 	// Sandbox marks webtask output.

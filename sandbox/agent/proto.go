@@ -198,6 +198,9 @@ type LogLine struct {
 	// ReqID is the Request.ReqID of that invocation ("" when unknown), so
 	// that log consumers need no id -> request bookkeeping.
 	ReqID string `json:"req_id,omitempty"`
+	// Name is the webtask of that invocation ("" when unknown or unnamed),
+	// taken from the pending call, not from the agent.
+	Name string `json:"name,omitempty"`
 	// Stream is "stdout" or "stderr".
 	Stream string `json:"stream"`
 	Msg    string `json:"msg"`

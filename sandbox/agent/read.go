@@ -116,8 +116,14 @@ func (c *Client) dispatch(line []byte) error {
 		if c.logs == nil {
 			return nil
 		}
+		line := LogLine{ID: m.ID, ReqID: m.ReqID, Stream: m.Stream, Msg: m.Msg}
+		c.mu.Lock()
+		if cl, ok := c.pending[m.ID]; ok && cl.req != nil {
+			line.Name = cl.req.Name
+		}
+		c.mu.Unlock()
 		select {
-		case c.logs <- LogLine{ID: m.ID, ReqID: m.ReqID, Stream: m.Stream, Msg: m.Msg}:
+		case c.logs <- line:
 		default:
 			if !c.warnedDrop.Swap(true) {
 				slog.Warn("runtime agent: dropping user log lines, consumer too slow")
