@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,9 @@ type CronScheduler interface {
 	// Validate checks a schedule in the IANA time zone tz; its error is
 	// an errdefs.ErrInvalid saying what is wrong.
 	Validate(schedule, tz string) error
+	// Next returns the n run times of schedule in tz after from; its error
+	// is Validate's.
+	Next(schedule, tz string, from time.Time, n int) ([]time.Time, error)
 	// Record is j's wire shape with its last result (nil: none) at time
 	// now (next_available_at from the schedule, expires_at from the token).
 	Record(j *store.CronJob, last *store.CronResult, now time.Time) types.CronJob
@@ -268,4 +272,47 @@ func (s *Server) cronHistory(c echo.Context) error {
 		out = append(out, r.Wire())
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// maxCronPreview caps ?count of the next-runs preview.
+const maxCronPreview = 20
+
+// cronNext is GET /api/cron/{c}/{n}/next?schedule=&tz=&count=: the next run
+// times of the given schedule (the editor's preview before saving), or of
+// the stored job's when schedule is absent. {"next": [RFC 3339 times in tz]}.
+func (s *Server) cronNext(c echo.Context) error {
+	container, name, err := s.cronParams(c)
+	if err != nil {
+		return err
+	}
+	count := 5
+	if v := c.QueryParam("count"); v != "" {
+		if count, err = strconv.Atoi(v); err != nil || count < 1 || count > maxCronPreview {
+			return errdefs.Errorf(errdefs.ErrInvalid, "count must be an integer from 1 to %d", maxCronPreview)
+		}
+	}
+	schedule, tz := c.QueryParam("schedule"), c.QueryParam("tz")
+	if schedule == "" {
+		j, err := s.cronStore.GetCronJob(c.Request().Context(), container, name)
+		if err != nil {
+			return err
+		}
+		schedule, tz = j.Schedule, j.TZ
+	}
+	if tz == "" {
+		tz = types.DefaultCronTZ
+	}
+	times, err := s.cron.Next(schedule, tz, s.now(), count)
+	if err != nil {
+		return err
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return errdefs.Errorf(errdefs.ErrInvalid, "unknown time zone %q", tz)
+	}
+	out := make([]string, len(times))
+	for i, t := range times {
+		out[i] = t.In(loc).Format(time.RFC3339)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"schedule": schedule, "tz": tz, "next": out})
 }

@@ -229,6 +229,24 @@ func (s *Scheduler) Validate(schedule, tz string) error {
 	return err
 }
 
+// Next returns the n run times of schedule in tz after from (the editor's
+// preview); its error is Validate's.
+func (s *Scheduler) Next(schedule, tz string, from time.Time, n int) ([]time.Time, error) {
+	sch, err := Parse(schedule, tz)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]time.Time, 0, n)
+	for t := from; len(out) < n; {
+		t = sch.Next(t)
+		if t.IsZero() {
+			break // a schedule that never fires again
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
 // Record is the wire shape of j with its last result (the package's
 // Record function).
 func (s *Scheduler) Record(j *store.CronJob, last *store.CronResult, now time.Time) types.CronJob {
