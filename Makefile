@@ -13,7 +13,7 @@ LDFLAGS    := -X main.version=$(VERSION)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 
-.PHONY: all deps build run test test-unit bench fuzz soak clean fmt
+.PHONY: all deps build run test test-unit bench fuzz soak clean fmt assets
 
 all: build
 
@@ -33,6 +33,13 @@ test: deps
 	@test "$$(id -u)" = 0 || echo "WARNING: not root: sandbox and end-to-end tests will be SKIPPED" >&2
 	$(GO) vet -tags $(TAGS) ./...
 	$(GO) test -tags $(TAGS) -count=1 -timeout 25m ./...
+
+# The editor's bundle (api/editor/dist, committed): npm ci of the pinned
+# packages, then esbuild through its Go API. Deterministic: CI rebuilds it
+# and fails on any difference.
+assets: deps
+	cd api/editor/web && npm ci --ignore-scripts --no-audit --no-fund
+	$(GO) run ./scripts/editorbuild
 
 bench: build
 	scripts/bench.sh

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/webtaskd/webtaskd/api/editor"
 	"github.com/webtaskd/webtaskd/api/httplimit"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	// and budgets the request body bytes buffered at once (nil: neither).
 	// Not a setting: the daemon builds it from its httplimit.Config.
 	Guard *httplimit.Guard
+	// EditorFrameAncestors are the origins that may frame the editor (CSP
+	// frame-ancestors sources such as https://app.example or 'self');
+	// empty: any origin.
+	EditorFrameAncestors []string
 }
 
 // DefaultConfig returns the API server's defaults.
@@ -79,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogPingInterval <= 0 || c.LogWriteTimeout <= 0 {
 		errs = append(errs, errors.New("api: log ping interval and log write timeout must be positive"))
+	}
+	if err := editor.ValidateFrameAncestors(c.EditorFrameAncestors); err != nil {
+		errs = append(errs, fmt.Errorf("api: %w", err))
 	}
 	return errors.Join(errs...)
 }

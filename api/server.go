@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/webtaskd/webtaskd/api/editor"
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/sandbox"
@@ -178,6 +179,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	ed, err := editor.New(editor.Config{FrameAncestors: cfg.EditorFrameAncestors})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
@@ -207,6 +212,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()
+	ed.Register(s.e)
 	return s, nil
 }
 
@@ -242,6 +248,7 @@ func (s *Server) routes() *echo.Echo {
 	e.DELETE("/api/cron/:container/:name", s.deleteCronJob)
 	e.PUT("/api/cron/:container/:name/state", s.setCronJobState)
 	e.GET("/api/cron/:container/:name/history", s.cronHistory)
+	e.GET("/api/cron/:container/:name/next", s.cronNext)
 
 	e.Any("/api/run/:container", s.runUnnamed)
 	e.Any("/api/run/:container/:name", s.runNamed)

@@ -31,6 +31,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&a.AllowPrivateCodeURLs, "allow-private-code-urls", a.AllowPrivateCodeURLs, "let remote webtask code come from loopback, private and link-local addresses")
 	fs.Int64Var(&a.MaxBodyBytes, "max-body-bytes", a.MaxBodyBytes, "request body limit in bytes")
 	fs.DurationVar(&a.LogPingInterval, "log-ping-interval", a.LogPingInterval, "keep-alive period of real-time log streams")
+	fs.Var(stringList{&a.EditorFrameAncestors}, "editor-frame-ancestors", "comma list of origins that may frame the editor (CSP frame-ancestors), e.g. https://app.example; empty: any")
 
 	s := &c.Sandbox
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "runtime state directory for sandboxes (tmpfs)")
@@ -203,5 +204,20 @@ func (l prefixList) Set(v string) error {
 		return err
 	}
 	*l.p = p
+	return nil
+}
+
+// stringList is a comma- (or space-) separated flag value.
+type stringList struct{ p *[]string }
+
+func (l stringList) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+
+func (l stringList) Set(v string) error {
+	*l.p = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 	return nil
 }

@@ -11,6 +11,8 @@ for pkg in gcc libc6-dev make pkg-config libseccomp-dev tini ca-certificates; do
 	have_pkg "$pkg" || need+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need+=(nodejs)
+# The editor's browser tests drive Debian's chromium (api/editor).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -gt 0 ]; then

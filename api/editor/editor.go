@@ -1,0 +1,160 @@
+// Package editor serves the Extension Editor: the page GET /edit/{container}
+// (what `wt edit` opens), its bundle (CodeMirror 6 and the editor, built by
+// scripts/editorbuild from web/ into dist/, embedded) under
+// /editor/assets/ by content hash, and the embedding library
+// GET /editor/embed.js. The editor is a client of the public HTTP API: it
+// calls it with the token the user or the embedding page gives it, so a
+// tenant token sees exactly its own container. Nothing here authenticates:
+// the page and the bundle hold no data.
+package editor
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
+)
+
+// Config configures the editor routes.
+type Config struct {
+	// FrameAncestors are the sources allowed to frame the editor, sent as
+	// CSP frame-ancestors (origins such as https://app.example, or 'self').
+	// Empty allows any origin ("*"): the token the embedding page passes is
+	// what grants access, and the editor uses no cookies.
+	FrameAncestors []string
+}
+
+// ValidateFrameAncestors checks CSP frame-ancestors sources: no separators
+// or spaces that would end the directive, no quotes but 'self' and 'none'.
+func ValidateFrameAncestors(srcs []string) error {
+	for _, s := range srcs {
+		switch {
+		case s == "":
+			return fmt.Errorf("editor frame ancestor must not be empty")
+		case s == "'self'" || s == "'none'" || s == "*":
+		case strings.ContainsAny(s, " \t\r\n;,'\""):
+			return fmt.Errorf("editor frame ancestor %q is not a CSP source (an origin such as https://app.example, or 'self')", s)
+		}
+	}
+	return nil
+}
+
+// Handler serves the editor.
+type Handler struct {
+	b *bundle
+	// csp is the page's policy up to its style nonce; cspTail follows it.
+	csp, cspTail string
+}
+
+// New builds the handler. The bundle is read and compressed once per
+// process.
+func New(cfg Config) (*Handler, error) {
+	if err := ValidateFrameAncestors(cfg.FrameAncestors); err != nil {
+		return nil, err
+	}
+	b, err := load()
+	if err != nil {
+		return nil, err
+	}
+	ancestors := "*"
+	if len(cfg.FrameAncestors) > 0 {
+		ancestors = strings.Join(cfg.FrameAncestors, " ")
+	}
+	// No inline script, no eval; styles from the bundle, plus CodeMirror's
+	// generated <style> elements carrying the response's nonce. The page
+	// talks to its own origin only. frame-src is for the sandboxed preview
+	// of HTML responses.
+	return &Handler{b: b,
+		csp: "default-src 'none'; script-src 'self'; style-src 'self' 'nonce-",
+		cspTail: "'; img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-src 'self'; " +
+			"base-uri 'none'; form-action 'none'; frame-ancestors " + ancestors,
+	}, nil
+}
+
+// Register adds the editor routes to e.
+func (h *Handler) Register(e *echo.Echo) {
+	e.GET("/edit/:container", h.servePage)
+	e.GET("/editor/assets/:file", h.serveAsset)
+	e.GET("/editor/embed.js", func(c echo.Context) error {
+		// A stable URL platforms load: revalidated, not cached for long.
+		return serve(c, h.b.embedJS, "no-cache")
+	})
+	e.GET("/editor/LICENSES.txt", func(c echo.Context) error {
+		return serve(c, h.b.licenses, "no-cache")
+	})
+}
+
+// AppScript and AppStyle are the hashed paths of the bundle (for tests and
+// benchmarks).
+func (h *Handler) AppScript() string { return "/editor/assets/" + h.b.appJS }
+func (h *Handler) AppStyle() string  { return "/editor/assets/" + h.b.appCSS }
+
+func (h *Handler) servePage(c echo.Context) error {
+	var n [16]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return fmt.Errorf("editor: nonce: %w", err)
+	}
+	nonce := base64.StdEncoding.EncodeToString(n[:])
+	hd := c.Response().Header()
+	hd.Set("Content-Security-Policy", h.csp+nonce+h.cspTail)
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("Cross-Origin-Resource-Policy", "same-origin")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	return c.HTMLBlob(http.StatusOK, page(h.b.appJS, h.b.appCSS, nonce))
+}
+
+func (h *Handler) serveAsset(c echo.Context) error {
+	a := h.b.hashed[c.Param("file")]
+	if a == nil {
+		return errdefs.New(errdefs.ErrNotFound, "no such editor asset")
+	}
+	return serve(c, a, "public, max-age=31536000, immutable")
+}
+
+// serve writes a, gzipped when the client accepts it, with an ETag.
+func serve(c echo.Context, a *asset, cache string) error {
+	hd := c.Response().Header()
+	hd.Set("Content-Type", a.ctype)
+	hd.Set("Cache-Control", cache)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("ETag", `"`+a.etag+`"`)
+	hd.Add("Vary", "Accept-Encoding")
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, `"`+a.etag+`"`) {
+		return c.NoContent(http.StatusNotModified)
+	}
+	body := a.body
+	if a.gz != nil && acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
+		hd.Set("Content-Encoding", "gzip")
+		body = a.gz
+	}
+	return c.Blob(http.StatusOK, a.ctype, body)
+}
+
+// acceptsGzip reports whether an Accept-Encoding value takes gzip (named
+// or "*", with a non-zero q).
+func acceptsGzip(ae string) bool {
+	for _, part := range strings.Split(ae, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		name = strings.TrimSpace(name)
+		if !strings.EqualFold(name, "gzip") && name != "*" {
+			continue
+		}
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "q") {
+				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q == 0 {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return false
+}
