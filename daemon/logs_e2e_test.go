@@ -92,6 +92,7 @@ type logRecord struct {
 	V         *int    `json:"v"`
 	Container string  `json:"container"`
 	ReqID     string  `json:"req_id"`
+	Webtask   string  `json:"webtask"`
 	Stream    string  `json:"stream"`
 	Sandbox   bool    `json:"sandbox"`
 	Dropped   float64 `json:"dropped"`
@@ -168,7 +169,7 @@ func TestLogs1000LinesInOrder(t *testing.T) {
 			t.Fatalf("record %d: %+v", i, rec)
 		}
 		if rec.Name != "sandbox-logs" || rec.Level != 30 || rec.V == nil || *rec.V != 0 || !rec.Sandbox ||
-			rec.Container != "lg" || rec.ReqID != reqID || rec.Hostname == "" || rec.Pid == 0 || rec.Stream != "stdout" {
+			rec.Container != "lg" || rec.ReqID != reqID || rec.Webtask != "many" || rec.Hostname == "" || rec.Pid == 0 || rec.Stream != "stdout" {
 			t.Fatalf("record %d has the wrong shape: %+v (req id %s)", i, rec, reqID)
 		}
 		if _, err := time.Parse(time.RFC3339Nano, rec.Time); err != nil {

@@ -21,9 +21,10 @@ var errStreamClosed = errors.New("log stream closed by the daemon")
 
 func newLogsCmd(opts *connOptions) *cobra.Command {
 	var (
-		follow bool
-		tail   int
-		asJSON bool
+		follow  bool
+		tail    int
+		asJSON  bool
+		webtask string
 	)
 	cmd := &cobra.Command{
 		Use:   "logs CONTAINER",
@@ -33,7 +34,9 @@ func newLogsCmd(opts *connOptions) *cobra.Command {
 Without -f, print the most recent lines the daemon keeps (at most --tail) and
 exit. With -f, print them, then every new line as it is written, until
 interrupted (Ctrl-C) or the daemon closes the stream (exit status 1).
-A reader too slow for the output loses lines; a marker line says how many.`,
+A reader too slow for the output loses lines; a marker line says how many.
+--webtask NAME keeps the lines of that webtask (and the daemon's markers);
+--tail counts lines before that filter.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := opts.client()
@@ -43,19 +46,20 @@ A reader too slow for the output loses lines; a marker line says how many.`,
 			if tail < 0 {
 				return fmt.Errorf("--tail must not be negative")
 			}
-			return c.streamLogs(cmd.Context(), cmd.OutOrStdout(), args[0], tail, follow, asJSON)
+			return c.streamLogs(cmd.Context(), cmd.OutOrStdout(), args[0], tail, follow, recordPrinter{asJSON: asJSON, webtask: webtask})
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVar(&tail, "tail", 100, "recent lines to print first (the daemon keeps at most 100 per container)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw bunyan records, one JSON object per line")
+	cmd.Flags().StringVar(&webtask, "webtask", "", "print only the lines of this webtask")
 	return cmd
 }
 
 // streamLogs reads GET /api/logs/tenant/{container} (Server-Sent Events)
 // and prints each record. It returns nil when ctx ends or, without
 // follow, when the backlog was printed.
-func (c *client) streamLogs(ctx context.Context, w io.Writer, container string, tail int, follow, asJSON bool) error {
+func (c *client) streamLogs(ctx context.Context, w io.Writer, container string, tail int, follow bool, p recordPrinter) error {
 	q := url.Values{"tail": {strconv.Itoa(tail)}}
 	if !follow {
 		q.Set("follow", "0")
@@ -103,7 +107,7 @@ func (c *client) streamLogs(ctx context.Context, w io.Writer, container string, 
 		switch {
 		case line == "":
 			if data != "" {
-				printRecord(w, data, asJSON)
+				p.print(w, data)
 			}
 			data = ""
 		case strings.HasPrefix(line, "event:"):
@@ -123,13 +127,24 @@ func (c *client) streamLogs(ctx context.Context, w io.Writer, container string, 
 	}
 }
 
-func printRecord(w io.Writer, data string, asJSON bool) {
-	if asJSON {
+// recordPrinter prints log records: raw JSON or "time req_id msg" lines,
+// only those of one webtask when webtask is set (daemon markers, which name
+// no webtask, always).
+type recordPrinter struct {
+	asJSON  bool
+	webtask string
+}
+
+func (p recordPrinter) print(w io.Writer, data string) {
+	var r types.LogRecord
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
 		fmt.Fprintln(w, data)
 		return
 	}
-	var r types.LogRecord
-	if err := json.Unmarshal([]byte(data), &r); err != nil {
+	if p.webtask != "" && r.Sandbox && r.Webtask != p.webtask {
+		return
+	}
+	if p.asJSON {
 		fmt.Fprintln(w, data)
 		return
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -75,5 +76,26 @@ func TestLogsBacklogAndFollow(t *testing.T) {
 	}
 	if _, err := wtctl(t, Start(t, cfg), "logs", "no/such"); err == nil {
 		t.Fatal("an invalid container name was accepted")
+	}
+}
+
+func TestRecordPrinterWebtaskFilter(t *testing.T) {
+	recs := []string{
+		`{"time":"t1","req_id":"a","webtask":"one","sandbox":true,"msg":"from one"}`,
+		`{"time":"t2","req_id":"b","webtask":"two","sandbox":true,"msg":"from two"}`,
+		`{"time":"t3","name":"webtask-logs","msg":"3 lines dropped"}`,
+	}
+	var buf bytes.Buffer
+	for _, r := range recs {
+		recordPrinter{webtask: "one"}.print(&buf, r)
+	}
+	if got, want := buf.String(), "t1 a from one\nt3 - 3 lines dropped\n"; got != want {
+		t.Errorf("--webtask one printed %q, want %q", got, want)
+	}
+	buf.Reset()
+	recordPrinter{asJSON: true, webtask: "two"}.print(&buf, recs[1])
+	recordPrinter{asJSON: true, webtask: "two"}.print(&buf, recs[0])
+	if got := buf.String(); got != recs[1]+"\n" {
+		t.Errorf("--json --webtask two printed %q", got)
 	}
 }

@@ -308,3 +308,28 @@ func TestClientDoTimeout(t *testing.T) {
 		t.Fatalf("channel closed: %v", err)
 	}
 }
+
+// A log line of a pending call names its webtask (from the call's request,
+// not from the agent); a line of no known call names none.
+func TestClientLogLineNamesWebtask(t *testing.T) {
+	got := make(chan LogLine, 2)
+	c, f := newFake(t, func(l LogLine) { got <- l })
+	ch := goDo(c, context.Background(), &Request{Container: "box", Name: "task", ReqID: "r1", CodeHash: "h", Code: "x"})
+	m := f.recv()
+	f.send(`{"op":"log","id":` + itoa(m.ID) + `,"req_id":"r1","stream":"stdout","msg":"hi","name":"forged"}`)
+	f.send(`{"op":"log","id":999999,"req_id":"r0","stream":"stdout","msg":"stray"}`)
+	f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":200}`)
+	if r := wait(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+	for _, want := range []LogLine{{ID: m.ID, ReqID: "r1", Name: "task", Stream: "stdout", Msg: "hi"}, {ID: 999999, ReqID: "r0", Stream: "stdout", Msg: "stray"}} {
+		select {
+		case l := <-got:
+			if l != want {
+				t.Errorf("log line %+v, want %+v", l, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("log line not delivered")
+		}
+	}
+}
