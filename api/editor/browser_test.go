@@ -173,10 +173,11 @@ func (b *browser) waitForMessage(what, s string) {
 	}
 }
 
-// num evaluates a JavaScript expression that yields a number.
+// num evaluates a JavaScript expression that yields a number (or a
+// promise of one).
 func (b *browser) num(expr string) float64 {
 	b.t.Helper()
-	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](expr))
+	v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		b.t.Fatalf("eval %s: %v", expr, err)
 	}
@@ -204,7 +205,7 @@ func (b *browser) str(expr string) string {
 // waitFor polls the JavaScript condition cond until it is truthy, bounded.
 func (b *browser) waitFor(what, cond string) {
 	b.t.Helper()
-	_, err := chromedp.Run(b.ctx, chromedp.Poll[chromedp.Void](cond,
+	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("!!("+cond+")",
 		chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v (console: %q)", what, err, b.consoleMessages())

@@ -60,6 +60,8 @@ func TestEditorInBrowser(t *testing.T) {
 	t.Run("StorageConflict", f.storageConflict)
 	t.Run("Embedded", f.embedded)
 	t.Run("MarkupIsText", f.markupIsText)
+	t.Run("CompletionLinterKeysTheme", f.editorFeatures)
+	t.Run("CreateScheduleRenameDelete", f.manageWebtasks)
 
 	if strings.Contains(string(f.logs.Bytes()), f.tenant) {
 		t.Error("the daemon's log holds the editor's token")
@@ -242,6 +244,20 @@ func (f *fixture) embedded(t *testing.T) {
 	}
 	if docsScreenshots() {
 		b.screenshot("docs/editor-embedded")
+	}
+	// The editor object: run() resolves with the response, didRun fires;
+	// setCode makes it dirty.
+	status := b.num(`window.editor.run({ method: 'GET', path: '/x' }).then(r => r.status)`)
+	if status != 200 {
+		t.Errorf("editor.run() status %v", status)
+	}
+	b.waitFor("didRun", `window.events.includes('didRun')`)
+	if b.str(`String(window.editor.isDirty())`) != "false" {
+		t.Error("isDirty() after a save and a run")
+	}
+	b.num(`window.editor.setCode('module.exports = (ctx, cb) => cb(null, 3);').then(() => 1)`)
+	if b.str(`String(window.editor.isDirty())`) != "true" || !strings.Contains(b.str(`window.editor.getCode()`), "cb(null, 3)") {
+		t.Error("setCode() did not make the editor dirty with the new code")
 	}
 
 	// An origin outside the allow-list cannot frame it.

@@ -47,7 +47,7 @@ export class KVPane {
   render() {
     const rows = Object.keys(this.map).sort().map((k) => this.row(k));
     const name = h('input.kv-new-name', { placeholder: 'name', 'aria-label': 'new ' + this.title + ' name' });
-    const value = h('input.kv-new-value', { placeholder: 'value', type: this.secret ? 'password' : 'text', 'aria-label': 'new ' + this.title + ' value' });
+    const value = h('input.kv-new-value', { placeholder: 'value', type: this.secret ? 'password' : 'text', autocomplete: 'off', 'aria-label': 'new ' + this.title + ' value' });
     const err = h('div.error');
     const add = (ev) => {
       ev.preventDefault();
@@ -82,7 +82,7 @@ export class KVPane {
       actions.append(h('button', {
         type: 'button',
         onclick: () => {
-          const input = h('input', { value: String(v), type: this.secret ? 'password' : 'text', 'aria-label': 'value of ' + k });
+          const input = h('input', { value: String(v), type: this.secret ? 'password' : 'text', autocomplete: 'off', 'aria-label': 'value of ' + k });
           const done = (ev) => {
             ev.preventDefault();
             const problem = this.validate(k, input.value);
