@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { daemontest.RunTests(m, "editor browser") }
 
 // chromiumPath finds Debian's chromium (make deps installs it). Missing, it
 // fails the test in CI (CI=true) and skips it loudly elsewhere.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -40,7 +40,7 @@ func chromiumPath(t *testing.T) string {
 // browser is one fresh headless chromium (own user data dir) and what it
 // reported: console errors, uncaught exceptions, log entries (CSP).
 type browser struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 
 	mu       sync.Mutex
@@ -51,7 +51,7 @@ type browser struct {
 
 // newBrowser starts chromium for t, bounded by timeout; on failure it
 // saves a screenshot of the page (screenshotDir).
-func newBrowser(t *testing.T, timeout time.Duration) *browser {
+func newBrowser(t testing.TB, timeout time.Duration) *browser {
 	t.Helper()
 	path := chromiumPath(t)
 	opts := []chromedp.ExecAllocatorOption{

@@ -41,7 +41,7 @@ func (b *LogBuffer) String() string {
 // StartLogged is Start with the daemon's log (debug level and up) also
 // written to logs. Call it again with the same cfg after Stop to restart
 // the daemon on the same data.
-func StartLogged(t *testing.T, cfg daemon.Config, logs *LogBuffer) *Env {
+func StartLogged(t testing.TB, cfg daemon.Config, logs *LogBuffer) *Env {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)

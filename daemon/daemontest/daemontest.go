@@ -26,7 +26,7 @@ import (
 
 // Env is one daemon started for a test, with its directories.
 type Env struct {
-	t *testing.T
+	t testing.TB
 	// Cfg is the daemon's configuration; D the daemon (nil after Stop).
 	Cfg daemon.Config
 	D   *daemon.Daemon
@@ -36,7 +36,7 @@ type Env struct {
 }
 
 // RequireRoot skips, loudly, when not root.
-func RequireRoot(t *testing.T) {
+func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPED: this end-to-end test starts real libcontainer sandboxes and needs root")
@@ -52,7 +52,7 @@ func RandHex(n int) string {
 
 // Config returns a configuration isolated from any other daemon on the
 // host: its own data dir, state dir and cgroup parent.
-func Config(t *testing.T) daemon.Config {
+func Config(t testing.TB) daemon.Config {
 	id := RandHex(4)
 	cfg := daemon.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
@@ -67,12 +67,12 @@ func Config(t *testing.T) daemon.Config {
 }
 
 // Logger logs through t.
-func Logger(t *testing.T) *slog.Logger {
+func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(Writer{T: t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // Writer sends what is written to it to a test log.
-type Writer struct{ T *testing.T }
+type Writer struct{ T testing.TB }
 
 // Write logs p through the test.
 func (w Writer) Write(p []byte) (int, error) {
@@ -82,7 +82,7 @@ func (w Writer) Write(p []byte) (int, error) {
 }
 
 // Start opens a daemon for cfg and closes it when the test ends.
-func Start(t *testing.T, cfg daemon.Config) *Env {
+func Start(t testing.TB, cfg daemon.Config) *Env {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("config: %v", err)
@@ -92,7 +92,7 @@ func Start(t *testing.T, cfg daemon.Config) *Env {
 
 // open opens a daemon for cfg logging to log (bounded
 // to 30s) and closes it when the test ends.
-func open(t *testing.T, cfg daemon.Config, log *slog.Logger) *Env {
+func open(t testing.TB, cfg daemon.Config, log *slog.Logger) *Env {
 	t.Helper()
 	d := daemon.New(cfg, log)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -106,7 +106,7 @@ func open(t *testing.T, cfg daemon.Config, log *slog.Logger) *Env {
 }
 
 // Attach returns an Env for a daemon running in another process.
-func Attach(t *testing.T, cfg daemon.Config, base, master string) *Env {
+func Attach(t testing.TB, cfg daemon.Config, base, master string) *Env {
 	return &Env{t: t, Cfg: cfg, Base: base, Master: master}
 }
 
@@ -131,7 +131,7 @@ type Response struct {
 }
 
 // JSON decodes the body into v.
-func (r Response) JSON(t *testing.T, v any) {
+func (r Response) JSON(t testing.TB, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("Response %d is not JSON: %v: %s", r.Status, err, r.Body)
@@ -183,7 +183,7 @@ func (e *Env) Call(method, path, tok string, body any, header ...string) Respons
 }
 
 // MustStatus fails the test unless r has the wanted status.
-func MustStatus(t *testing.T, r Response, want int, what string) {
+func MustStatus(t testing.TB, r Response, want int, what string) {
 	t.Helper()
 	if r.Status != want {
 		t.Fatalf("%s: status %d, want %d; body: %s", what, r.Status, want, r.Body)
