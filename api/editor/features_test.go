@@ -46,9 +46,6 @@ func (f *fixture) editorFeatures(t *testing.T) {
 
 	b.do("dark theme", chromedp.Focus(chromedp.CSS("select.theme")), chromedp.KeyEvent("d"))
 	b.waitFor("the dark theme", `document.documentElement.dataset.theme === 'dark'`)
-	if docsScreenshots() {
-		b.screenshot("docs/editor-dark")
-	}
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %q", errs)
 	}
