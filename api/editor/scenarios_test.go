@@ -112,8 +112,11 @@ func ctrl(key string) chromedp.Action[chromedp.Void] {
 
 func (f *fixture) openWithToken(t *testing.T) {
 	const secret = "s3cr3t-value-9f2"
-	f.putWebtask(t, "hello", "module.exports = function (ctx, cb) { cb(null, { hello: 'world' }); };\n",
-		map[string]string{"API_KEY": secret}, nil)
+	// Issued the wt-cli way, with a secret (ectx) and a param (pctx).
+	daemontest.MustStatus(t, f.api(t).Call("POST", "/api/tokens/issue", f.tenant, map[string]any{
+		"ten": container, "jtn": "hello", "code": "module.exports = function (ctx, cb) { cb(null, { hello: 'world' }); };\n",
+		"ectx": map[string]string{"API_KEY": secret}, "pctx": map[string]string{"REGION": "eu-west"},
+	}), 200, "issue webtask hello")
 	b := newBrowser(t, 90*time.Second)
 	f.open(t, b, "hello", "hello: 'world'")
 	if loc := b.str(`location.href`); strings.Contains(loc, f.tenant) || strings.Contains(loc, "eyJ") {
@@ -130,11 +133,18 @@ func (f *fixture) openWithToken(t *testing.T) {
 	if strings.Contains(b.str(`document.body.innerText`), secret) {
 		t.Error("the secret value is on the page before it is revealed")
 	}
+	b.do("reveal", chromedp.Click(chromedp.CSS(`.kv tr:has(td.value[data-key="API_KEY"]) button`)))
+	b.waitFor("the revealed secret", fmt.Sprintf(`document.querySelector('.kv td.value[data-key="API_KEY"]').textContent === %q`, secret))
+	b.do("params", chromedp.Click(chromedp.CSS(`.tab[data-tab="Params"]`)))
+	if got := b.text(`section.kv[aria-label="Params"] td.value[data-key="REGION"]`); got != "eu-west" {
+		t.Errorf("param REGION shown as %q", got)
+	}
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %q", errs)
 	}
-	if u := b.requestsWith(f.tenant); len(u) > 0 {
-		t.Errorf("requests with the token in their URL: %q", u)
+	// No token in any URL: neither the editor's nor the webtask's (JWTs start with eyJ).
+	if u := b.requestsWith("eyJ"); len(u) > 0 {
+		t.Errorf("requests with a token in their URL: %q", u)
 	}
 }
 

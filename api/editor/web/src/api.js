@@ -72,8 +72,6 @@ export class Client {
 
   remove(name) { return this.request('DELETE', this.base() + '/' + enc(name)); }
 
-  inspect(tok) { return this.request('GET', '/api/tokens/inspect', { query: { token: tok } }); }
-
   getData(name) { return this.request('GET', this.base() + '/' + enc(name) + '/data'); }
   putData(name, data, etag) {
     return this.request('PUT', this.base() + '/' + enc(name) + '/data', { body: { data, etag } });
