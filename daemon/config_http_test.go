@@ -10,20 +10,24 @@ import (
 	"github.com/webtaskd/webtaskd/daemon"
 )
 
+// parseFlags is the daemon's configuration from args (and the
+// environment), validated, with test directories.
+func parseFlags(t *testing.T, args ...string) (daemon.Config, error) {
+	cfg := daemon.DefaultConfig()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg.RegisterFlags(fs)
+	if err := cfg.ParseFlags(fs, args); err != nil {
+		return cfg, err
+	}
+	cfg.DataDir, cfg.Sandbox.StateDir = t.TempDir(), "/run/webtaskd-flagtest"
+	return cfg, cfg.Validate()
+}
+
 // TestHTTPBoundFlags: the HTTP bound flags and the environment reach
 // Config.HTTP, and bad values are reported by Validate.
 func TestHTTPBoundFlags(t *testing.T) {
-	parse := func(args ...string) (daemon.Config, error) {
-		cfg := daemon.DefaultConfig()
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		cfg.RegisterFlags(fs)
-		if err := cfg.ParseFlags(fs, args); err != nil {
-			return cfg, err
-		}
-		cfg.DataDir, cfg.Sandbox.StateDir = t.TempDir(), "/run/webtaskd-flagtest"
-		return cfg, cfg.Validate()
-	}
+	parse := func(args ...string) (daemon.Config, error) { return parseFlags(t, args...) }
 	t.Setenv("WEBTASKD_MAX_CONNS_PER_IP", "7")
 	cfg, err := parse("--trusted-proxies", "10.0.0.0/8, 192.0.2.1", "--read-timeout", "3s", "--read-header-timeout", "1s",
 		"--max-inflight-body-bytes", "1048576")
