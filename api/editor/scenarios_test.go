@@ -170,6 +170,19 @@ func (f *fixture) saveAndRun(t *testing.T) {
 	if docsScreenshots() {
 		b.screenshot("docs/editor")
 	}
+	b.do("copy as curl", chromedp.Click(chromedp.CSS(".runner .buttons button:nth-child(2)")))
+	if got, want := b.str(`document.querySelector('.run-curl').value`), "curl -sS -X GET '"+f.env.Base+"/api/run/ed/runme'"; got != want {
+		t.Errorf("curl command %q, want %q", got, want)
+	}
+	if n := b.num(`document.querySelectorAll('.run-history li').length`); n != 1 {
+		t.Errorf("%v runs in the history, want 1", n)
+	}
+	b.do("filter the logs", chromedp.Click(chromedp.CSS(".log-filter")), chromedp.KeyEvent("no-such-text"))
+	b.waitFor("the line filtered out", `document.querySelectorAll('.log-line').length === 0`)
+	b.do("clear the filter, then the logs", chromedp.Click(chromedp.CSS(".log-filter")), ctrl("a"), chromedp.KeyEvent(kb.Backspace))
+	b.waitFor("the line back", `[...document.querySelectorAll('.log-msg')].some(e => e.textContent.includes('marker-from-run'))`)
+	b.do("clear", chromedp.Click(chromedp.CSS(".log-bar button")))
+	b.waitFor("the logs cleared", `document.querySelectorAll('.log-line').length === 0`)
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %q", errs)
 	}
