@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -184,10 +186,39 @@ func (b *browser) num(expr string) float64 {
 	return v
 }
 
+// waitSteady waits, bounded, until cond has held for d without a break (a
+// person's pause: CodeMirror ignores Enter on a completion list younger
+// than its interaction delay).
+func (b *browser) waitSteady(what, cond string, d time.Duration) {
+	b.t.Helper()
+	b.waitFor(what, fmt.Sprintf(`(() => {
+		if (!(%s)) { window.__steadySince = 0; return false; }
+		window.__steadySince = window.__steadySince || performance.now();
+		return performance.now() - window.__steadySince >= %d;
+	})()`, cond, d.Milliseconds()))
+}
+
+// press sends one key press without a char event (chromedp's KeyEvent
+// also types the key's character, which Enter must not).
+func press(key string, vk int64) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
+			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
+				Type: typ, Key: key, Code: key, WindowsVirtualKeyCode: vk, NativeVirtualKeyCode: vk,
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // do runs actions, failing the test on error.
 func (b *browser) do(what string, actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
-	if err := chromedp.Do(b.ctx, actions...); err != nil {
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
 		b.t.Fatalf("%s: %v (console: %q)", what, err, b.consoleMessages())
 	}
 }

@@ -18,6 +18,8 @@ func (f *fixture) editorFeatures(t *testing.T) {
 	f.putWebtask(t, "broken", "module.exports = function (ctx, cb) { cb(null, ; };\n", nil, nil)
 	f.putWebtask(t, "nolint", "module.exports = function (ctx, cb) { cb(null, ; };\n",
 		map[string]string{"DB_URL": "postgres://x"}, map[string]string{"wt-editor-linter": "disabled"})
+	f.putWebtask(t, "asjson", `{"a": 1}`, nil, map[string]string{"wt-compiler": "webtask-tools/json"})
+	f.putWebtask(t, "asts", "export default (ctx: any, cb: any) => cb(null, 1);\n", nil, map[string]string{"wt-language": "typescript"})
 	b := newBrowser(t, 90*time.Second)
 	f.open(t, b, "broken", "cb(null, ;")
 	b.waitFor("the syntax error underlined", `document.querySelector('.cm-lintRange-error')`)
@@ -28,9 +30,20 @@ func (f *fixture) editorFeatures(t *testing.T) {
 		t.Errorf("wt-editor-linter: disabled, yet %v lint elements", n)
 	}
 
-	b.do("type ctx.secrets.", chromedp.Click(chromedp.CSS(".cm-content")), ctrl(kb.End), chromedp.KeyEvent("\rctx.secrets."))
-	b.waitFor("the completion of the secret name", `[...document.querySelectorAll('.cm-tooltip-autocomplete li')].some(e => e.textContent.includes('DB_URL'))`)
-	b.do("pick it with the mouse", chromedp.Click(chromedp.JSPath(`[...document.querySelectorAll('.cm-tooltip-autocomplete li')].find(e => e.textContent.includes('DB_URL'))`)))
+	// The mode follows the meta: wt-compiler JSON, wt-language typescript.
+	for name, want := range map[string]string{"asjson": "json", "asts": "typescript"} {
+		b.do("open "+name, chromedp.Click(chromedp.CSS(`.webtasks li[data-name="`+name+`"] button`)))
+		b.waitFor(name+" opened", `document.querySelector('.webtask-name').textContent === '`+name+`'`)
+		if got := b.str(`document.querySelector('.code').dataset.language`); got != want {
+			t.Errorf("%s opened in %q mode, want %q", name, got, want)
+		}
+	}
+	b.do("back to nolint", chromedp.Click(chromedp.CSS(`.webtasks li[data-name="nolint"] button`)))
+	b.waitFor("nolint opened", `document.querySelector('.webtask-name').textContent === 'nolint'`)
+
+	b.do("type ctx.secrets.D", chromedp.Click(chromedp.CSS(".cm-content")), ctrl(kb.End), chromedp.KeyEvent("\rctx.secrets.D"))
+	b.waitSteady("the completion of the secret name", `document.querySelector('.cm-tooltip-autocomplete li[aria-selected="true"]') && document.querySelector('.cm-tooltip-autocomplete li[aria-selected="true"]').textContent.includes('DB_URL')`, 200*time.Millisecond)
+	b.do("accept it with Enter", press("Enter", 13))
 	b.waitFor("ctx.secrets.DB_URL in the code", `document.querySelector('.cm-content').textContent.includes('ctx.secrets.DB_URL')`)
 	if b.str(`String(document.querySelector('.dirty').hidden)`) != "false" {
 		t.Error("no dirty marker after an edit")

@@ -312,6 +312,12 @@ func (f *fixture) markupIsText(t *testing.T) {
 	if got := b.text(".run-body-out"); got != payload {
 		t.Errorf("response shown as %q, want the markup as text", got)
 	}
+	// The sandboxed preview: no scripts, no same origin.
+	b.do("preview the HTML", chromedp.Click(chromedp.CSS(`.tab[data-tab="Runner"]`)), chromedp.Click(chromedp.CSS(".run-result button")))
+	b.waitFor("the preview frame", `document.querySelector('iframe.html-preview')`)
+	if got := b.str(`document.querySelector('iframe.html-preview').getAttribute('sandbox')`); got != "" {
+		t.Errorf("preview sandbox=%q, want no permissions", got)
+	}
 	if n := b.num(`document.querySelectorAll('img').length`); n != 0 {
 		t.Errorf("%v img elements on the page: markup was rendered", n)
 	}

@@ -72,7 +72,11 @@ class App {
     this.list = h('ul.webtasks', { 'aria-label': 'webtasks' });
     this.codeHost = h('div.code', { 'aria-label': 'code' });
     this.secretsPane = new KVPane({ title: 'Secrets', secret: true, onChange: (m) => { this.secrets = m; this.markDirty(); } });
-    this.metaPane = new KVPane({ title: 'Meta', onChange: (m) => { this.meta = m; this.code.setMeta(m); this.markDirty(); }, validate: validateMeta });
+    this.metaPane = new KVPane({
+      title: 'Meta',
+      onChange: (m) => { this.meta = m; this.code.setMeta(m); this.codeHost.dataset.language = this.code.language; this.markDirty(); },
+      validate: validateMeta,
+    });
     this.paramsPane = new KVPane({ title: 'Params' });
     this.runner = new Runner({
       container, getName: () => this.name,
@@ -209,6 +213,7 @@ class App {
     this.secrets = w.secretsVisible ? { ...(w.secrets || {}) } : {};
     this.meta = { ...(w.meta || {}) };
     this.code.load(w.code || '', this.meta);
+    this.codeHost.dataset.language = this.code.language;
     this.clean();
     const mayEditSecrets = w.secretsVisible && this.opts.allowEditingSecrets !== false;
     this.secretsPane.set(this.secrets, {
