@@ -47,7 +47,7 @@ func TestEditorInBrowser(t *testing.T) {
 	t.Cleanup(f.other.Close)
 
 	cfg := daemontest.Config(t)
-	cfg.EditorFrameAncestors = f.allowed.URL
+	cfg.API.EditorFrameAncestors = []string{f.allowed.URL}
 	f.env = daemontest.StartLogged(t, cfg, f.logs)
 	base = f.env.Base
 	r := f.env.Call("POST", "/api/tokens/issue", f.env.Master, map[string]any{"ten": container})
