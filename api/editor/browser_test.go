@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/cdproto/input"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -49,6 +50,7 @@ type browser struct {
 	errors   []string
 	messages []string
 	requests []string // URLs the page requested
+	dialogs  chan *page.EventJavascriptDialogOpening
 }
 
 // newBrowser starts chromium for t, bounded by timeout; on failure it
@@ -75,7 +77,7 @@ func newBrowser(t testing.TB, timeout time.Duration) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
-	b := &browser{t: t, ctx: ctx}
+	b := &browser{t: t, ctx: ctx, dialogs: make(chan *page.EventJavascriptDialogOpening, 4)}
 	if err := chromedp.Listen(ctx, b.listen); err != nil { // starts the browser
 		cancelTimeout()
 		cancelCtx()
@@ -114,6 +116,11 @@ func (b *browser) listen(ev any) {
 			msg += " " + d.Exception.Description
 		}
 		b.errors = append(b.errors, msg)
+	case *page.EventJavascriptDialogOpening:
+		select {
+		case b.dialogs <- ev:
+		default:
+		}
 	case *network.EventRequestWillBeSent:
 		b.requests = append(b.requests, ev.Request.URL)
 	case *cdplog.EventEntryAdded:
@@ -211,6 +218,37 @@ func press(key string, vk int64) chromedp.Action[chromedp.Void] {
 		}
 		return nil
 	})
+}
+
+// clickAnswering clicks sel, which must open a JavaScript dialog, answers
+// it (accept or dismiss) and returns its message.
+func (b *browser) clickAnswering(sel string, accept bool) string {
+	b.t.Helper()
+	clicked := make(chan error, 1)
+	go func() { clicked <- chromedp.Do(b.ctx, chromedp.Click(chromedp.CSS(sel))) }()
+	var msg string
+	select {
+	case d := <-b.dialogs:
+		msg = d.Message
+	case err := <-clicked:
+		b.t.Fatalf("click %s opened no dialog (%v)", sel, err)
+	case <-time.After(20 * time.Second):
+		b.t.Fatalf("click %s: no dialog within 20 s", sel)
+	}
+	answer := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
+		return err
+	})
+	b.do("answer the dialog", answer)
+	select {
+	case err := <-clicked:
+		if err != nil {
+			b.t.Fatalf("click %s: %v", sel, err)
+		}
+	case <-time.After(20 * time.Second):
+		b.t.Fatalf("click %s did not end after the dialog", sel)
+	}
+	return msg
 }
 
 // do runs actions, failing the test on error.

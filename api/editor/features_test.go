@@ -51,6 +51,13 @@ func (f *fixture) editorFeatures(t *testing.T) {
 	if b.str(`(() => { const e = new Event('beforeunload', { cancelable: true }); window.dispatchEvent(e); return String(e.defaultPrevented); })()`) != "true" {
 		t.Error("a dirty editor does not ask before unloading")
 	}
+	// Opening another webtask asks first; dismissed, nothing changes.
+	if msg := b.clickAnswering(`.webtasks li[data-name="broken"] button`, false); !strings.Contains(msg, "unsaved changes of nolint") {
+		t.Errorf("dialog %q", msg)
+	}
+	if b.text(".webtask-name") != "nolint" || !strings.Contains(b.text(".cm-content"), "ctx.secrets.DB_URL") {
+		t.Error("dismissing the dialog lost the unsaved code or switched webtasks")
+	}
 
 	b.do("hide the logs", chromedp.Click(chromedp.CSS(".toggle-logs")))
 	b.waitFor("logs hidden", `document.querySelector('.logs-box').hidden`)
