@@ -55,6 +55,7 @@ func TestEditorInBrowser(t *testing.T) {
 	f.tenant = strings.TrimSpace(string(r.Body))
 
 	t.Run("OpenWithToken", f.openWithToken)
+	t.Run("TokenPrompt", f.tokenPrompt)
 	t.Run("SaveAndRunWithKeyboard", f.saveAndRun)
 	t.Run("SecretAndMetaUsedByRun", f.secretAndMeta)
 	t.Run("StorageConflict", f.storageConflict)
@@ -143,6 +144,22 @@ func (f *fixture) openWithToken(t *testing.T) {
 		t.Errorf("console errors: %q", errs)
 	}
 	// No token in any URL: neither the editor's nor the webtask's (JWTs start with eyJ).
+	if u := b.requestsWith("eyJ"); len(u) > 0 {
+		t.Errorf("requests with a token in their URL: %q", u)
+	}
+}
+
+// tokenPrompt: without a token in the address (a reload keeps only
+// #/{name}), the page asks for one and opens that webtask.
+func (f *fixture) tokenPrompt(t *testing.T) {
+	b := newBrowser(t, 90*time.Second)
+	b.do("open without a token", chromedp.Navigate(f.env.Base+"/edit/"+container+"#/hello"))
+	b.waitFor("the prompt", `document.querySelector('.token-input')`)
+	b.do("paste the token", chromedp.Click(chromedp.CSS(".token-input")), chromedp.KeyEvent(f.tenant), chromedp.KeyEvent(kb.Enter))
+	b.waitFor("hello's code", `document.querySelector('.cm-content') && document.querySelector('.cm-content').textContent.includes("hello: 'world'")`)
+	if loc := b.str(`location.href`); strings.Contains(loc, "eyJ") || !strings.HasSuffix(loc, "#/hello") {
+		t.Errorf("address after the prompt: %s", loc)
+	}
 	if u := b.requestsWith("eyJ"); len(u) > 0 {
 		t.Errorf("requests with a token in their URL: %q", u)
 	}
