@@ -90,11 +90,6 @@ func (h *Handler) Register(e *echo.Echo) {
 	})
 }
 
-// AppScript and AppStyle are the hashed paths of the bundle (for tests and
-// benchmarks).
-func (h *Handler) AppScript() string { return "/editor/assets/" + h.b.appJS }
-func (h *Handler) AppStyle() string  { return "/editor/assets/" + h.b.appCSS }
-
 func (h *Handler) servePage(c echo.Context) error {
 	var n [16]byte
 	if _, err := rand.Read(n[:]); err != nil {

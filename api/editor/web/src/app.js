@@ -114,7 +114,7 @@ class App {
         this.codeHost,
         h('div.side', null, this.tabBar, this.tabBody)),
       this.logsBox);
-    this.code = new CodeEditor(this.codeHost, { onChange: () => this.markDirty(), keys: [], names });
+    this.code = new CodeEditor(this.codeHost, { onChange: () => this.markDirty(), names });
     this.theme.set(opts.theme || 'auto');
     themeSel.value = this.theme.mode;
     this.showTab('Runner');

@@ -75,19 +75,17 @@ function styleNonce() {
 }
 
 export class CodeEditor {
-  constructor(parent, { onChange, keys, names }) {
+  constructor(parent, { onChange, names }) {
     this.lang = new Compartment();
     this.theme = new Compartment();
     this.lint = new Compartment();
     this.names = names;
     this.silent = false;
-    const cmdKeys = keymap.of(keys.map(([key, run]) => ({ key, run: () => { run(); return true; }, preventDefault: true })));
     this.view = new EditorView({
       parent,
       state: EditorState.create({
         doc: '',
         extensions: [
-          cmdKeys,
           lineNumbers(), highlightActiveLineGutter(), foldGutter(), history(), drawSelection(),
           indentOnInput(), bracketMatching(), closeBrackets(), highlightActiveLine(), highlightSelectionMatches(),
           syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
