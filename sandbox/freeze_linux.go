@@ -22,12 +22,22 @@ func (s *lcSandbox) Pause() error {
 	if s.paused {
 		return nil
 	}
-	if err := s.rt.Pause(); err != nil {
-		return fmt.Errorf("sandbox %s: pause: %w", s.id, err)
+	// The cgroup v1 freezer can fail to freeze a busy runtime on a slow,
+	// loaded host ("unable to freeze", after which libcontainer thaws it
+	// back); runc calls that a game of chances. A few bounded attempts
+	// make it rare; a sandbox that still cannot be frozen keeps running.
+	var err error
+	for range freezeAttempts {
+		if err = s.rt.Pause(); err == nil {
+			s.paused = true
+			return nil
+		}
 	}
-	s.paused = true
-	return nil
+	return fmt.Errorf("sandbox %s: pause: %w", s.id, err)
 }
+
+// freezeAttempts bounds Pause's tries (each is bounded by libcontainer).
+const freezeAttempts = 3
 
 // Resume thaws the sandbox. A runtime killed while frozen (by a signal
 // from outside, or by the OOM killer) dies only once thawed, after any
