@@ -76,6 +76,9 @@ type Store struct {
 
 	// codes caches content-addressed code blobs (codes.go).
 	codes codeCache
+	// transpiled maps a source hash and language to the code blob hash of
+	// its transpiled form (transpiled.go); entries never change.
+	transpiled sync.Map
 }
 
 type cacheKey struct{ container, name string }

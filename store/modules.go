@@ -1,0 +1,93 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
+)
+
+// ErrModuleNotFound: no record of that name@version on this host.
+var ErrModuleNotFound = errdefs.New(ErrNotFound, "module not found")
+
+// PutModule creates or replaces the record of m.Name@m.Version; UpdatedAt
+// is set to now. It returns the stored record.
+func (s *Store) PutModule(ctx context.Context, m types.Module) (*types.Module, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	m.UpdatedAt = s.now().UTC()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO node_modules (name, version, state, error, size_bytes, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (name, version) DO UPDATE SET state = excluded.state, error = excluded.error,
+			size_bytes = excluded.size_bytes, updated_at = excluded.updated_at`,
+		m.Name, m.Version, m.State, m.Error, m.SizeBytes, m.UpdatedAt.UnixNano())
+	if err != nil {
+		return nil, fmt.Errorf("store: put module %s@%s: %w", m.Name, m.Version, err)
+	}
+	return &m, nil
+}
+
+// GetModule returns the record of name@version, or an error wrapping
+// ErrModuleNotFound.
+func (s *Store) GetModule(ctx context.Context, name, version string) (*types.Module, error) {
+	ms, err := s.queryModules(ctx, `WHERE name = ? AND version = ?`, name, version)
+	if err != nil {
+		return nil, err
+	}
+	if len(ms) == 0 {
+		return nil, fmt.Errorf("store: module %s@%s: %w", name, version, ErrModuleNotFound)
+	}
+	return &ms[0], nil
+}
+
+// ModuleVersions returns every known version of name (ordered by version
+// text); none is an empty slice.
+func (s *Store) ModuleVersions(ctx context.Context, name string) ([]types.Module, error) {
+	return s.queryModules(ctx, `WHERE name = ? ORDER BY version`, name)
+}
+
+// ListModules returns every module record, by name then version.
+func (s *Store) ListModules(ctx context.Context) ([]types.Module, error) {
+	return s.queryModules(ctx, `ORDER BY name, version`)
+}
+
+// DeleteModule removes the record of name@version (an error wrapping
+// ErrModuleNotFound when there is none).
+func (s *Store) DeleteModule(ctx context.Context, name, version string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM node_modules WHERE name = ? AND version = ?`, name, version)
+	if err != nil {
+		return fmt.Errorf("store: delete module %s@%s: %w", name, version, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("store: module %s@%s: %w", name, version, ErrModuleNotFound)
+	}
+	return nil
+}
+
+func (s *Store) queryModules(ctx context.Context, where string, args ...any) ([]types.Module, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name, version, state, error, size_bytes, updated_at FROM node_modules `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: modules: %w", err)
+	}
+	defer rows.Close()
+	out := []types.Module{}
+	for rows.Next() {
+		var m types.Module
+		var updated int64
+		if err := rows.Scan(&m.Name, &m.Version, &m.State, &m.Error, &m.SizeBytes, &updated); err != nil {
+			return nil, fmt.Errorf("store: modules: %w", err)
+		}
+		m.UpdatedAt = time.Unix(0, updated).UTC()
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: modules: %w", err)
+	}
+	return out, nil
+}
