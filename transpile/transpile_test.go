@@ -77,7 +77,7 @@ func TestOutputRunsInNode(t *testing.T) {
 		"export-default": {"export default function (ctx, cb) { cb(null, 'hello ' + ctx.who) }", JavaScript},
 		"import":         {"import greet from 'greet';\nexport default (ctx, cb) => cb(null, greet(ctx.who));", JavaScript},
 		"use-latest":     {"\"use latest\";\nmodule.exports = async (ctx, cb) => cb(null, `hello ${ctx.who}`);", JavaScript},
-		"typescript": {"interface Ctx { who: string }\nexport default function (ctx: Ctx, cb: (e: Error | null, v?: string) => void): void {\n  cb(null, 'hello ' + ctx.who);\n}", TypeScript},
+		"typescript":     {"interface Ctx { who: string }\nexport default function (ctx: Ctx, cb: (e: Error | null, v?: string) => void): void {\n  cb(null, 'hello ' + ctx.who);\n}", TypeScript},
 	} {
 		out, err := Transform(c.code, c.lang)
 		if err != nil {
