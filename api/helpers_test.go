@@ -212,6 +212,7 @@ type env struct {
 	runner *fakeRunner
 	sbx    *fakeSandboxes
 	codes  *fakeCodes
+	mods   *fakeModules
 	cron   *cron.Scheduler // not started
 	ring   *keyring.Ring
 	now    time.Time
@@ -252,7 +253,7 @@ func buildEnv(t testing.TB, o envOptions) *env {
 	hub := logstream.New(logstream.Config{})
 	t.Cleanup(hub.Close)
 	e := &env{t: t, runner: &fakeRunner{}, sbx: &fakeSandboxes{}, ring: ring, now: time.Now(),
-		st: st, codes: newFakeCodes(), cron: sch, store: st}
+		st: st, codes: newFakeCodes(), cron: sch, store: st, mods: &fakeModules{}}
 	if !o.realStore {
 		e.fstore = newFakeStore()
 		e.store = e.fstore
@@ -261,7 +262,7 @@ func buildEnv(t testing.TB, o envOptions) *env {
 		Store: e.store, Keys: ring, Runner: e.runner, Sandboxes: e.sbx,
 		Security: st, KeyAdmin: ring, Fleet: e.sbx, ContainerLimits: st,
 		Metrics: prometheus.NewRegistry(), Data: st, Logs: hub,
-		CronStore: st, Cron: sch, Codes: e.codes,
+		CronStore: st, Cron: sch, Codes: e.codes, Transpiled: st, Modules: e.mods,
 		Logger: quiet,
 		Now:    func() time.Time { return e.now },
 	}

@@ -57,6 +57,9 @@ func (s *Server) runNamed(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	if code, hash, err = s.runnable(ctx, code, hash, w.Meta); err != nil {
+		return err
+	}
 	body, more, err := s.runBody(c)
 	if err != nil {
 		return err
@@ -119,6 +122,9 @@ func (s *Server) runUnnamed(c echo.Context) error {
 		return errdefs.Errorf(errdefs.ErrInvalid, "no code to run: the token has no url and the request body holds no code")
 	}
 	if err != nil {
+		return err
+	}
+	if code, hash, err = s.runnable(r.Context(), code, hash, caller.Meta); err != nil {
 		return err
 	}
 	secrets, err := s.secretsOf(caller)

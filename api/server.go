@@ -96,6 +96,10 @@ type Deps struct {
 	// Codes keeps the inline code of unnamed code tokens (content-
 	// addressed).
 	Codes CodeStore
+	// Transpiled keeps the CommonJS form of ES module and TypeScript code.
+	Transpiled TranspiledStore
+	// Modules provisions npm modules (the /api/env/node/modules routes).
+	Modules Modules
 
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -120,7 +124,8 @@ func (d *Deps) missing() []string {
 		{"Sandboxes", d.Sandboxes == nil}, {"Security", d.Security == nil}, {"KeyAdmin", d.KeyAdmin == nil},
 		{"Fleet", d.Fleet == nil}, {"ContainerLimits", d.ContainerLimits == nil}, {"Metrics", d.Metrics == nil},
 		{"Data", d.Data == nil}, {"Logs", d.Logs == nil}, {"CronStore", d.CronStore == nil},
-		{"Cron", d.Cron == nil}, {"Codes", d.Codes == nil},
+		{"Cron", d.Cron == nil}, {"Codes", d.Codes == nil}, {"Transpiled", d.Transpiled == nil},
+		{"Modules", d.Modules == nil},
 	} {
 		if r.absent {
 			out = append(out, r.name)
@@ -164,6 +169,9 @@ type Server struct {
 	cronStore     CronStore
 	cron          CronScheduler
 	codes         CodeStore
+	transpiled    TranspiledStore
+	decisions     transpileDecisions
+	modules       Modules
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -205,7 +213,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		data:      d.Data,
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
-		codes:    d.Codes,
+		codes: d.Codes, transpiled: d.Transpiled, modules: d.Modules,
 		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix: hex.EncodeToString(b[:]),
@@ -253,6 +261,13 @@ func (s *Server) routes() *echo.Echo {
 	e.Any("/api/run/:container", s.runUnnamed)
 	e.Any("/api/run/:container/:name", s.runNamed)
 	e.Any("/api/run/:container/:name/*", s.runNamed)
+
+	e.POST("/api/env/node/modules", s.requestModules)
+	e.GET("/api/env/node/modules", s.listModules)
+	e.GET("/api/env/node/modules/:name", s.moduleVersions)
+	e.GET("/api/env/node/modules/:scope/:name", s.moduleVersions)
+	e.DELETE("/api/env/node/modules/:name", s.removeModule)
+	e.DELETE("/api/env/node/modules/:scope/:name", s.removeModule)
 
 	e.GET("/api/admin/sandboxes", s.listSandboxes)
 	e.DELETE("/api/admin/sandboxes/:id", s.killSandbox)

@@ -112,6 +112,13 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 	} else if inlineCode {
 		child.URL = codeURL(store.CodeHash(req.Code))
 	}
+	if req.Has("code") {
+		// Transpile now (once, cached by content): a syntax error is a 400
+		// before anything is stored, and runs never transpile.
+		if _, _, err := s.runnable(ctx, req.Code, store.CodeHash(req.Code), child.Meta); err != nil {
+			return nil, err
+		}
+	}
 	plain := child.Secrets
 	if plain == nil && child.Ectx != "" {
 		// Inherited sealed secrets: re-seal them for the child's binding.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/httplimit"
+	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 )
@@ -47,6 +48,11 @@ type Config struct {
 	// HTTP bounds what clients hold of the daemon before authentication
 	// (timeouts, connection caps, body budget, trusted proxies).
 	HTTP httplimit.Config
+	// Modules configures npm module provisioning (npm, bounds of an
+	// install, allow-listed scripts, the store's size). Its store directory
+	// (<data-dir>/modules), cgroup parent and logger are set by the daemon
+	// when it opens.
+	Modules modules.Config
 
 	// Clock is the time source of the API (token windows, rate limits) and
 	// the store (timestamps). Not a flag: nil means time.Now; tests inject
@@ -68,8 +74,13 @@ func DefaultConfig() Config {
 		Sandbox: sandbox.DefaultConfig(),
 		Logs:    logstream.DefaultConfig(),
 		HTTP:    httplimit.DefaultConfig(),
+		Modules: modules.DefaultConfig(),
 	}
 }
+
+// moduleStoreDir is the provisioned module store, <data-dir>/modules: the
+// module manager's directory and the sandboxes' read-only /modules.
+func (c *Config) moduleStoreDir() string { return filepath.Join(c.DataDir, "modules") }
 
 // Validate checks the configuration once and returns every problem found:
 // the daemon's own settings, then each component's Validate. It makes the
@@ -102,6 +113,6 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	errs = append(errs, c.API.Validate(), c.Sandbox.Validate(), c.Logs.Validate(), c.HTTP.Validate())
+	errs = append(errs, c.API.Validate(), c.Sandbox.Validate(), c.Logs.Validate(), c.HTTP.Validate(), c.Modules.Validate())
 	return errors.Join(errs...)
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon/cron"
+	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
@@ -61,6 +62,7 @@ type Daemon struct {
 	mgr   *sandbox.Manager
 	logs  *logstream.Hub             // real-time webtask output
 	cron  *cron.Scheduler            // runs the cron jobs
+	mods  *modules.Manager           // provisions npm modules
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
@@ -109,6 +111,13 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
+	}
+	mc := d.cfg.Modules
+	mc.Dir = d.cfg.moduleStoreDir()
+	mc.CgroupParent = d.cfg.Sandbox.CgroupParent + "-modules"
+	mc.Logger = d.log.With("component", "modules")
+	if d.mods, err = modules.Open(ctx, mc, d.store); err != nil {
+		return fmt.Errorf("modules: %w", err)
 	}
 	d.logs = logstream.New(d.cfg.Logs)
 	sb := d.cfg.Sandbox
@@ -162,6 +171,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		CronStore:       d.store,
 		Cron:            d.cron,
 		Codes:           d.store,
+		Transpiled:      d.store,
+		Modules:         d.mods,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -249,6 +260,11 @@ func (d *Daemon) closeResources(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("sandboxes: %w", err))
 		}
 		d.mgr = nil
+	}
+	if d.mods != nil {
+		// Installs in flight stop and stay queued for the next start.
+		_ = d.mods.Close()
+		d.mods = nil
 	}
 	if d.store != nil {
 		if err := d.store.Close(); err != nil {

@@ -66,6 +66,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	fs.IntVar(&c.Logs.BufferRecords, "log-stream-buffer-records", c.Logs.BufferRecords, "log records waiting for one real-time log reader at most; more are dropped for that reader")
 
+	m := &c.Modules
+	fs.StringVar(&m.NPM, "npm", m.NPM, "npm client that installs provisioned modules; empty = `npm` on PATH")
+	fs.Int64Var(&m.MaxStoreBytes, "modules-max-bytes", m.MaxStoreBytes, "size bound of the module store <data-dir>/modules in bytes (0: none)")
+	fs.Var(stringList{&m.AllowScripts}, "modules-allow-scripts", "comma list of npm packages whose install scripts may run (all others: --ignore-scripts)")
+	fs.DurationVar(&m.InstallTimeout, "modules-install-timeout", m.InstallTimeout, "time bound of one npm install")
+	fs.Var(byteSize{&m.InstallMemoryBytes}, "modules-install-memory", "memory limit of one npm install, a `size` with a unit, e.g. 1GiB")
+	fs.IntVar(&m.UID, "modules-install-uid", m.UID, "unprivileged uid npm runs as when the daemon is root")
+	fs.IntVar(&m.GID, "modules-install-gid", m.GID, "unprivileged gid npm runs as when the daemon is root")
+	fs.StringVar(&m.TarballDir, "modules-tarball-dir", m.TarballDir, "directory of npm pack tarballs installed before asking the registry (air-gapped hosts)")
+
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " (env " + EnvName(f.Name) + ")" })
 }
 

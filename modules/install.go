@@ -34,7 +34,7 @@ func lookNPM(npm string) (string, error) {
 	}
 	p, err := exec.LookPath(npm)
 	if err != nil {
-		return "", fmt.Errorf("modules: npm not found (make deps installs it): %w", err)
+		return "", fmt.Errorf("modules: npm not found: %w", err)
 	}
 	return p, nil
 }

@@ -120,7 +120,7 @@ type Manager struct {
 	cfg Config
 	rec Records
 	log *slog.Logger
-	npm string
+	npm string // "" when npm is missing: requests are ErrUnavailable
 
 	ctx    context.Context // canceled by Close: stops installs
 	cancel context.CancelFunc
@@ -135,7 +135,8 @@ type Manager struct {
 // Open makes the store directory, removes crashed installs' staging
 // directories, re-queues installs a previous run left queued, marks
 // available modules whose files are gone as failed, and returns the
-// Manager. npm is looked up now: without it Open fails.
+// Manager. npm is looked up now: without it the Manager still lists and
+// removes modules, and requests are ErrUnavailable.
 func Open(ctx context.Context, cfg Config, rec Records) (*Manager, error) {
 	cfg.setDefaults()
 	if cfg.Dir == "" {
@@ -143,7 +144,7 @@ func Open(ctx context.Context, cfg Config, rec Records) (*Manager, error) {
 	}
 	npm, err := lookNPM(cfg.NPM)
 	if err != nil {
-		return nil, err
+		cfg.Logger.Warn("npm is not installed: module requests will be refused (make deps installs it)", "err", err)
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("modules: %w", err)
@@ -163,7 +164,9 @@ func Open(ctx context.Context, cfg Config, rec Records) (*Manager, error) {
 		spec := types.ModuleSpec{Name: r.Name, Version: r.Version}
 		switch r.State {
 		case types.ModuleQueued:
-			m.start(spec)
+			if npm != "" {
+				m.start(spec)
+			}
 		case types.ModuleAvailable:
 			if _, err := os.Stat(m.Path(spec)); err != nil {
 				r.State, r.Error, r.SizeBytes = types.ModuleFailed, "the installed files are missing; request the module again", 0
@@ -210,6 +213,9 @@ func (m *Manager) request(ctx context.Context, spec types.ModuleSpec, reset bool
 	defer m.mu.Unlock()
 	if m.closed {
 		return nil, errdefs.Errorf(errdefs.ErrUnavailable, "the daemon is shutting down")
+	}
+	if m.npm == "" {
+		return nil, errdefs.Errorf(errdefs.ErrUnavailable, "npm is not installed on this host")
 	}
 	cur, err := m.rec.GetModule(ctx, spec.Name, spec.Version)
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {

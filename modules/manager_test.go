@@ -19,6 +19,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/modules/modulestest"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
 )
@@ -27,13 +28,15 @@ import (
 const installWait = 2 * time.Minute
 
 var (
-	tiny1  = testPkg{name: "wtd-tiny", version: "1.0.0", deps: map[string]string{"wtd-dep": "1.0.0"}, files: map[string]string{"index.js": `module.exports = "tiny 1 " + require("wtd-dep");`}}
-	tiny2  = testPkg{name: "wtd-tiny", version: "2.0.0", files: map[string]string{"index.js": `module.exports = "tiny 2";`}}
-	dep1   = testPkg{name: "wtd-dep", version: "1.0.0", files: map[string]string{"index.js": `module.exports = "dep 1";`}}
-	scoped = testPkg{name: "@wtd/scoped", version: "1.0.0", files: map[string]string{"index.js": `module.exports = "scoped";`}}
+	tiny1  = modulestest.Package{Name: "wtd-tiny", Version: "1.0.0", Deps: map[string]string{"wtd-dep": "1.0.0"}, Files: map[string]string{"index.js": `module.exports = "tiny 1 " + require("wtd-dep");`}}
+	tiny2  = modulestest.Package{Name: "wtd-tiny", Version: "2.0.0", Files: map[string]string{"index.js": `module.exports = "tiny 2";`}}
+	dep1   = modulestest.Package{Name: "wtd-dep", Version: "1.0.0", Files: map[string]string{"index.js": `module.exports = "dep 1";`}}
+	scoped = modulestest.Package{Name: "@wtd/scoped", Version: "1.0.0", Files: map[string]string{"index.js": `module.exports = "scoped";`}}
 )
 
-func spec(p testPkg) types.ModuleSpec { return types.ModuleSpec{Name: p.name, Version: p.version} }
+func spec(p modulestest.Package) types.ModuleSpec {
+	return types.ModuleSpec{Name: p.Name, Version: p.Version}
+}
 
 func requireNPM(t *testing.T) {
 	t.Helper()
@@ -77,7 +80,7 @@ func newTestEnv(t *testing.T) *testEnv {
 }
 
 // withRegistry points npm at r and nothing else.
-func (e *testEnv) withRegistry(r *testRegistry) {
+func (e *testEnv) withRegistry(r *modulestest.Registry) {
 	e.cfg.Env = append(e.cfg.Env, "npm_config_registry="+r.URL())
 }
 
@@ -146,7 +149,7 @@ func TestValidate(t *testing.T) {
 // versions of one package side by side, a scoped package.
 func TestProvisionFromMirror(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, tiny1, tiny2, dep1, scoped)
+	reg := modulestest.NewRegistry(t, tiny1, tiny2, dep1, scoped)
 	e.withRegistry(reg)
 	m := e.open()
 	specs := []types.ModuleSpec{spec(tiny1), spec(tiny2), spec(scoped)}
@@ -198,12 +201,12 @@ func TestProvisionFromMirror(t *testing.T) {
 		}
 	}
 	// Requesting an available module again installs nothing.
-	before := reg.count("/-/" + tiny2.tarballName())
+	before := reg.Count("/-/" + tiny2.TarballName())
 	got, err = m.Request(context.Background(), []types.ModuleSpec{spec(tiny2)}, false)
 	if err != nil || got[0].State != types.ModuleAvailable {
 		t.Fatalf("second Request = %+v, %v; want available", got, err)
 	}
-	if after := reg.count("/-/" + tiny2.tarballName()); after != before {
+	if after := reg.Count("/-/" + tiny2.TarballName()); after != before {
 		t.Errorf("an available module was fetched again (%d -> %d tarball requests)", before, after)
 	}
 	vs, err := m.Versions(context.Background(), "wtd-tiny")
@@ -217,7 +220,7 @@ func TestProvisionFromMirror(t *testing.T) {
 // retries it.
 func TestFailedInstallKeepsNPMMessageAndRetries(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t)
+	reg := modulestest.NewRegistry(t)
 	e.withRegistry(reg)
 	m := e.open()
 	s := spec(dep1)
@@ -231,7 +234,7 @@ func TestFailedInstallKeepsNPMMessageAndRetries(t *testing.T) {
 	if strings.Contains(r.Error, "complete log") || strings.Contains(r.Error, os.TempDir()+"/webtaskd-npm-") {
 		t.Errorf("the message leaks npm's private paths: %q", r.Error)
 	}
-	reg.add(dep1)
+	reg.Add(dep1)
 	got, err := m.Request(context.Background(), []types.ModuleSpec{s}, false)
 	if err != nil || got[0].State != types.ModuleQueued {
 		t.Fatalf("retry Request = %+v, %v; want queued", got, err)
@@ -245,7 +248,7 @@ func TestFailedInstallKeepsNPMMessageAndRetries(t *testing.T) {
 // module run one install.
 func TestConcurrentRequestsCoalesce(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, tiny2)
+	reg := modulestest.NewRegistry(t, tiny2)
 	e.withRegistry(reg)
 	m := e.open()
 	var wg sync.WaitGroup
@@ -271,7 +274,7 @@ func TestConcurrentRequestsCoalesce(t *testing.T) {
 	if r := wait(t, m, spec(tiny2)); r.State != types.ModuleAvailable {
 		t.Fatalf("%+v", r)
 	}
-	if n := reg.count("/-/" + tiny2.tarballName()); n != 1 {
+	if n := reg.Count("/-/" + tiny2.TarballName()); n != 1 {
 		t.Errorf("the tarball was fetched %d times, want once (one install)", n)
 	}
 }
@@ -281,7 +284,7 @@ func TestConcurrentRequestsCoalesce(t *testing.T) {
 // reported failed.
 func TestRestartKeepsAvailableModules(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, tiny2, dep1)
+	reg := modulestest.NewRegistry(t, tiny2, dep1)
 	e.withRegistry(reg)
 	m := e.open()
 	if _, err := m.Request(context.Background(), []types.ModuleSpec{spec(tiny2), spec(dep1)}, false); err != nil {
@@ -306,7 +309,7 @@ func TestRestartKeepsAvailableModules(t *testing.T) {
 	if r, _ := m2.Wait(context.Background(), spec(dep1)); r == nil || r.State != types.ModuleFailed || !strings.Contains(r.Error, "missing") {
 		t.Fatalf("vanished tree after restart: %+v, want failed", r)
 	}
-	if n := reg.count("/-/" + tiny2.tarballName()); n != 1 {
+	if n := reg.Count("/-/" + tiny2.TarballName()); n != 1 {
 		t.Errorf("restart installed again (%d tarball fetches)", n)
 	}
 }
@@ -316,8 +319,8 @@ func TestRestartKeepsAvailableModules(t *testing.T) {
 func TestOfflineTarballDirectory(t *testing.T) {
 	e := newTestEnv(t)
 	dir := t.TempDir() // 0700: only the daemon reads it
-	for _, p := range []testPkg{tiny2, scoped} {
-		if err := os.WriteFile(filepath.Join(dir, p.tarballName()), p.tarball(t), 0o644); err != nil {
+	for _, p := range []modulestest.Package{tiny2, scoped} {
+		if err := os.WriteFile(filepath.Join(dir, p.TarballName()), p.Tarball(t), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -347,7 +350,7 @@ func TestOfflineTarballDirectory(t *testing.T) {
 // TestStoreBound: an install that would pass MaxStoreBytes fails.
 func TestStoreBound(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, tiny2)
+	reg := modulestest.NewRegistry(t, tiny2)
 	e.withRegistry(reg)
 	e.cfg.MaxStoreBytes = 1
 	m := e.open()
@@ -363,12 +366,12 @@ func TestStoreBound(t *testing.T) {
 // TestScriptsOffUnlessAllowed: lifecycle scripts run only for allow-listed
 // packages, and (as root) as the unprivileged install user.
 func TestScriptsOffUnlessAllowed(t *testing.T) {
-	script := testPkg{name: "wtd-script", version: "1.0.0", files: map[string]string{"index.js": `module.exports = 1;`},
-		scripts: map[string]string{"postinstall": `node -e "require('fs').writeFileSync('ran', String(process.getuid()))"`}}
+	script := modulestest.Package{Name: "wtd-script", Version: "1.0.0", Files: map[string]string{"index.js": `module.exports = 1;`},
+		Scripts: map[string]string{"postinstall": `node -e "require('fs').writeFileSync('ran', String(process.getuid()))"`}}
 	other := script
-	other.name = "wtd-script-other"
+	other.Name = "wtd-script-other"
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, script, other)
+	reg := modulestest.NewRegistry(t, script, other)
 	e.withRegistry(reg)
 	e.cfg.AllowScripts = []string{"wtd-script"}
 	m := e.open()
@@ -395,7 +398,7 @@ func TestScriptsOffUnlessAllowed(t *testing.T) {
 // installs again.
 func TestRemoveAndReset(t *testing.T) {
 	e := newTestEnv(t)
-	reg := newTestRegistry(t, tiny2)
+	reg := modulestest.NewRegistry(t, tiny2)
 	e.withRegistry(reg)
 	m := e.open()
 	s := spec(tiny2)
@@ -408,7 +411,7 @@ func TestRemoveAndReset(t *testing.T) {
 	if r := wait(t, m, s); r.State != types.ModuleAvailable {
 		t.Fatalf("after reset: %+v", r)
 	}
-	if n := reg.count("/-/" + tiny2.tarballName()); n != 2 {
+	if n := reg.Count("/-/" + tiny2.TarballName()); n != 2 {
 		t.Errorf("reset fetched the tarball %d times in all, want 2", n)
 	}
 	if err := m.Remove(context.Background(), s); err != nil {

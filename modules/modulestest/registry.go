@@ -1,4 +1,7 @@
-package modules
+// Package modulestest serves npm packages to real npm clients in tests: a
+// minimal registry (packuments and tarballs) on loopback, so that module
+// provisioning is tested without the network.
+package modulestest
 
 import (
 	"archive/tar"
@@ -17,30 +20,30 @@ import (
 	"testing"
 )
 
-// testPkg is one version of a package the test registry serves.
-type testPkg struct {
-	name, version string
-	deps          map[string]string
-	files         map[string]string // path under package/ -> content
-	scripts       map[string]string
+// Package is one version of a package the registry serves.
+type Package struct {
+	Name, Version string
+	Deps          map[string]string
+	Files         map[string]string // path under package/ -> content
+	Scripts       map[string]string
 }
 
-// tarball is p as `npm pack` makes it: package/… in a gzipped tar.
-func (p testPkg) tarball(t testing.TB) []byte {
+// Tarball is p as `npm pack` makes it: package/… in a gzipped tar.
+func (p Package) Tarball(t testing.TB) []byte {
 	t.Helper()
-	manifest := map[string]any{"name": p.name, "version": p.version, "main": "index.js"}
-	if p.deps != nil {
-		manifest["dependencies"] = p.deps
+	manifest := map[string]any{"name": p.Name, "version": p.Version, "main": "index.js"}
+	if p.Deps != nil {
+		manifest["dependencies"] = p.Deps
 	}
-	if p.scripts != nil {
-		manifest["scripts"] = p.scripts
+	if p.Scripts != nil {
+		manifest["scripts"] = p.Scripts
 	}
 	pj, err := json.Marshal(manifest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	files := map[string]string{"package.json": string(pj)}
-	for k, v := range p.files {
+	for k, v := range p.Files {
 		files[k] = v
 	}
 	var buf bytes.Buffer
@@ -63,54 +66,58 @@ func (p testPkg) tarball(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
-// tarballName is npm pack's file name of p.
-func (p testPkg) tarballName() string {
-	return strings.ReplaceAll(strings.TrimPrefix(p.name, "@"), "/", "-") + "-" + p.version + ".tgz"
+// TarballName is npm pack's file name of p.
+func (p Package) TarballName() string {
+	return strings.ReplaceAll(strings.TrimPrefix(p.Name, "@"), "/", "-") + "-" + p.Version + ".tgz"
 }
 
-// testRegistry is a minimal npm registry (packuments and tarballs) on
-// loopback: a mirror for tests that must not need the network.
-type testRegistry struct {
+// Registry is a minimal npm registry (packuments and tarballs) on
+// loopback: a mirror for tests that must not need the network. Point npm
+// at URL() (npm_config_registry).
+type Registry struct {
 	t   testing.TB
 	srv *httptest.Server
 
 	mu       sync.Mutex
-	pkgs     map[string]map[string]testPkg // name -> version -> pkg
+	pkgs     map[string]map[string]Package // name -> version -> pkg
 	tarballs map[string][]byte             // path -> tgz
 	hits     map[string]int                // request path -> count
 }
 
-func newTestRegistry(t testing.TB, pkgs ...testPkg) *testRegistry {
-	r := &testRegistry{t: t, pkgs: map[string]map[string]testPkg{}, tarballs: map[string][]byte{}, hits: map[string]int{}}
+// NewRegistry starts a registry serving pkgs (closed when t ends).
+func NewRegistry(t testing.TB, pkgs ...Package) *Registry {
+	r := &Registry{t: t, pkgs: map[string]map[string]Package{}, tarballs: map[string][]byte{}, hits: map[string]int{}}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
 	for _, p := range pkgs {
-		r.add(p)
+		r.Add(p)
 	}
 	return r
 }
 
-func (r *testRegistry) URL() string { return r.srv.URL + "/" }
+// URL is the registry URL npm is given.
+func (r *Registry) URL() string { return r.srv.URL + "/" }
 
-func (r *testRegistry) add(p testPkg) {
+// Add publishes p.
+func (r *Registry) Add(p Package) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.pkgs[p.name] == nil {
-		r.pkgs[p.name] = map[string]testPkg{}
+	if r.pkgs[p.Name] == nil {
+		r.pkgs[p.Name] = map[string]Package{}
 	}
-	r.pkgs[p.name][p.version] = p
-	r.tarballs["/-/"+p.tarballName()] = p.tarball(r.t)
+	r.pkgs[p.Name][p.Version] = p
+	r.tarballs["/-/"+p.TarballName()] = p.Tarball(r.t)
 }
 
-// count is how often path (a packument /name or a tarball /-/file.tgz)
+// Count is how often path (a packument /name or a tarball /-/file.tgz)
 // was requested.
-func (r *testRegistry) count(path string) int {
+func (r *Registry) Count(path string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.hits[path]
 }
 
-func (r *testRegistry) serve(w http.ResponseWriter, req *http.Request) {
+func (r *Registry) serve(w http.ResponseWriter, req *http.Request) {
 	path, err := url.PathUnescape(req.URL.EscapedPath())
 	if err != nil {
 		http.Error(w, "bad path", 400)
@@ -135,22 +142,22 @@ func (r *testRegistry) serve(w http.ResponseWriter, req *http.Request) {
 	vs := map[string]any{}
 	latest := ""
 	for v, p := range versions {
-		tgz := r.tarballs["/-/"+p.tarballName()]
+		tgz := r.tarballs["/-/"+p.TarballName()]
 		sha1sum := sha1.Sum(tgz)
 		sha512sum := sha512.Sum512(tgz)
 		m := map[string]any{
-			"name": p.name, "version": v,
+			"name": p.Name, "version": v,
 			"dist": map[string]any{
-				"tarball":   r.srv.URL + "/-/" + p.tarballName(),
+				"tarball":   r.srv.URL + "/-/" + p.TarballName(),
 				"shasum":    hex.EncodeToString(sha1sum[:]),
 				"integrity": "sha512-" + base64.StdEncoding.EncodeToString(sha512sum[:]),
 			},
 		}
-		if p.deps != nil {
-			m["dependencies"] = p.deps
+		if p.Deps != nil {
+			m["dependencies"] = p.Deps
 		}
-		if p.scripts != nil {
-			m["scripts"] = p.scripts
+		if p.Scripts != nil {
+			m["scripts"] = p.Scripts
 		}
 		vs[v] = m
 		if v > latest {
