@@ -26,6 +26,11 @@ type Modules interface {
 	// Remove deletes one module's files and record (ErrNotFound,
 	// ErrConflict while it installs).
 	Remove(ctx context.Context, spec types.ModuleSpec) error
+	// State is spec's state on this host ("" when unknown), from memory:
+	// it is on the run path of webtasks declaring modules.
+	State(spec types.ModuleSpec) string
+	// Generation changes whenever any module's state does.
+	Generation() uint64
 }
 
 // requestModules is POST /api/env/node/modules[?reset=1]: any valid token

@@ -9,6 +9,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/store"
 )
 
@@ -19,6 +20,8 @@ type fakeModules struct {
 	resets   []bool
 	names    []string
 	removed  []types.ModuleSpec
+	states   map[types.ModuleSpec]string
+	gen      uint64
 }
 
 func (f *fakeModules) Request(_ context.Context, specs []types.ModuleSpec, reset bool) ([]types.Module, error) {
@@ -38,6 +41,29 @@ func (f *fakeModules) Versions(_ context.Context, name string) ([]types.Module, 
 	defer f.mu.Unlock()
 	f.names = append(f.names, name)
 	return []types.Module{{Name: name, Version: "1.0.0", State: types.ModuleFailed, Error: "npm: 404"}}, nil
+}
+
+func (f *fakeModules) State(s types.ModuleSpec) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.states[s]
+}
+
+func (f *fakeModules) Generation() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gen
+}
+
+// set changes a module's state (and the generation).
+func (f *fakeModules) set(s types.ModuleSpec, state string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.states == nil {
+		f.states = map[types.ModuleSpec]string{}
+	}
+	f.states[s] = state
+	f.gen++
 }
 
 func (f *fakeModules) List(context.Context) ([]types.Module, error) {
@@ -182,5 +208,61 @@ func TestTranspileAtCreate(t *testing.T) {
 	}
 	if code, body := put("lang", cjs, map[string]string{"wt-language": "cobol"}); code != 400 {
 		t.Fatalf("unknown language: %d %s", code, body)
+	}
+}
+
+// TestDependenciesResolvePerWebtask: meta wt-node-dependencies is validated
+// at create time (unknown modules are requested), and each run carries the
+// webtask's own resolution, with a code hash standing for code and
+// resolution, cached until a module's state changes.
+func TestDependenciesResolvePerWebtask(t *testing.T) {
+	e := buildEnv(t, envOptions{realStore: true})
+	code := "module.exports = (ctx, cb) => cb(null, require('lodash').VERSION)"
+	put := func(name, deps string) int {
+		b, _ := json.Marshal(map[string]any{"code": code, "meta": map[string]string{"wt-node-dependencies": deps}})
+		w := e.do("PUT", "/api/webtask/test/"+name, e.tenant, string(b))
+		return w.Code
+	}
+	for _, bad := range []string{`lodash`, `{"lodash":"^4.0.0"}`, `{"Lodash":"4.17.21"}`, `{"lodash":4}`} {
+		if code := put("bad", bad); code != 400 {
+			t.Errorf("deps %s: %d, want 400", bad, code)
+		}
+	}
+	if code := put("a", `{"lodash":"4.17.21"}`); code != 200 {
+		t.Fatalf("PUT a: %d", code)
+	}
+	if code := put("b", `{"lodash":"4.17.20"}`); code != 200 {
+		t.Fatalf("PUT b: %d", code)
+	}
+	if n := len(e.mods.requests); n != 2 || e.mods.requests[0][0].Version != "4.17.21" {
+		t.Fatalf("unknown declared modules were not requested: %v", e.mods.requests)
+	}
+	v21 := types.ModuleSpec{Name: "lodash", Version: "4.17.21"}
+	e.mods.set(v21, types.ModuleAvailable)
+	e.mods.set(types.ModuleSpec{Name: "lodash", Version: "4.17.20"}, types.ModuleQueued)
+	e.do("GET", "/api/run/test/a", "", "")
+	ra := e.runner.last(t)
+	e.do("GET", "/api/run/test/b", "", "")
+	rb := e.runner.last(t)
+	if ra.Modules["lodash"] != modules.Key(v21) {
+		t.Errorf("a resolves lodash to %q, want the key of 4.17.21", ra.Modules["lodash"])
+	}
+	if got := rb.Modules["lodash"]; !strings.HasPrefix(got, "!lodash@4.17.20 is queued") {
+		t.Errorf("b resolves lodash to %q, want a not-available reason", got)
+	}
+	if ra.CodeHash == rb.CodeHash || ra.CodeHash == store.CodeHash(code) {
+		t.Errorf("one code with two resolutions must have two code hashes (a %s, b %s)", ra.CodeHash, rb.CodeHash)
+	}
+	// Once b's version is available its code hash changes (recompiled).
+	e.mods.set(types.ModuleSpec{Name: "lodash", Version: "4.17.20"}, types.ModuleAvailable)
+	e.do("GET", "/api/run/test/b", "", "")
+	if rb2 := e.runner.last(t); rb2.CodeHash == rb.CodeHash || strings.HasPrefix(rb2.Modules["lodash"], "!") {
+		t.Errorf("b after install: %v %s", rb2.Modules, rb2.CodeHash)
+	}
+	// Webtasks without dependencies are untouched.
+	e.do("PUT", "/api/webtask/test/plain", e.tenant, `{"code":`+jsonString(code)+`}`)
+	e.do("GET", "/api/run/test/plain", "", "")
+	if r := e.runner.last(t); r.Modules != nil || r.CodeHash != store.CodeHash(code) {
+		t.Errorf("plain webtask: modules %v hash %s", r.Modules, r.CodeHash)
 	}
 }

@@ -74,6 +74,9 @@ func (s *Server) runNamed(c echo.Context) error {
 	req.Name = name
 	req.Secrets, req.Params, req.Meta = w.Secrets, w.Params, w.Meta
 	req.PB, req.MB, req.Token = token.ParseBody(w.PB), w.MB, w.Token
+	if err := s.resolve(ctx, req, w.Meta); err != nil {
+		return err
+	}
 	req.Authority = w.Token // ctx.create_token narrows the stored token
 	req.Fixed = s.fixedOf(w, req)
 	if pb, mb := stripConsumed(req, false); pb || mb {
@@ -135,6 +138,9 @@ func (s *Server) runUnnamed(c echo.Context) error {
 	req.Name = caller.Jtn
 	req.Secrets, req.Params, req.Meta = secrets, caller.Pctx, caller.Meta
 	req.PB, req.MB = token.ParseBody(caller.Pb), caller.Mb
+	if err := s.resolve(r.Context(), req, caller.Meta); err != nil {
+		return err
+	}
 	req.Authority = raw // ctx.create_token narrows the caller's token
 	if caller.URL != "" {
 		// ctx.token is exposed only when the token fixes the code.

@@ -172,6 +172,7 @@ type Server struct {
 	transpiled    TranspiledStore
 	decisions     transpileDecisions
 	modules       Modules
+	resolved      resolutions
 
 	idPrefix string
 	idSeq    atomic.Uint64

@@ -126,6 +126,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	sb.OnStorage = d.onStorage
 	sb.OnToken = d.onToken
 	sb.LimitsFor = d.containerLimits
+	sb.Rootfs.ModuleStoreDir = d.cfg.moduleStoreDir() // read-only at /modules
 	if d.mgr, err = sandbox.NewManager(sb); err != nil {
 		return fmt.Errorf("sandbox manager: %w", err)
 	}

@@ -123,3 +123,98 @@ func TestModernJavaScriptE2E(t *testing.T) {
 		t.Fatalf("syntax error: %d %s, want 400 with line and column", r.Status, r.Body)
 	}
 }
+
+// TestDependenciesPerWebtaskE2E: two webtasks in one container declare two
+// versions of one package and each gets its own, in the same warm sandbox;
+// module files are read-only inside the sandbox; a declared module that is
+// not yet available and an undeclared one are 400s naming them; a
+// declared module this host never saw is installed on demand.
+func TestDependenciesPerWebtaskE2E(t *testing.T) {
+	RequireRoot(t)
+	if _, err := os.Stat("/usr/bin/npm"); err != nil {
+		t.Skip("SKIPPED LOUDLY: no npm (make deps installs it)")
+	}
+	v1 := modulestest.Package{Name: "wtd-lib", Version: "1.0.0", Deps: map[string]string{"wtd-inner": "1.0.0"},
+		Files: map[string]string{"index.js": `module.exports = "lib1+" + require("wtd-inner");`}}
+	v2 := modulestest.Package{Name: "wtd-lib", Version: "2.0.0", Files: map[string]string{"index.js": `module.exports = "lib2";`}}
+	inner := modulestest.Package{Name: "wtd-inner", Version: "1.0.0", Files: map[string]string{"index.js": `module.exports = "inner1";`}}
+	late := modulestest.Package{Name: "wtd-late", Version: "1.0.0", Files: map[string]string{"index.js": `module.exports = "late";`}}
+	reg := modulestest.NewRegistry(t, v1, v2, inner)
+	t.Setenv("npm_config_registry", reg.URL())
+	e := Start(t, Config(t))
+	r := e.Call("POST", "/api/env/node/modules", e.Master, map[string]any{"modules": []map[string]string{
+		{"name": "wtd-lib", "version": "1.0.0"}, {"name": "wtd-lib", "version": "2.0.0"}}})
+	MustStatus(t, r, 200, "POST modules")
+	WaitFor(t, "both versions available", 3*time.Minute, func() bool {
+		s := moduleStates(t, e, "wtd-lib")
+		return s["1.0.0"].State == types.ModuleAvailable && s["2.0.0"].State == types.ModuleAvailable
+	})
+	code := `const lib = require("wtd-lib");
+module.exports = (ctx, cb) => {
+  let write = "no error";
+  try { require("fs").writeFileSync(require.resolve("wtd-lib"), "x"); write = "written"; } catch (e) { write = e.code; }
+  cb(null, { lib, write });
+};`
+	put := func(name, deps string) {
+		t.Helper()
+		MustStatus(t, e.Call("PUT", "/api/webtask/demo/"+name, e.Master, map[string]any{
+			"code": code, "meta": map[string]string{"wt-node-dependencies": deps}}), 200, "PUT "+name)
+	}
+	put("one", `{"wtd-lib":"1.0.0"}`)
+	put("two", `{"wtd-lib":"2.0.0"}`)
+	for i := 0; i < 2; i++ {
+		for name, want := range map[string]string{"one": "lib1+inner1", "two": "lib2"} {
+			r := e.Call("GET", "/api/run/demo/"+name, "", nil)
+			var got struct{ Lib, Write string }
+			r.JSON(t, &got)
+			if r.Status != 200 || got.Lib != want {
+				t.Fatalf("run %s: %d %s, want lib %q", name, r.Status, r.Body, want)
+			}
+			if got.Write != "EROFS" && got.Write != "EACCES" {
+				t.Fatalf("run %s: writing a module file gave %q, want EROFS or EACCES", name, got.Write)
+			}
+			if served := r.Header.Get("x-wt-sandbox"); i == 1 && served != "warm" {
+				t.Errorf("second round, %s: served %q, want warm", name, served)
+			}
+		}
+	}
+	n := 0
+	for _, sb := range e.Sandboxes() {
+		if sb.Container == "demo" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("container demo has %d sandboxes, want one running both versions", n)
+	}
+
+	// Undeclared.
+	MustStatus(t, e.Call("PUT", "/api/webtask/demo/undeclared", e.Master, map[string]any{
+		"code": `require("wtd-lib"); module.exports = cb => cb();`}), 200, "PUT undeclared")
+	r = e.Call("GET", "/api/run/demo/undeclared", "", nil)
+	if r.Status != 400 || !strings.Contains(string(r.Body), `Cannot find module \"wtd-lib\"`) {
+		t.Fatalf("undeclared: %d %s", r.Status, r.Body)
+	}
+
+	// Declared but unknown to this host: requested on create, failed
+	// (not published yet), then published and requested again.
+	MustStatus(t, e.Call("PUT", "/api/webtask/demo/late", e.Master, map[string]any{
+		"code": `const l = require("wtd-late"); module.exports = cb => cb(null, l);`,
+		"meta": map[string]string{"wt-node-dependencies": `{"wtd-late":"1.0.0"}`}}), 200, "PUT late")
+	WaitFor(t, "the undeclared-on-host module to be tried", time.Minute, func() bool {
+		return moduleStates(t, e, "wtd-late")["1.0.0"].State == types.ModuleFailed
+	})
+	r = e.Call("GET", "/api/run/demo/late", "", nil)
+	if r.Status != 400 || !strings.Contains(string(r.Body), `Cannot find module \"wtd-late\"`) || !strings.Contains(string(r.Body), "wtd-late@1.0.0 is failed on this host") {
+		t.Fatalf("not available: %d %s", r.Status, r.Body)
+	}
+	reg.Add(late)
+	MustStatus(t, e.Call("POST", "/api/env/node/modules", e.Master, map[string]any{"modules": []map[string]string{{"name": "wtd-late", "version": "1.0.0"}}}), 200, "retry")
+	WaitFor(t, "wtd-late available", time.Minute, func() bool {
+		return moduleStates(t, e, "wtd-late")["1.0.0"].State == types.ModuleAvailable
+	})
+	r = e.Call("GET", "/api/run/demo/late", "", nil)
+	if r.Status != 200 || string(r.Body) != `"late"` {
+		t.Fatalf("after install: %d %s", r.Status, r.Body)
+	}
+}

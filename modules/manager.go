@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
@@ -130,6 +131,12 @@ type Manager struct {
 	mu       sync.Mutex
 	inflight map[string]chan struct{} // Key -> closed when its install ends
 	closed   bool
+
+	// states mirrors the records' states for the run path (State), under
+	// stateMu; gen counts its changes.
+	stateMu sync.RWMutex
+	states  map[types.ModuleSpec]string
+	gen     atomic.Uint64
 }
 
 // Open makes the store directory, removes crashed installs' staging
@@ -154,7 +161,8 @@ func Open(ctx context.Context, cfg Config, rec Records) (*Manager, error) {
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{cfg: cfg, rec: rec, log: cfg.Logger, npm: npm, ctx: mctx, cancel: cancel,
-		sem: make(chan struct{}, cfg.Concurrent), inflight: map[string]chan struct{}{}}
+		sem: make(chan struct{}, cfg.Concurrent), inflight: map[string]chan struct{}{},
+		states: map[types.ModuleSpec]string{}}
 	all, err := rec.ListModules(ctx)
 	if err != nil {
 		cancel()
@@ -176,8 +184,42 @@ func Open(ctx context.Context, cfg Config, rec Records) (*Manager, error) {
 				}
 			}
 		}
+		m.setState(spec, r.State)
 	}
 	return m, nil
+}
+
+// State is name@version's install state on this host ("" when it has no
+// record), from memory: cheap enough for every run.
+func (m *Manager) State(spec types.ModuleSpec) string {
+	m.stateMu.RLock()
+	defer m.stateMu.RUnlock()
+	return m.states[spec]
+}
+
+// Generation changes whenever a module's state does: a caller that cached
+// answers of State may keep them while it stays the same.
+func (m *Manager) Generation() uint64 { return m.gen.Load() }
+
+func (m *Manager) setState(spec types.ModuleSpec, state string) {
+	m.stateMu.Lock()
+	if state == "" {
+		delete(m.states, spec)
+	} else {
+		m.states[spec] = state
+	}
+	m.stateMu.Unlock()
+	m.gen.Add(1)
+}
+
+// put records r and mirrors its state.
+func (m *Manager) put(ctx context.Context, r types.Module) (*types.Module, error) {
+	out, err := m.rec.PutModule(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	m.setState(types.ModuleSpec{Name: r.Name, Version: r.Version}, r.State)
+	return out, nil
 }
 
 // Dir is the module store directory.
@@ -240,7 +282,7 @@ func (m *Manager) request(ctx context.Context, spec types.ModuleSpec, reset bool
 			return nil, err
 		}
 	}
-	r, err := m.rec.PutModule(ctx, types.Module{Name: spec.Name, Version: spec.Version, State: types.ModuleQueued})
+	r, err := m.put(ctx, types.Module{Name: spec.Name, Version: spec.Version, State: types.ModuleQueued})
 	if err != nil {
 		return nil, err
 	}
@@ -276,7 +318,11 @@ func (m *Manager) Remove(ctx context.Context, spec types.ModuleSpec) error {
 	if err := removeTree(filepath.Join(m.cfg.Dir, Key(spec))); err != nil {
 		return err
 	}
-	return m.rec.DeleteModule(ctx, spec.Name, spec.Version)
+	if err := m.rec.DeleteModule(ctx, spec.Name, spec.Version); err != nil {
+		return err
+	}
+	m.setState(spec, "")
+	return nil
 }
 
 // Wait blocks until no install of spec is in flight (or ctx ends) and
@@ -354,7 +400,7 @@ func (m *Manager) runInstall(spec types.ModuleSpec) {
 	} else {
 		m.log.Info("module installed", "module", spec.String(), "bytes", size, "duration", time.Since(begin))
 	}
-	if _, err := m.rec.PutModule(context.Background(), r); err != nil {
+	if _, err := m.put(context.Background(), r); err != nil {
 		m.log.Error("recording module install", "module", spec.String(), "err", err)
 	}
 }

@@ -34,6 +34,9 @@ const (
 	SandboxInitPath    = "/sbin/tini"
 	SandboxAgentPath   = "/agent/agent.js"
 	SandboxModulesPath = "/node_modules"
+	// SandboxModuleStorePath is where the provisioned module store is
+	// bound (<store>/<sha256(name@version)>/node_modules/...).
+	SandboxModuleStorePath = "/modules"
 )
 
 // markerName marks a directory as built by this package, so that a rebuild
@@ -50,6 +53,11 @@ type Options struct {
 	// ModulesDir, when set, is a host directory bound read-only at
 	// /node_modules (NODE_PATH) in every sandbox.
 	ModulesDir string
+	// ModuleStoreDir, when set, is the provisioned module store
+	// (<data-dir>/modules), bound read-only at /modules in every sandbox:
+	// mounted once per sandbox, never copied; installs that finish later
+	// appear in it.
+	ModuleStoreDir string
 }
 
 // Bind is one read-only bind mount of a host file or directory into the
@@ -122,6 +130,16 @@ func Build(dir string, opt Options) (*Layout, error) {
 		}
 		binds = append(binds, Bind{Source: src, Dest: SandboxModulesPath})
 	}
+	if opt.ModuleStoreDir != "" {
+		src, err := filepath.EvalSymlinks(opt.ModuleStoreDir)
+		if err != nil {
+			return nil, fmt.Errorf("rootfs: module store: %w", err)
+		}
+		if st, err := os.Stat(src); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("rootfs: module store %q is not a directory", opt.ModuleStoreDir)
+		}
+		binds = append(binds, Bind{Source: src, Dest: SandboxModuleStorePath})
+	}
 
 	if err := wipe(dir); err != nil {
 		return nil, err
@@ -129,7 +147,7 @@ func Build(dir string, opt Options) (*Layout, error) {
 	if err := mkdirAll(dir); err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"/proc", "/dev", "/tmp", "/etc", "/agent", SandboxModulesPath, "/usr/bin", "/sbin"} {
+	for _, d := range []string{"/proc", "/dev", "/tmp", "/etc", "/agent", SandboxModulesPath, SandboxModuleStorePath, "/usr/bin", "/sbin"} {
 		if err := mkdirAll(filepath.Join(dir, d)); err != nil {
 			return nil, err
 		}
@@ -139,8 +157,8 @@ func Build(dir string, opt Options) (*Layout, error) {
 		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	for _, b := range binds {
-		if b.Dest == SandboxModulesPath {
-			continue // directory target created above
+		if b.Dest == SandboxModulesPath || b.Dest == SandboxModuleStorePath {
+			continue // directory targets created above
 		}
 		if err := mkdirAll(filepath.Join(dir, filepath.Dir(b.Dest))); err != nil {
 			return nil, err

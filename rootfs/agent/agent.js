@@ -34,6 +34,10 @@ const btoa = globalThis.btoa;
 const MAX_CACHED_FUNCTIONS = 256;
 const TRUNCATION_MARKER = '[webtaskd: log output truncated]';
 const MODULES_DIR = process.env.WEBTASKD_MODULES_DIR || '/node_modules';
+// MODULE_STORE is the provisioned module store, bound read-only:
+// <store>/<sha256(name@version)>/node_modules/<name>, each with its own
+// dependency tree.
+const MODULE_STORE = process.env.WEBTASKD_MODULE_STORE || '/modules';
 const WEBTASK_FILENAME = '/webtask.js';
 // MAX_STORAGE_BYTES is the largest storage document (its JSON text), as the
 // daemon enforces it: 500 KB.
@@ -469,6 +473,58 @@ const cache = new Map();
 
 const userRequire = Module.createRequire(path.join(MODULES_DIR, '/'));
 
+// storeRequires maps a module store key to a require resolving from its
+// tree (/modules/<key>/node_modules): made once per key, shared by every
+// webtask declaring that name@version.
+const storeRequires = new Map();
+
+function storeRequire(key) {
+  let req = storeRequires.get(key);
+  if (req === undefined) {
+    req = Module.createRequire(path.join(MODULE_STORE, key, '/'));
+    storeRequires.set(key, req);
+  }
+  return req;
+}
+
+// packageName is the package a require id names ('lodash/fp' -> 'lodash',
+// '@s/p/x' -> '@s/p'); undefined for relative and absolute paths.
+function packageName(id) {
+  if (typeof id !== 'string' || id === '' || id[0] === '.' || id[0] === '/') return undefined;
+  const parts = id.split('/');
+  return id[0] === '@' ? parts.slice(0, 2).join('/') : parts[0];
+}
+
+// requireFor is the require of a webtask declaring mods (meta
+// wt-node-dependencies, resolved by the daemon: name -> store key, or
+// "!why" when that version is not available on this host). Declared
+// packages load from their own version's tree; everything else (Node
+// built-ins, the global --modules-dir set) as before.
+function requireFor(mods) {
+  if (!mods) return userRequire;
+  const own = Object.prototype.hasOwnProperty;
+  const pick = function (id) {
+    const name = packageName(id);
+    if (name === undefined || !own.call(mods, name)) return userRequire;
+    const key = mods[name];
+    if (typeof key !== 'string' || key.charCodeAt(0) === 33 /* ! */) {
+      const err = new Error("Cannot find module '" + id + "'");
+      err.code = 'MODULE_NOT_FOUND';
+      err.wtReason = typeof key === 'string' ? key.slice(1) : name + ' is not available';
+      throw err;
+    }
+    return storeRequire(key);
+  };
+  const req = function require(id) {
+    return pick(id)(id);
+  };
+  req.resolve = function resolve(id, options) {
+    return pick(id).resolve(id, options);
+  };
+  req.cache = userRequire.cache;
+  return req;
+}
+
 // compileError is the cache entry of code that failed to load: the
 // reference runtime's shape ("Unable to compile submitted JavaScript: " and
 // the error's string form, details, name, message), except for a missing
@@ -478,7 +534,8 @@ function compileError(err) {
   if (err && err.code === 'MODULE_NOT_FOUND') {
     const mm = /Cannot find module '([^']*)'/.exec(String(err.message));
     const msg = mm ? 'Error: Cannot find module "' + mm[1] + '"' : safeToString(err).split('\n')[0];
-    return { error: { code: 400, error: 'Unable to compile submitted JavaScript. ' + msg, details: msg } };
+    const details = typeof err.wtReason === 'string' ? msg + ' (' + err.wtReason + ')' : msg;
+    return { error: { code: 400, error: 'Unable to compile submitted JavaScript. ' + msg, details: details } };
   }
   let body;
   try {
@@ -521,7 +578,7 @@ function webtaskView(inv) {
 
 // compile turns code into a cache entry. Runs inside the invocation's
 // AsyncLocalStorage context so load-time output is attributed to it.
-function compile(inv, code) {
+function compile(inv, code, mods) {
   if (code.charCodeAt(0) === 0xfeff) code = code.slice(1);
   let wrapperFn;
   try {
@@ -534,7 +591,7 @@ function compile(inv, code) {
   moduleWebtask(mod, webtaskView(inv));
   let ret;
   try {
-    ret = wrapperFn.call(mod.exports, mod.exports, userRequire, mod, WEBTASK_FILENAME, '/');
+    ret = wrapperFn.call(mod.exports, mod.exports, requireFor(mods), mod, WEBTASK_FILENAME, '/');
   } catch (e) {
     return compileError(e);
   }
@@ -572,7 +629,7 @@ function lookup(inv, r) {
     if (hash !== EMPTY_CODE_HASH) return undefined;
     code = '';
   }
-  const entry = compile(inv, code);
+  const entry = compile(inv, code, r.modules);
   if (hash) {
     cache.set(hash, entry);
     lastHash = hash;

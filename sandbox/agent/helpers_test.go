@@ -32,6 +32,8 @@ type harness struct {
 	conn   net.Conn
 	// modulesDir is the agent's module directory (/node_modules in a sandbox).
 	modulesDir string
+	// storeDir is the agent's module store (/modules in a sandbox).
+	storeDir string
 
 	mu   sync.Mutex
 	logs []agent.LogLine
@@ -56,9 +58,10 @@ func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Op
 	t.Helper()
 	dir := t.TempDir()
 	modulesDir := filepath.Join(dir, "node_modules")
-	ours, cmd := spawnAgent(t, dir, "WEBTASKD_MODULES_DIR="+modulesDir)
+	storeDir := filepath.Join(dir, "modules")
+	ours, cmd := spawnAgent(t, dir, "WEBTASKD_MODULES_DIR="+modulesDir, "WEBTASKD_MODULE_STORE="+storeDir)
 	h := &harness{cmd: cmd, exited: make(chan struct{}), logc: make(chan agent.LogLine, 1024),
-		modulesDir: modulesDir}
+		modulesDir: modulesDir, storeDir: storeDir}
 	if tt, ok := t.(*testing.T); ok {
 		h.t = tt
 	}

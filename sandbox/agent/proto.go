@@ -134,6 +134,13 @@ type Request struct {
 	// valid code: the agent knows its hash (sha256 of nothing) and never
 	// asks for it.
 	Code string `json:"code,omitempty"`
+	// Modules resolves the packages the webtask declares (meta
+	// wt-node-dependencies): name -> its store key (the tree at
+	// /modules/<key>/node_modules), or "!" and why that version is not
+	// available ("!@x/y@1.0.0 is queued on this host"). The agent reads it
+	// when it compiles, so CodeHash must stand for it too; it is sent with
+	// the code only.
+	Modules map[string]string `json:"modules,omitempty"`
 
 	Method string `json:"method"`
 	// URL is the full original request path and raw query, for example

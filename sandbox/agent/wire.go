@@ -62,6 +62,11 @@ func appendInvoke(b []byte, id uint64, capability string, r *Request, withCode b
 	if withCode && r.Code != "" {
 		b = append(b, `,"code":`...)
 		b = appendString(b, r.Code)
+		// Modules matter only where the code is compiled.
+		if len(r.Modules) > 0 {
+			b = append(b, `,"modules":`...)
+			b = appendStringMap(b, r.Modules)
+		}
 	}
 	b = append(b, `,"method":`...)
 	b = appendString(b, r.Method)
