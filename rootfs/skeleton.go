@@ -120,25 +120,21 @@ func Build(dir string, opt Options) (*Layout, error) {
 		}
 		binds = append(binds, Bind{Source: src, Dest: l})
 	}
-	if opt.ModulesDir != "" {
-		src, err := filepath.EvalSymlinks(opt.ModulesDir)
+	for _, d := range []struct{ dir, dest, what string }{
+		{opt.ModulesDir, SandboxModulesPath, "modules dir"},
+		{opt.ModuleStoreDir, SandboxModuleStorePath, "module store"},
+	} {
+		if d.dir == "" {
+			continue
+		}
+		src, err := filepath.EvalSymlinks(d.dir)
 		if err != nil {
-			return nil, fmt.Errorf("rootfs: modules dir: %w", err)
+			return nil, fmt.Errorf("rootfs: %s: %w", d.what, err)
 		}
 		if st, err := os.Stat(src); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("rootfs: modules dir %q is not a directory", opt.ModulesDir)
+			return nil, fmt.Errorf("rootfs: %s %q is not a directory", d.what, d.dir)
 		}
-		binds = append(binds, Bind{Source: src, Dest: SandboxModulesPath})
-	}
-	if opt.ModuleStoreDir != "" {
-		src, err := filepath.EvalSymlinks(opt.ModuleStoreDir)
-		if err != nil {
-			return nil, fmt.Errorf("rootfs: module store: %w", err)
-		}
-		if st, err := os.Stat(src); err != nil || !st.IsDir() {
-			return nil, fmt.Errorf("rootfs: module store %q is not a directory", opt.ModuleStoreDir)
-		}
-		binds = append(binds, Bind{Source: src, Dest: SandboxModuleStorePath})
+		binds = append(binds, Bind{Source: src, Dest: d.dest})
 	}
 
 	if err := wipe(dir); err != nil {

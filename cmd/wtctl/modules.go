@@ -46,11 +46,7 @@ func newModulesCmd(opts *connOptions) *cobra.Command {
 		Short: "Request modules (exact versions); --wait until none is queued",
 		Args:  cobra.RangeArgs(1, 50),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			specs, err := parseModuleSpecs(args)
-			if err != nil {
-				return err
-			}
-			c, err := opts.client()
+			specs, c, err := specsAndClient(opts, args)
 			if err != nil {
 				return err
 			}
@@ -85,11 +81,7 @@ func newModulesCmd(opts *connOptions) *cobra.Command {
 		Short: "Remove modules from this host's module store",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			specs, err := parseModuleSpecs(args)
-			if err != nil {
-				return err
-			}
-			c, err := opts.client()
+			specs, c, err := specsAndClient(opts, args)
 			if err != nil {
 				return err
 			}
@@ -105,6 +97,16 @@ func newModulesCmd(opts *connOptions) *cobra.Command {
 	}
 	cmd.AddCommand(ls, add, rm)
 	return cmd
+}
+
+// specsAndClient parses the NAME@VERSION arguments, then makes the client.
+func specsAndClient(opts *connOptions, args []string) ([]types.ModuleSpec, *client, error) {
+	specs, err := parseModuleSpecs(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := opts.client()
+	return specs, c, err
 }
 
 // parseModuleSpecs parses NAME@VERSION arguments (scoped: @scope/name@1.2.3).
