@@ -1,13 +1,23 @@
 package clientstest
 
 import (
+	"encoding/json"
+	"net/http"
+	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
 )
 
-// expressCode is an Express app exported through webtask-tools, loaded
-// from the daemon's --modules-dir (this directory's node_modules).
+// expressDeps are the modules expressCode declares (meta
+// wt-node-dependencies), provisioned through the API.
+var expressDeps = map[string]string{"express": "4.21.2", "body-parser": "1.20.3", "webtask-tools": "3.4.1"}
+
+// expressCode is an Express app exported through webtask-tools, its modules
+// provisioned by the daemon from the npm registry.
 const expressCode = `const express = require('express');
 const bodyParser = require('body-parser');
 const Webtask = require('webtask-tools');
@@ -25,15 +35,26 @@ app.use((req, res) => res.status(404).json({ nope: req.url }));
 module.exports = Webtask.fromExpress(app);
 `
 
-// TestExpressWebtaskTools runs a real Express app through
+// TestExpressWebtaskTools provisions express, body-parser and
+// webtask-tools through POST /api/env/node/modules (the host's npm and
+// registry; skipped loudly when the registry is unreachable), declares
+// them in meta wt-node-dependencies and runs a real Express app through
 // webtask-tools.fromExpress: sub-path routing (req.x_wt.url_format 1),
 // query strings, body-parser reading the unconsumed body, status codes.
 func TestExpressWebtaskTools(t *testing.T) {
 	t.Parallel()
 	RequireRoot(t)
-	modules := nodeModules(t)
-	env, _ := startDaemon(t, modules)
-	env.PutWebtask("web", "app", expressCode, map[string]string{"S": "sv"})
+	requireRegistry(t)
+	env, _ := startDaemon(t, "")
+	provision(t, env, expressDeps)
+	deps, err := json.Marshal(expressDeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStatus(t, env.Call("PUT", "/api/webtask/web/app", env.Master, map[string]any{
+		"code": expressCode, "secrets": map[string]string{"S": "sv"},
+		"meta": map[string]string{"wt-node-dependencies": string(deps)},
+	}), 200, "PUT the Express webtask")
 
 	var got map[string]any
 	r := env.Call("GET", "/api/run/web/app/items/42?q=z", "", nil)
@@ -76,4 +97,51 @@ func TestExpressWebtaskTools(t *testing.T) {
 	if got["nope"] != "/nowhere" {
 		t.Fatalf("GET /nowhere = %s", r.Body)
 	}
+}
+
+// requireRegistry skips, loudly, when the host's npm registry does not
+// answer.
+func requireRegistry(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command("npm", "config", "get", "registry").Output()
+	reg := strings.TrimRight(strings.TrimSpace(string(out)), "/")
+	if err != nil || reg == "" {
+		t.Skip("SKIPPED LOUDLY: no npm, or no npm registry configured")
+	}
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(reg + "/webtask-tools")
+	if err != nil {
+		t.Skipf("SKIPPED LOUDLY: the npm registry %s is unreachable: %v", reg, err)
+	}
+	resp.Body.Close()
+}
+
+// provision requests deps through the API and waits until every one is
+// available (failing on a failed install, with npm's message).
+func provision(t *testing.T, env *Env, deps map[string]string) {
+	t.Helper()
+	req := types.ModulesRequest{}
+	for n, v := range deps {
+		req.Modules = append(req.Modules, types.ModuleSpec{Name: n, Version: v})
+	}
+	MustStatus(t, env.Call("POST", "/api/env/node/modules", env.Master, req), 200, "POST modules")
+	WaitFor(t, "modules available", 5*time.Minute, func() bool {
+		for n, v := range deps {
+			r := env.Call("GET", "/api/env/node/modules/"+n, "", nil)
+			var list []types.Module
+			r.JSON(t, &list)
+			for _, m := range list {
+				if m.Version != v {
+					continue
+				}
+				if m.State == types.ModuleFailed {
+					t.Fatalf("%s@%s failed: %s", n, v, m.Error)
+				}
+				if m.State != types.ModuleAvailable {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
