@@ -48,6 +48,8 @@ func TestBoundTokenRefusedOnManagementRoutes(t *testing.T) {
 		{"POST", "/api/tokens/issue", `{"jtn":"third"}`},
 		{"GET", "/api/admin/sandboxes", ""},
 		{"GET", "/api/admin/status", ""},
+		{"POST", "/api/env/node/modules", `{"modules":[{"name":"lodash","version":"4.17.21"}]}`},
+		{"GET", "/api/env/node/modules", ""},
 	}
 	for _, r := range refused {
 		w := e.do(r.method, r.target, mine, r.body)

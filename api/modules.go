@@ -34,12 +34,15 @@ type Modules interface {
 }
 
 // requestModules is POST /api/env/node/modules[?reset=1]: any valid token
-// may request modules (they are shared and read-only; its rate limits
-// apply); reset is for the master token only.
+// not bound to one webtask may request modules (they are shared and
+// read-only; its rate limits apply); reset is for the master token only.
 func (s *Server) requestModules(c echo.Context) error {
 	caller, _, err := s.caller(c)
 	if err != nil {
 		return err
+	}
+	if bound(caller) {
+		return errBound
 	}
 	reset := queryBool(c, "reset")
 	if reset {
