@@ -113,6 +113,9 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 		`ALTER TABLE webtasks DROP COLUMN pb`,
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
+		// What later migrations made (0008: modules, transpiled code).
+		`DROP TABLE IF EXISTS transpiled`,
+		`DROP TABLE IF EXISTS node_modules`,
 		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := db.ExecContext(context.Background(), q); err != nil {
