@@ -62,8 +62,12 @@ func chownTree(dir string, uid, gid int) error {
 // are copied as links, regular files are opened O_NOFOLLOW, anything else
 // is skipped.
 func copyTree(src, dst string) error {
-	if _, err := os.Lstat(src); err != nil {
+	st, err := os.Lstat(src)
+	if err != nil {
 		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", src)
 	}
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -173,4 +177,18 @@ func treeSize(dir string) (int64, error) {
 		return nil
 	})
 	return n, err
+}
+
+// noLinks reports whether no component of rel below root is a symbolic
+// link (so reading root/rel reads what the tree holds, nothing outside).
+func noLinks(root, rel string) bool {
+	p := root
+	for _, c := range strings.Split(filepath.ToSlash(rel), "/") {
+		p = filepath.Join(p, c)
+		st, err := os.Lstat(p)
+		if err != nil || st.Mode()&fs.ModeSymlink != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -323,7 +323,11 @@ func npmMessage(stderr string) string {
 // checkInstalled verifies that the node_modules tree holds spec's package
 // at its version.
 func checkInstalled(tree string, spec types.ModuleSpec) error {
-	b, err := os.ReadFile(filepath.Join(tree, spec.Name, "package.json"))
+	rel := spec.Name + "/package.json"
+	if !noLinks(tree, rel) {
+		return fmt.Errorf("npm finished but %s is not installed", spec.Name)
+	}
+	b, err := os.ReadFile(filepath.Join(tree, rel))
 	if err != nil {
 		return fmt.Errorf("npm finished but %s is not installed", spec.Name)
 	}

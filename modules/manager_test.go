@@ -452,3 +452,42 @@ func TestInstallFromConfiguredRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCopyTreeNeverFollowsLinks: what the install user leaves behind is
+// copied as it is: a link stays a link (never the file it points at), a
+// linked root is refused, and a package reached through a link does not
+// count as installed.
+func TestCopyTreeNeverFollowsLinks(t *testing.T) {
+	src, outside := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "secret"), []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(src, "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(src, "pkg", "index.js")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(src, "linked")); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "copy")
+	if err := copyTree(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "pkg", "index.js")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("a link was not copied as a link: %v %v", fi, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(dst, "linked")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("a linked directory was followed, not copied as a link: %v %v", fi, err)
+	}
+	if err := copyTree(filepath.Join(src, "linked"), filepath.Join(t.TempDir(), "c2")); err == nil {
+		t.Fatal("a linked root was copied")
+	}
+	if err := os.WriteFile(filepath.Join(outside, "package.json"), []byte(`{"name":"linked","version":"1.0.0"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkInstalled(src, types.ModuleSpec{Name: "linked", Version: "1.0.0"}); err == nil {
+		t.Fatal("a package reached through a link counts as installed")
+	}
+}
