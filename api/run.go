@@ -78,6 +78,9 @@ func (s *Server) runNamed(c echo.Context) error {
 		return err
 	}
 	req.Authority = w.Token // ctx.create_token narrows the stored token
+	if err := s.fetchExtensions(ctx, req, w.Meta); err != nil {
+		return err
+	}
 	req.Fixed = s.fixedOf(w, req)
 	if pb, mb := stripConsumed(req, false); pb || mb {
 		applyBodyOptions(req, pb, mb)
@@ -142,6 +145,9 @@ func (s *Server) runUnnamed(c echo.Context) error {
 		return err
 	}
 	req.Authority = raw // ctx.create_token narrows the caller's token
+	if err := s.fetchExtensions(r.Context(), req, caller.Meta); err != nil {
+		return err
+	}
 	if caller.URL != "" {
 		// ctx.token is exposed only when the token fixes the code.
 		req.Token = raw

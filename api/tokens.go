@@ -122,6 +122,9 @@ func (s *Server) issue(ctx context.Context, caller *token.Claims, req *token.Iss
 	if err := s.checkDependencies(ctx, child.Meta); err != nil {
 		return nil, err
 	}
+	if err := s.checkExtensions(child.Meta); err != nil {
+		return nil, err
+	}
 	plain := child.Secrets
 	if plain == nil && child.Ectx != "" {
 		// Inherited sealed secrets: re-seal them for the child's binding.

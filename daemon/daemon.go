@@ -216,6 +216,10 @@ func (d *Daemon) MasterToken() string {
 	return d.masterToken
 }
 
+// RunCronNow runs the cron job container/name once, as a tick would, and
+// returns when its result is recorded (tests and manual triggers).
+func (d *Daemon) RunCronNow(container, name string) error { return d.cron.RunNow(container, name) }
+
 // Err delivers a fatal serving error; it is closed when serving stops.
 func (d *Daemon) Err() <-chan error { return d.serveErr }
 

@@ -607,6 +607,235 @@ function compile(inv, code, mods) {
   return { fn: fn, arity: arity };
 }
 
+// ---------------------------------------------------------------------------
+// Compilers and middleware (meta wt-compiler, wt-middleware; reference §3.5)
+
+const META_COMPILER = 'wt-compiler';
+const META_MIDDLEWARE = 'wt-middleware';
+const MIDDLEWARE_COMPILER = '@webtask/middleware-compiler';
+// EXTENSION_SPEC is `module` or `module/export` (scoped modules included).
+const EXTENSION_SPEC = /^(@[^/(]+\/[^/(]+|[^@/(]+)(?:\/([^/(]+))?$/;
+const URL_SPEC = /^https?:\/\//;
+const BODYLESS_METHODS = ['GET', 'HEAD', 'OPTIONS'];
+
+// loadModuleCode runs code as a CommonJS module whose require is req and
+// returns what it exports (or returns): a compiler's nodejsCompiler, and
+// the code of URL compilers and middleware the daemon fetched.
+function loadModuleCode(inv, code, req) {
+  if (code.charCodeAt(0) === 0xfeff) code = code.slice(1);
+  const wrapperFn = new vm.Script(Module.wrap(code), { filename: WEBTASK_FILENAME }).runInThisContext();
+  const mod = { exports: {}, id: WEBTASK_FILENAME, filename: WEBTASK_FILENAME, loaded: false };
+  moduleWebtask(mod, webtaskView(inv));
+  const ret = wrapperFn.call(mod.exports, mod.exports, req, mod, WEBTASK_FILENAME, '/');
+  mod.loaded = true;
+  return typeof ret === 'function' ? ret : mod.exports;
+}
+
+// builtinExtensions are the userspace modules webtaskd provides without
+// provisioning (they win over a provisioned module of the same name).
+const builtinExtensions = {
+  '@webtask/middleware-compiler': middlewareCompiler,
+  '@webtask/cron-auth-middleware': function createCronAuthenticationMiddleware() {
+    return function cronAuthenticationMiddleware(req, res, next) {
+      const ctx = req.webtaskContext;
+      const m = String(req.headers.authorization || '').trim().match(/^bearer (.+)$/i);
+      if (!m || !ctx.token || ctx.token !== m[1]) return next(unauthenticated());
+      return next();
+    };
+  },
+  '@webtask/bearer-auth-middleware': function createAuthenticationMiddleware() {
+    return function authMiddleware(req, res, next) {
+      const ctx = req.webtaskContext;
+      const secret = ctx.secrets && ctx.secrets['wt-auth-secret'];
+      if (!secret) return next();
+      const m = String(ctx.headers.authorization || '').trim().match(/^bearer\s+(.+[^\s-])\s*$/i);
+      return next(m && m[1] === secret ? undefined : unauthenticated());
+    };
+  },
+};
+
+function unauthenticated() {
+  const err = new Error('Unauthenticated extensibility point');
+  err.statusCode = 401;
+  return err;
+}
+
+// resolveExtension returns what spec (a module, module/export, or a URL
+// whose code the daemon sent in r.extensions) names.
+function resolveExtension(inv, spec, r, req) {
+  if (URL_SPEC.test(spec)) {
+    const code = r.extensions && r.extensions[spec];
+    if (typeof code !== 'string') throw new Error('the code at ' + spec + ' is not available');
+    return loadModuleCode(inv, code, req);
+  }
+  const m = EXTENSION_SPEC.exec(spec);
+  if (!m) throw new Error('Failed to parse the extension spec: ' + spec);
+  const mod = Object.prototype.hasOwnProperty.call(builtinExtensions, m[1]) ? builtinExtensions[m[1]] : req(m[1]);
+  return m[2] ? mod[m[2]] : mod;
+}
+
+// nodejsCompilerFor is options.nodejsCompiler: code -> what it exports.
+function nodejsCompilerFor(inv, r) {
+  const req = requireFor(r.modules);
+  return function nodejsCompiler(script, cb) {
+    let fn;
+    try {
+      fn = loadModuleCode(inv, String(script), req);
+    } catch (e) {
+      return cb(e);
+    }
+    if (typeof fn !== 'function') return cb(new Error('Supplied code must return or export a function.'));
+    return cb(null, fn);
+  };
+}
+
+// compileWithCompiler runs meta wt-compiler over code and calls done with
+// the cache entry; the compiler may call back at once or later.
+function compileWithCompiler(inv, r, code, done) {
+  const meta = r.meta || {};
+  let called = false;
+  const cb = function (err, fn) {
+    if (called) return;
+    called = true;
+    if (err) return done(compileError(err));
+    if (typeof fn !== 'function') return done({ error: { code: 400, error: ERR_NO_FUNCTION, details: ERR_NO_FUNCTION } });
+    if (fn.length < 1 || fn.length > 3) return done({ error: { code: 400, error: ERR_ARITY, details: ERR_ARITY } });
+    return done({ fn: fn, arity: fn.length });
+  };
+  try {
+    const compiler = resolveExtension(inv, meta[META_COMPILER], r, requireFor(r.modules));
+    if (typeof compiler !== 'function') throw new Error('the compiler ' + meta[META_COMPILER] + ' is not a function');
+    compiler(
+      { script: code, nodejsCompiler: nodejsCompilerFor(inv, r), secrets: r.secrets || {}, meta: meta },
+      cb
+    );
+  } catch (e) {
+    cb(e);
+  }
+}
+
+// middlewareSpecs parses meta wt-middleware: a JSON array, else CSV.
+function middlewareSpecs(text) {
+  if (!text) return [];
+  let json;
+  try {
+    json = parse(text);
+  } catch (_) {
+    return text.split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  if (!Array.isArray(json)) throw new Error('Unexpected JSON wt-middleware metadata that does not represent an array');
+  return json;
+}
+
+// middlewareCompiler is the built-in @webtask/middleware-compiler (1.5.2's
+// behaviour): the middleware of meta wt-middleware (factories called once,
+// here at compile time, each returning a connect-style (req, res, next)),
+// then the webtask; next(err) answers err.statusCode (500 masked as
+// "Server error").
+function middlewareCompiler(options, cb) {
+  const inv = als.getStore();
+  const r = inv.req;
+  const req = requireFor(r.modules);
+  let chain;
+  try {
+    chain = middlewareSpecs((options.meta || {})[META_MIDDLEWARE]).map(function (spec) {
+      if (typeof spec !== 'string') throw new Error('Unexpected spec type');
+      const factory = resolveExtension(inv, spec, r, req);
+      if (typeof factory !== 'function') throw new Error('the middleware ' + spec + ' exports no factory function');
+      const mw = factory();
+      if (typeof mw !== 'function' || mw.length !== 3) {
+        throw new Error('A Webtask middleware must export a function that returns a function with the signature `function(req, res, next)`');
+      }
+      return mw;
+    });
+  } catch (e) {
+    return cb(e);
+  }
+  options.nodejsCompiler(options.script, function (err, webtaskFn) {
+    if (err) return cb(err);
+    if (webtaskFn.length < 1 || webtaskFn.length > 3) return cb(new Error(ERR_ARITY));
+    cb(null, function middlewarePipeline(ctx, hreq, res) {
+      ctx.compiler = { nodejsCompiler: options.nodejsCompiler, script: options.script };
+      hreq.webtaskContext = ctx;
+      let i = 0;
+      const next = function (error) {
+        if (error) return respondWithError(error, res);
+        const mw = chain[i++];
+        if (mw === undefined) return runWebtask(webtaskFn, ctx, hreq, res);
+        try {
+          return mw(hreq, res, next);
+        } catch (e) {
+          return respondWithError(e, res);
+        }
+      };
+      next();
+    });
+  });
+}
+
+// runWebtask is the middleware compiler's last step: the webtask itself.
+function runWebtask(fn, ctx, req, res) {
+  delete ctx.compiler;
+  if (fn.length === 3) return fn(ctx, req, res);
+  delete req.webtaskContext;
+  const respond = function (error, data) {
+    if (error) return respondWithError(error, res);
+    let json;
+    try {
+      json = stringify(data);
+    } catch (_) {
+      return respondWithError(new Error("Error when JSON serializing the webtask's response data"), res);
+    }
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(json);
+  };
+  const call = function () {
+    return fn.length === 2 ? fn(ctx, respond) : fn(respond);
+  };
+  if (ctx.body || BODYLESS_METHODS.indexOf(req.method) !== -1) return call();
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('error', (e) => respondWithError(e, res));
+  req.on('end', () => {
+    const raw = Buffer.concat(chunks).toString('utf8');
+    if (raw.length > 0) {
+      if (/json/i.test(String(req.headers['content-type'] || ''))) {
+        try {
+          ctx.body = parse(raw);
+        } catch (_) {
+          const err = new Error('Invalid request payload JSON format');
+          err.statusCode = 400;
+          return respondWithError(err, res);
+        }
+      } else {
+        ctx.body = raw;
+      }
+    }
+    call();
+  });
+}
+
+// respondWithError is the middleware compiler's error answer.
+function respondWithError(error, res) {
+  if (!(error instanceof Error)) error = new Error((error && error.message) || String(error) || 'Unknown error');
+  let status = error.statusCode | 0 || 500;
+  if (status < 100 || status > 599) status = 500;
+  const payload = { message: error.message, statusCode: status };
+  if (status === 500) {
+    payload.message = 'Server error';
+  } else {
+    for (const k of ['code', 'errno', 'error', 'error_description', 'data']) if (error[k]) payload[k] = error[k];
+  }
+  let json;
+  try {
+    json = stringify(payload);
+  } catch (_) {
+    json = stringify({ message: 'Server error', statusCode: 500 });
+  }
+  res.writeHead(status, { 'Content-Type': 'application/json' });
+  res.end(json);
+}
+
 // lastHash is the most recently used cache key (already last in the LRU
 // order: a repeated hit need not move it).
 let lastHash;
@@ -629,13 +858,36 @@ function lookup(inv, r) {
     if (hash !== EMPTY_CODE_HASH) return undefined;
     code = '';
   }
+  if (r.meta && r.meta[META_COMPILER]) return compileAsync(inv, r, code, hash);
   const entry = compile(inv, code, r.modules);
+  remember(hash, entry);
+  return entry;
+}
+
+function remember(hash, entry) {
   if (hash) {
     cache.set(hash, entry);
     lastHash = hash;
     if (cache.size > MAX_CACHED_FUNCTIONS) cache.delete(cache.keys().next().value);
   }
-  return entry;
+}
+
+// compileAsync compiles with the webtask's compiler. Until its callback,
+// the cache holds a pending entry: invocations arriving meanwhile wait in
+// it and run when it resolves.
+function compileAsync(inv, r, code, hash) {
+  const pending = { waiting: [] };
+  remember(hash, pending);
+  let done;
+  compileWithCompiler(inv, r, code, function (entry) {
+    done = entry;
+    if (hash && cache.get(hash) === pending) cache.set(hash, entry);
+    const waiting = pending.waiting;
+    pending.waiting = undefined;
+    pending.entry = entry;
+    for (const w of waiting) als.run(w.inv, runInvocation, w.inv, w.r);
+  });
+  return done === undefined ? pending : done;
 }
 
 // ---------------------------------------------------------------------------
@@ -677,6 +929,11 @@ function runInvocation(inv, r) {
     sendRaw('{"op":"need_code","id":' + inv.id + '}\n');
     return;
   }
+  if (entry.waiting !== undefined) {
+    entry.waiting.push({ inv: inv, r: r }); // its compiler has not called back yet
+    return;
+  }
+  if (entry.entry !== undefined) entry = entry.entry;
   if (entry.error !== undefined) {
     if (entry.log !== undefined) userOutput(inv, 'stderr', entry.log);
     sendResult(inv, entry.error.code, JSON_HEADERS, stringify(entry.error));

@@ -141,6 +141,12 @@ type Request struct {
 	// when it compiles, so CodeHash must stand for it too; it is sent with
 	// the code only.
 	Modules map[string]string `json:"modules,omitempty"`
+	// Extensions holds the code of the compiler and middleware URLs the
+	// webtask's meta names (wt-compiler, wt-middleware), fetched by the
+	// daemon (sandboxes have no network): URL -> code. Like Modules it is
+	// read when compiling, sent with the code only, and CodeHash stands
+	// for it.
+	Extensions map[string]string `json:"extensions,omitempty"`
 
 	Method string `json:"method"`
 	// URL is the full original request path and raw query, for example

@@ -62,10 +62,14 @@ func appendInvoke(b []byte, id uint64, capability string, r *Request, withCode b
 	if withCode && r.Code != "" {
 		b = append(b, `,"code":`...)
 		b = appendString(b, r.Code)
-		// Modules matter only where the code is compiled.
+		// Modules and extensions matter only where the code is compiled.
 		if len(r.Modules) > 0 {
 			b = append(b, `,"modules":`...)
 			b = appendStringMap(b, r.Modules)
+		}
+		if len(r.Extensions) > 0 {
+			b = append(b, `,"extensions":`...)
+			b = appendStringMap(b, r.Extensions)
 		}
 	}
 	b = append(b, `,"method":`...)
