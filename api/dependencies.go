@@ -63,7 +63,7 @@ func (s *Server) checkDependencies(ctx context.Context, meta map[string]string) 
 func (s *Server) provisionUnknown(ctx context.Context, specs []types.ModuleSpec) {
 	var unknown []types.ModuleSpec
 	for _, sp := range specs {
-		if s.modules.State(sp) == "" {
+		if !builtinModules[sp.Name] && s.modules.State(sp) == "" {
 			unknown = append(unknown, sp)
 		}
 	}
@@ -114,6 +114,9 @@ func (s *Server) resolve(ctx context.Context, req *agent.Request, meta map[strin
 		h := sha256.New()
 		h.Write([]byte(req.CodeHash))
 		for _, sp := range specs {
+			if builtinModules[sp.Name] {
+				continue // the runtime's own
+			}
 			v := modules.Key(sp)
 			switch st := s.modules.State(sp); st {
 			case types.ModuleAvailable:

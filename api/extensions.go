@@ -18,6 +18,15 @@ const (
 	MetaMiddleware = "wt-middleware"
 )
 
+// builtinModules are the userspace modules the sandbox runtime provides
+// itself (rootfs/agent/agent.js): requesting them needs no install, and a
+// webtask declaring them gets the built-in.
+var builtinModules = map[string]bool{
+	"@webtask/middleware-compiler":    true,
+	"@webtask/cron-auth-middleware":   true,
+	"@webtask/bearer-auth-middleware": true,
+}
+
 // maxExtensionURLs bounds the URLs one webtask's meta may name.
 const maxExtensionURLs = 16
 

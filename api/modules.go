@@ -10,6 +10,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/modules"
 )
 
 // Modules provisions npm modules on this host (*modules.Manager). Every
@@ -58,9 +59,31 @@ func (s *Server) requestModules(c echo.Context) error {
 	if err := decodeJSON(raw, &body); err != nil {
 		return err
 	}
-	out, err := s.modules.Request(c.Request().Context(), body.Modules, reset)
-	if err != nil {
+	if err := modules.ValidateAll(body.Modules); err != nil {
 		return err
+	}
+	// Built-in modules are always available: only the others are
+	// installed (an empty request is still the manager's to refuse).
+	var install []types.ModuleSpec
+	for _, m := range body.Modules {
+		if !builtinModules[m.Name] {
+			install = append(install, m)
+		}
+	}
+	var installed []types.Module
+	if len(install) > 0 || len(body.Modules) == 0 {
+		if installed, err = s.modules.Request(c.Request().Context(), install, reset); err != nil {
+			return err
+		}
+	}
+	out := make([]types.Module, 0, len(body.Modules))
+	for _, m := range body.Modules {
+		if builtinModules[m.Name] {
+			out = append(out, types.Module{Name: m.Name, Version: m.Version, State: types.ModuleAvailable, UpdatedAt: s.now().UTC()})
+			continue
+		}
+		out = append(out, installed[0])
+		installed = installed[1:]
 	}
 	return c.JSON(http.StatusOK, out)
 }

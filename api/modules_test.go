@@ -94,6 +94,13 @@ func TestRequestModules(t *testing.T) {
 	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || len(got) != 2 || got[1].Name != "@webtask/cron-auth-middleware" || got[0].State != "queued" {
 		t.Fatalf("answer %s (%v)", w.Body, err)
 	}
+	// The runtime's built-in middleware needs no install.
+	if got[1].State != "available" || len(e.mods.requests[0]) != 1 || e.mods.requests[0][0].Name != "lodash" {
+		t.Fatalf("built-in module: answer %s, manager asked for %v", w.Body, e.mods.requests)
+	}
+	if w := e.do("POST", "/api/env/node/modules", e.tenant, `{"modules":[{"name":"@webtask/middleware-compiler","version":"latest"}]}`); w.Code != 400 {
+		t.Fatalf("a built-in with an inexact version: %d, want 400", w.Code)
+	}
 	if w := e.do("POST", "/api/env/node/modules?reset=1", e.tenant, body); w.Code != 403 {
 		t.Fatalf("reset with a tenant token: %d, want 403", w.Code)
 	}

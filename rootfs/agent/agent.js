@@ -495,6 +495,13 @@ function packageName(id) {
   return id[0] === '@' ? parts.slice(0, 2).join('/') : parts[0];
 }
 
+// builtinRequire loads the runtime's own userspace modules
+// (builtinExtensions: the middleware compiler and its auth middleware).
+function builtinRequire(id) {
+  return builtinExtensions[id];
+}
+builtinRequire.resolve = (id) => id;
+
 // requireFor is the require of a webtask declaring mods (meta
 // wt-node-dependencies, resolved by the daemon: name -> store key, or
 // "!why" when that version is not available on this host). Declared
@@ -505,6 +512,7 @@ function requireFor(mods) {
   const own = Object.prototype.hasOwnProperty;
   const pick = function (id) {
     const name = packageName(id);
+    if (name !== undefined && id === name && own.call(builtinExtensions, name)) return builtinRequire;
     if (name === undefined || !own.call(mods, name)) return userRequire;
     const key = mods[name];
     if (typeof key !== 'string' || key.charCodeAt(0) === 33 /* ! */) {
