@@ -148,9 +148,9 @@ func TestAuthMiddleware(t *testing.T) {
 	code := `module.exports = (cb) => cb(null, 'ran');`
 	for _, c := range []struct {
 		middleware, auth string
-		secret       bool
-		status       int
-		body         string
+		secret           bool
+		status           int
+		body             string
 	}{
 		{"@webtask/cron-auth-middleware", "Bearer the-webtask-token", false, 200, `"ran"`},
 		{"@webtask/cron-auth-middleware", "Bearer another-token", false, 401, `{"message":"Unauthenticated extensibility point","statusCode":401}`},
