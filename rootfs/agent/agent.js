@@ -587,24 +587,18 @@ function webtaskView(inv) {
 // compile turns code into a cache entry. Runs inside the invocation's
 // AsyncLocalStorage context so load-time output is attributed to it.
 function compile(inv, code, mods) {
-  if (code.charCodeAt(0) === 0xfeff) code = code.slice(1);
-  let wrapperFn;
+  let fn;
   try {
-    const script = new vm.Script(Module.wrap(code), { filename: WEBTASK_FILENAME });
-    wrapperFn = script.runInThisContext();
+    fn = loadModuleCode(inv, code, requireFor(mods));
   } catch (e) {
     return compileError(e);
   }
-  const mod = { exports: {}, id: WEBTASK_FILENAME, filename: WEBTASK_FILENAME, loaded: false };
-  moduleWebtask(mod, webtaskView(inv));
-  let ret;
-  try {
-    ret = wrapperFn.call(mod.exports, mod.exports, requireFor(mods), mod, WEBTASK_FILENAME, '/');
-  } catch (e) {
-    return compileError(e);
-  }
-  mod.loaded = true;
-  const fn = typeof ret === 'function' ? ret : mod.exports;
+  return functionEntry(fn);
+}
+
+// functionEntry is the cache entry of what code exported: the function
+// and its arity, or the runtime's error when it is not a webtask function.
+function functionEntry(fn) {
   if (typeof fn !== 'function') {
     return { error: { code: 400, error: ERR_NO_FUNCTION, details: ERR_NO_FUNCTION } };
   }
@@ -705,10 +699,7 @@ function compileWithCompiler(inv, r, code, done) {
   const cb = function (err, fn) {
     if (called) return;
     called = true;
-    if (err) return done(compileError(err));
-    if (typeof fn !== 'function') return done({ error: { code: 400, error: ERR_NO_FUNCTION, details: ERR_NO_FUNCTION } });
-    if (fn.length < 1 || fn.length > 3) return done({ error: { code: 400, error: ERR_ARITY, details: ERR_ARITY } });
-    return done({ fn: fn, arity: fn.length });
+    return done(err ? compileError(err) : functionEntry(fn));
   };
   try {
     const compiler = resolveExtension(inv, meta[META_COMPILER], r, requireFor(r.modules));
