@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -223,6 +224,11 @@ func (m *Manager) runNPM(ctx context.Context, work string, spec types.ModuleSpec
 	}
 	defer cg.delete()
 	cg.prepare(cmd.SysProcAttr)
+	// Pdeathsig follows the thread that forked npm, not the process: keep
+	// this goroutine on that thread until npm is reaped, or a thread the
+	// runtime retires (after another goroutine's LockOSThread) kills it.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	cmd.Cancel = func() error {
 		cg.kill()
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
