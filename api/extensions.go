@@ -18,11 +18,15 @@ const (
 	MetaMiddleware = "wt-middleware"
 )
 
+// middlewareCompiler is the built-in compiler that runs wt-middleware
+// before the webtask's JavaScript.
+const middlewareCompiler = "@webtask/middleware-compiler"
+
 // builtinModules are the userspace modules the sandbox runtime provides
 // itself (rootfs/agent/agent.js): requesting them needs no install, and a
 // webtask declaring them gets the built-in.
 var builtinModules = map[string]bool{
-	"@webtask/middleware-compiler":    true,
+	middlewareCompiler:                true,
 	"@webtask/cron-auth-middleware":   true,
 	"@webtask/bearer-auth-middleware": true,
 }

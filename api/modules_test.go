@@ -216,6 +216,19 @@ func TestTranspileAtCreate(t *testing.T) {
 	if code, body := put("lang", cjs, map[string]string{"wt-language": "cobol"}); code != 400 {
 		t.Fatalf("unknown language: %d %s", code, body)
 	}
+	// A custom compiler's input is not JavaScript: never transpiled.
+	tpl := "import {{query.what}}\nexport {{query.where}}"
+	if code, body := put("tpl", tpl, map[string]string{"wt-compiler": "https://compilers.example/tpl.js"}); code != 200 {
+		t.Fatalf("template with a custom compiler: %d %s", code, body)
+	}
+	// The middleware compiler compiles JavaScript: transpiled.
+	if code, _ := put("mw", esm, map[string]string{"wt-compiler": "@webtask/middleware-compiler"}); code != 200 {
+		t.Fatalf("esm behind the middleware compiler: %d", code)
+	}
+	e.do("POST", "/api/run/test/mw", "", "")
+	if req := e.runner.last(t); strings.Contains(req.Code, "export default") {
+		t.Fatalf("esm behind the middleware compiler was not transpiled:\n%s", req.Code)
+	}
 }
 
 // TestDependenciesResolvePerWebtask: meta wt-node-dependencies is validated

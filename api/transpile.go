@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/webtaskd/webtaskd/store"
@@ -52,13 +53,21 @@ func (d *transpileDecisions) put(key string, needed bool) {
 
 // runnable returns the code the sandbox runs for source (whose hash is
 // hash) under meta's wt-language: source itself when it is plain CommonJS
-// JavaScript, else its transpiled form, made once (at create/update time
+// JavaScript or the input of a custom compiler (wt-compiler other than the
+// middleware compiler, which compiles JavaScript), else its transpiled form, made once (at create/update time
 // for stored code, at the first run for remote code) and stored by
 // content. A syntax error is an ErrInvalid naming line and column.
 func (s *Server) runnable(ctx context.Context, source, hash string, meta map[string]string) (string, string, error) {
 	lang, err := transpile.Language(meta)
 	if err != nil {
 		return "", "", err
+	}
+	if c := strings.TrimSpace(meta[MetaCompiler]); c != "" && c != middlewareCompiler {
+		// A custom compiler's input is its own language, not JavaScript.
+		if hash == "" {
+			hash = store.CodeHash(source)
+		}
+		return source, hash, nil
 	}
 	if hash == "" {
 		hash = store.CodeHash(source)
