@@ -41,8 +41,17 @@ start_daemon() {
 }
 
 bin/loadgen bare-server >"$WORK/bare.js"
+# Three tiny modules for the dependency row, packed with npm (no network):
+# the daemon installs them from its tarball directory.
+mkdir -p "$WORK/tarballs"
+for p in a b c; do
+  mkdir -p "$WORK/pkgs/wtd-bench-$p"
+  printf '{"name":"wtd-bench-%s","version":"1.0.0","main":"index.js"}\n' "$p" >"$WORK/pkgs/wtd-bench-$p/package.json"
+  echo "module.exports = (s) => s + '$p';" >"$WORK/pkgs/wtd-bench-$p/index.js"
+  (cd "$WORK/tarballs" && npm pack --silent "$WORK/pkgs/wtd-bench-$p" >/dev/null)
+done
 echo "bench: starting daemons and a bare node server" >&2
-start_daemon pool 18721 --pool-size 2
+start_daemon pool 18721 --pool-size 2 --modules-tarball-dir "$WORK/tarballs"
 start_daemon nopool 18722 --pool-size 0
 "$NODE" "$WORK/bare.js" 18731 & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18731/ >/dev/null 2>&1 && break; sleep 0.05; done
@@ -55,8 +64,25 @@ STREAM_CODE=$(bin/loadgen stream-code | sed 's/\\/\\\\/g; s/"/\\"/g')
 curl -fs -X PUT http://127.0.0.1:18721/api/webtask/bench/stream -H "Authorization: Bearer $TOKEN" \
   -H 'Content-Type: application/json' -d "{\"code\":\"$STREAM_CODE\"}" >/dev/null
 
+DEPS='{"wtd-bench-a":"1.0.0","wtd-bench-b":"1.0.0","wtd-bench-c":"1.0.0"}'
+curl -fs -X POST http://127.0.0.1:18721/api/env/node/modules -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d '{"modules":[{"name":"wtd-bench-a","version":"1.0.0"},{"name":"wtd-bench-b","version":"1.0.0"},{"name":"wtd-bench-c","version":"1.0.0"}]}' >/dev/null
+for p in a b c; do
+  for _ in $(seq 1 600); do
+    curl -fs "http://127.0.0.1:18721/api/env/node/modules/wtd-bench-$p" | grep -q '"available"' && break
+    sleep 0.1
+  done
+done
+curl -fs -X PUT http://127.0.0.1:18721/api/webtask/bench/deps -H "Authorization: Bearer $TOKEN" \
+  -H 'Content-Type: application/json' \
+  -d '{"code":"const a = require(\"wtd-bench-a\"), b = require(\"wtd-bench-b\"), c = require(\"wtd-bench-c\"); module.exports = (ctx, cb) => cb(null, { hello: a(b(c(\"world\"))) });",
+       "meta":{"wt-node-dependencies":"'"${DEPS//\"/\\\"}"'"}}' >/dev/null
+curl -fs http://127.0.0.1:18721/api/run/bench/deps | grep -q worldcba || { echo "bench: the dependency webtask does not run" >&2; exit 1; }
+
 echo "bench: (a) warm latency and throughput, $ROUNDS alternating rounds" >&2
 bin/loadgen warm -a http://127.0.0.1:18721/api/run/bench/hello -b http://127.0.0.1:18731/ \
+  -deps http://127.0.0.1:18721/api/run/bench/deps \
   -rounds "$ROUNDS" -n "$CALLS" -c 32 -d 2s >"$WORK/warm.json"
 echo "bench: (a') time to first byte of a streamed response, $ROUNDS alternating rounds" >&2
 bin/loadgen ttfb -a http://127.0.0.1:18721/api/run/bench/stream -b http://127.0.0.1:18731/stream \

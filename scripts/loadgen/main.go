@@ -1,7 +1,7 @@
 // Command loadgen is the load driver of `make bench` (scripts/bench.sh). It
 // measures, alternating between the systems under test in one run:
 //
-//	loadgen warm   -a URL -b URL            warm latency (c=1) and throughput (c=32)
+//	loadgen warm   -a URL -b URL [-deps URL] warm latency (c=1) and throughput (c=32)
 //	loadgen first  -pool URL -nopool URL    time to first response of a never-seen container
 //	loadgen memory -url URL                 memory charged per idle warm sandbox
 //	loadgen ttfb   -a URL -b URL            time to the first body byte of a streamed response
@@ -129,12 +129,18 @@ func warm(args []string) error {
 	fs := flag.NewFlagSet("warm", flag.ExitOnError)
 	a := fs.String("a", "", "webtaskd run URL")
 	b := fs.String("b", "", "bare node URL")
+	deps := fs.String("deps", "", "webtaskd run URL of a webtask with three module dependencies (optional)")
 	rounds := fs.Int("rounds", 5, "alternating rounds")
 	n := fs.Int("n", 2000, "sequential calls per round and system")
 	c := fs.Int("c", 32, "concurrency of the throughput test")
 	d := fs.Duration("d", 2*time.Second, "duration of one throughput round")
 	_ = fs.Parse(args)
 	urls := map[string]string{"webtaskd": *a, "node": *b}
+	names := []string{"webtaskd", "node"}
+	if *deps != "" {
+		urls["webtaskd_deps"] = *deps
+		names = append(names, "webtaskd_deps")
+	}
 	lat := map[string][]time.Duration{}
 	thr := map[string][]float64{}
 	for _, u := range urls { // warm up connections and JIT
@@ -145,7 +151,7 @@ func warm(args []string) error {
 		}
 	}
 	for r := 0; r < *rounds; r++ {
-		for _, name := range []string{"webtaskd", "node"} {
+		for _, name := range names {
 			u := urls[name]
 			for range *n {
 				t := time.Now()
@@ -562,6 +568,10 @@ func report(args []string) error {
 	tw, tn := tt["webtaskd"], tt["node"]
 	fmt.Printf("| time to first byte, streamed response, c=1 (p50 / p99) | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f ms | - | |\n",
 		tw.P50, tw.P99, tn.P50, tn.P99, tw.P50-tn.P50)
+	if wd, ok := w["webtaskd_deps"]; ok {
+		fmt.Printf("| warm latency p50, c=1, webtask with 3 module dependencies | %.3f ms | %.3f ms | +%.3f ms | - | |\n", wd.Latency.P50, nd.Latency.P50, wd.Latency.P50-nd.Latency.P50)
+		fmt.Printf("| warm throughput, c=32, webtask with 3 module dependencies | %.0f req/s | %.0f req/s | %.2fx | - | |\n", wd.RPS, nd.RPS, wd.RPS/nd.RPS)
+	}
 	fmt.Printf("| first response, never-seen container, pool | %.1f ms (p90 %.1f) | - | - | p50 <= 10 ms | %s |\n", f.Pool.P50, f.Pool.P90, ok(f.Pool.P50 <= 10))
 	r = f.Nopool.P50 / f.NodeSpawn.P50
 	fmt.Printf("| first response, pool empty vs spawning bare node | %.1f ms (p90 %.1f) | %.1f ms (p90 %.1f) | %.2fx | <= 1.3x | %s |\n", f.Nopool.P50, f.Nopool.P90, f.NodeSpawn.P50, f.NodeSpawn.P90, r, ok(r <= 1.3))
