@@ -45,7 +45,7 @@ func TestCompilersAndMiddlewareE2E(t *testing.T) {
 	srv := httptest.NewServer(code)
 	t.Cleanup(srv.Close)
 	cfg := Config(t)
-	cfg.AllowPrivateCodeURLs = true // the code server is on loopback
+	cfg.API.AllowPrivateCodeURLs = true // the code server is on loopback
 	e := Start(t, cfg)
 	put := func(name, code string, meta map[string]string) string {
 		t.Helper()

@@ -30,8 +30,8 @@ func TestWtModules(t *testing.T) {
 		}
 	}
 	cfg := Config(t)
-	cfg.PoolSize = 0
-	cfg.ModulesTarballDir = tarballs
+	cfg.Sandbox.PoolSize = 0
+	cfg.Modules.TarballDir = tarballs
 	env := Start(t, cfg)
 	const c = "mods"
 	wt := newWT(t, nm)

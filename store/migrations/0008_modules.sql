@@ -1,4 +1,4 @@
--- 0007: npm module provisioning and transpiled code.
+-- 0008: npm module provisioning and transpiled code.
 --
 -- node_modules: one row per requested name@version on this host (install
 -- state is per host: every host installs on demand). state is queued,
