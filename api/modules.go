@@ -51,12 +51,8 @@ func (s *Server) requestModules(c echo.Context) error {
 			return err
 		}
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var body types.ModulesRequest
-	if err := decodeJSON(raw, &body); err != nil {
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
 	if err := modules.ValidateAll(body.Modules); err != nil {

@@ -2,8 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -71,23 +69,18 @@ func (s *Store) DeleteModule(ctx context.Context, name, version string) error {
 }
 
 func (s *Store) queryModules(ctx context.Context, where string, args ...any) ([]types.Module, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, version, state, error, size_bytes, updated_at FROM node_modules `+where, args...)
+	out, err := queryAll(ctx, s.db, scanModule,
+		`SELECT name, version, state, error, size_bytes, updated_at FROM node_modules `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: modules: %w", err)
 	}
-	defer rows.Close()
-	out := []types.Module{}
-	for rows.Next() {
-		var m types.Module
-		var updated int64
-		if err := rows.Scan(&m.Name, &m.Version, &m.State, &m.Error, &m.SizeBytes, &updated); err != nil {
-			return nil, fmt.Errorf("store: modules: %w", err)
-		}
-		m.UpdatedAt = time.Unix(0, updated).UTC()
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: modules: %w", err)
-	}
 	return out, nil
+}
+
+func scanModule(sc scanner) (types.Module, error) {
+	var m types.Module
+	var updated int64
+	err := sc.Scan(&m.Name, &m.Version, &m.State, &m.Error, &m.SizeBytes, &updated)
+	m.UpdatedAt = time.Unix(0, updated).UTC()
+	return m, err
 }

@@ -25,16 +25,12 @@ func newModulesCmd(opts *connOptions) *cobra.Command {
 		Short: "List provisioned modules (all, or the versions of NAME) with their state and npm's error",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := opts.client()
-			if err != nil {
-				return err
-			}
 			path := "/api/env/node/modules"
 			if len(args) == 1 {
 				path += "/" + url.PathEscape(args[0])
 			}
 			var list []types.Module
-			if err := c.do(cmd.Context(), "GET", path, nil, &list); err != nil {
+			if err := opts.call(cmd.Context(), "GET", path, nil, &list); err != nil {
 				return err
 			}
 			return printModules(cmd, list, asJSON)
