@@ -9,7 +9,8 @@ export CGO_ENABLED := 1
 GO         ?= $(shell go version 2>/dev/null | grep -qE 'go1\.(2[1-9]|[3-9][0-9])' && echo go || echo /usr/local/go/bin/go)
 TAGS       := seccomp
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    := -X main.version=$(VERSION)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 

@@ -147,6 +147,16 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// SchemaVersion is the schema version this binary migrates databases to
+// (the number of its last embedded migration).
+func SchemaVersion() int {
+	ms, err := loadMigrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
+}
+
 type migration struct {
 	version int
 	name    string
@@ -208,7 +218,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("store: %w: %w", ErrMigration, err)
 	}
 	if n := len(ms); n > 0 && cur > ms[n-1].version {
-		return fmt.Errorf("store: database schema version %d is newer than this binary (%d): %w", cur, ms[n-1].version, ErrMigration)
+		return fmt.Errorf("store: refusing to open: the database is at schema version %d, newer than this binary knows (%d); "+
+			"it was written by a newer webtaskd: run that version, or restore a backup taken before the upgrade "+
+			"(migrations are forward-only): %w", cur, ms[n-1].version, ErrMigration)
 	}
 	for _, m := range ms {
 		if m.version <= cur {

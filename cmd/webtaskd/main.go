@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
 	"github.com/webtaskd/webtaskd/daemon"
 )
 
@@ -55,12 +57,12 @@ type Main struct {
 	Logger *slog.Logger
 	Daemon *daemon.Daemon
 
-	stderr io.Writer
+	stdout, stderr io.Writer
 }
 
 // NewMain returns a Main with the embedded defaults that logs to stderr.
 func NewMain(stderr io.Writer) *Main {
-	return &Main{Config: daemon.DefaultConfig(), stderr: stderr}
+	return &Main{Config: daemon.DefaultConfig(), stdout: os.Stdout, stderr: stderr}
 }
 
 // ParseFlags reads `serve [flags]` (serve may be omitted) and validates the
@@ -69,7 +71,7 @@ func (m *Main) ParseFlags(args []string) error {
 	if len(args) > 0 && args[0] == "serve" {
 		args = args[1:]
 	} else if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
-		fmt.Fprintln(m.stderr, "webtaskd", version)
+		printVersion(m.stdout)
 		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("webtaskd serve", flag.ContinueOnError)
@@ -84,25 +86,38 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := m.Config.Validate(); err != nil {
 		return err
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(m.Config.LogLevel))
-	m.Logger = slog.New(slog.NewTextHandler(m.stderr, &slog.HandlerOptions{Level: level}))
+	m.Logger = m.Config.NewLogger(m.stderr)
 	slog.SetDefault(m.Logger) // libraries that log through slog's default share the format
 	return nil
 }
 
-// Run starts the daemon; it returns once the API is serving.
+// Run starts the daemon; it returns once the API is serving, after telling
+// systemd so (READY=1, when NOTIFY_SOCKET is set: /healthz answers 200 from
+// then on).
 func (m *Main) Run(ctx context.Context) error {
 	m.Daemon = daemon.New(m.Config, m.Logger)
-	return m.Daemon.Open(ctx)
+	if err := m.Daemon.Open(ctx); err != nil {
+		return err
+	}
+	m.notify(sddaemon.SdNotifyReady + "\nSTATUS=serving on " + m.Daemon.Addr())
+	return nil
+}
+
+// notify sends state to systemd's notification socket (nothing when
+// NOTIFY_SOCKET is unset); a failure is logged, never fatal.
+func (m *Main) notify(state string) {
+	if _, err := sddaemon.SdNotify(false, state); err != nil {
+		m.Logger.Warn("sd_notify failed", "err", err)
+	}
 }
 
 // Close stops the daemon within Config.ShutdownTimeout; past it the process
-// gives up waiting and reports an error.
+// gives up waiting and reports an error. systemd is told first (STOPPING=1).
 func (m *Main) Close() error {
 	if m.Daemon == nil {
 		return nil
 	}
+	m.notify(sddaemon.SdNotifyStopping)
 	ctx, cancel := context.WithTimeout(context.Background(), m.Config.ShutdownTimeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -114,6 +129,3 @@ func (m *Main) Close() error {
 		return fmt.Errorf("shutdown did not finish within %s", m.Config.ShutdownTimeout)
 	}
 }
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
