@@ -97,6 +97,10 @@ type Deps struct {
 	// addressed).
 	Codes CodeStore
 
+	// ReadyChecks are the parts GET /readyz checks, by name ("store",
+	// "sandboxes"); none means ready whenever the API answers.
+	ReadyChecks map[string]ReadyCheck
+
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -164,6 +168,7 @@ type Server struct {
 	cronStore     CronStore
 	cron          CronScheduler
 	codes         CodeStore
+	readyChecks   map[string]ReadyCheck
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -205,10 +210,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		data:      d.Data,
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
-		codes:    d.Codes,
-		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
-		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
-		idPrefix: hex.EncodeToString(b[:]),
+		codes:       d.Codes,
+		readyChecks: d.ReadyChecks,
+		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
+		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
+		idPrefix:    hex.EncodeToString(b[:]),
 	}
 	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()
@@ -225,9 +231,8 @@ func (s *Server) routes() *echo.Echo {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestID, s.recoverPanic, s.admit)
 
-	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	})
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 
 	e.POST("/api/tokens/issue", s.issueToken)
 	e.GET("/api/tokens/inspect", s.inspectToken)

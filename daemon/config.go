@@ -3,6 +3,8 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
@@ -34,6 +36,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// LogFormat is the daemon log's form on stderr: "text" (slog's
+	// key=value lines) or "json" (one JSON object a line, for journald and
+	// log shippers).
+	LogFormat string
 
 	// API configures the HTTP API server (body limit, public URL, code
 	// URL policy, log stream keep-alive).
@@ -63,6 +69,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:   10 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 		LogLevel:        "info",
+		LogFormat:       "text",
 
 		API:     api.DefaultConfig(),
 		Sandbox: sandbox.DefaultConfig(),
@@ -102,6 +109,22 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("--log-format %q: want text or json", c.LogFormat)
+	}
 	errs = append(errs, c.API.Validate(), c.Sandbox.Validate(), c.Logs.Validate(), c.HTTP.Validate())
 	return errors.Join(errs...)
+}
+
+// NewLogger returns the daemon's logger on w, in LogFormat at LogLevel.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -139,6 +139,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("cron: %w", err)
 	}
 	guard := httplimit.New(d.cfg.HTTP, d.log.With("component", "http"))
+	mgr := d.mgr
 	apiCfg := d.cfg.API
 	apiCfg.Guard = guard
 	handler, err := api.New(apiCfg, api.Deps{
@@ -162,6 +163,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		CronStore:       d.store,
 		Cron:            d.cron,
 		Codes:           d.store,
+		ReadyChecks: map[string]api.ReadyCheck{
+			"store":     d.store.Ping,
+			"sandboxes": func(context.Context) error { return mgr.Ready() },
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
