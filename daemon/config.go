@@ -72,7 +72,7 @@ func DefaultConfig() Config {
 		LogFormat:       "text",
 
 		API:     api.DefaultConfig(),
-		Sandbox: sandbox.DefaultConfig(),
+		Sandbox: defaultSandboxConfig(),
 		Logs:    logstream.DefaultConfig(),
 		HTTP:    httplimit.DefaultConfig(),
 	}
@@ -114,7 +114,11 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-format %q: want text or json", c.LogFormat)
 	}
-	errs = append(errs, c.API.Validate(), c.Sandbox.Validate(), c.Logs.Validate(), c.HTTP.Validate())
+	sb := c.Sandbox
+	if sb.CgroupParent == "" { // automatic (resolveCgroupParent): valid either way
+		sb.CgroupParent = sandbox.DefaultCgroupParent
+	}
+	errs = append(errs, c.API.Validate(), sb.Validate(), c.Logs.Validate(), c.HTTP.Validate())
 	return errors.Join(errs...)
 }
 
@@ -127,4 +131,14 @@ func (c *Config) NewLogger(w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// defaultSandboxConfig is sandbox.DefaultConfig with an empty (automatic)
+// cgroup parent: under systemd with Delegate=yes on cgroup v2 the sandboxes
+// go inside the service's own cgroup, else under
+// sandbox.DefaultCgroupParent (resolveCgroupParent, when the daemon opens).
+func defaultSandboxConfig() sandbox.Config {
+	c := sandbox.DefaultConfig()
+	c.CgroupParent = ""
+	return c
 }

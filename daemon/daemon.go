@@ -112,6 +112,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}
 	d.logs = logstream.New(d.cfg.Logs)
 	sb := d.cfg.Sandbox
+	if sb.CgroupParent == "" {
+		if sb.CgroupParent, err = resolveCgroupParent(d.log); err != nil {
+			return fmt.Errorf("cgroup parent: %w", err)
+		}
+	}
 	sb.Logger = d.log.With("component", "sandbox")
 	sb.OnLog = d.onUserLog
 	sb.OnStorage = d.onStorage

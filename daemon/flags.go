@@ -13,6 +13,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/api/httplimit"
+	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 // RegisterFlags binds the settings of c to flags of fs, each flag directly
@@ -36,7 +37,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	s := &c.Sandbox
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "runtime state directory for sandboxes (tmpfs)")
-	fs.StringVar(&s.CgroupParent, "cgroup-parent", s.CgroupParent, "absolute parent cgroup of all sandboxes")
+	fs.StringVar(&s.CgroupParent, "cgroup-parent", s.CgroupParent, "absolute parent cgroup of all sandboxes; empty = inside the service's cgroup under systemd Delegate=yes, else "+sandbox.DefaultCgroupParent)
 	fs.StringVar(&s.Rootfs.NodePath, "node", s.Rootfs.NodePath, "node binary for sandboxes; empty = `node` on PATH")
 	fs.StringVar(&s.Rootfs.ModulesDir, "modules-dir", s.Rootfs.ModulesDir, "node_modules directory mounted read-only into sandboxes")
 	fs.IntVar(&s.Limits.MemoryMB, "memory-mb", s.Limits.MemoryMB, "default sandbox memory limit in MiB")

@@ -73,6 +73,11 @@ func (m *Main) ParseFlags(args []string) error {
 	} else if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
 		printVersion(m.stdout)
 		return flag.ErrHelp
+	} else if len(args) > 0 && args[0] == "config-defaults" {
+		if err := printConfigDefaults(m.stdout, args[1:]); err != nil {
+			return err
+		}
+		return flag.ErrHelp
 	}
 	fs := flag.NewFlagSet("webtaskd serve", flag.ContinueOnError)
 	fs.SetOutput(m.stderr)
