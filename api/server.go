@@ -97,6 +97,8 @@ type Deps struct {
 	// addressed).
 	Codes CodeStore
 
+	// Backup backs POST /api/admin/backup; nil answers 503.
+	Backup Backuper
 	// ReadyChecks are the parts GET /readyz checks, by name ("store",
 	// "sandboxes"); none means ready whenever the API answers.
 	ReadyChecks map[string]ReadyCheck
@@ -169,6 +171,7 @@ type Server struct {
 	cron          CronScheduler
 	codes         CodeStore
 	readyChecks   map[string]ReadyCheck
+	backuper      Backuper
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -212,6 +215,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cronStore: d.CronStore, cron: d.Cron,
 		codes:       d.Codes,
 		readyChecks: d.ReadyChecks,
+		backuper:    d.Backup,
 		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix:    hex.EncodeToString(b[:]),
@@ -269,6 +273,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
+	e.POST("/api/admin/backup", s.backup)
 	e.POST("/api/admin/keys/:kid/retire", s.retireKey)
 	return e
 }

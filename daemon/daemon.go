@@ -168,6 +168,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		CronStore:       d.store,
 		Cron:            d.cron,
 		Codes:           d.store,
+		Backup:          d,
 		ReadyChecks: map[string]api.ReadyCheck{
 			"store":     d.store.Ping,
 			"sandboxes": func(context.Context) error { return mgr.Ready() },

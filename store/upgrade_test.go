@@ -109,28 +109,3 @@ func checkFixtureData(t *testing.T, s *Store, v int) {
 		}
 	}
 }
-
-// TestNewerSchemaRefused: a database one version ahead of the binary is
-// refused with a message saying so, and left unchanged.
-func TestNewerSchemaRefused(t *testing.T) {
-	ctx := context.Background()
-	ring, _ := fixtureRing(t)
-	path := filepath.Join(t.TempDir(), "webtaskd.db")
-	s, err := Open(ctx, Options{Path: path, Ring: ring})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur := SchemaVersion()
-	if _, err := s.db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future.sql', 1)", cur+1); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	_, err = Open(ctx, Options{Path: path, Ring: ring})
-	if !errors.Is(err, ErrMigration) {
-		t.Fatalf("open a v%d database with a v%d binary: err = %v, want ErrMigration", cur+1, cur, err)
-	}
-	want := fmt.Sprintf("schema version %d, newer than this binary knows (%d)", cur+1, cur)
-	if !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q does not say %q", err, want)
-	}
-}
