@@ -36,6 +36,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// TLSCertFile and TLSKeyFile, both set, make the API serve HTTPS with
+	// this PEM certificate (chain) and key, read again on SIGHUP; both
+	// empty serve plain HTTP (behind a TLS-terminating proxy, or loopback).
+	TLSCertFile string
+	TLSKeyFile  string
 	// LogFormat is the daemon log's form on stderr: "text" (slog's
 	// key=value lines) or "json" (one JSON object a line, for journald and
 	// log shippers).
@@ -108,6 +113,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("--tls-cert-file and --tls-key-file go together")
 	}
 	switch c.LogFormat {
 	case "text", "json":

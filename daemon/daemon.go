@@ -6,6 +6,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,7 @@ type Daemon struct {
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
+	tls   *certReloader // nil: plain HTTP
 
 	masterMu    sync.Mutex // guards masterToken (re-minted after revocation or retirement)
 	masterToken string
@@ -92,6 +94,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	for _, dir := range []string{d.cfg.DataDir, keysDir} {
 		if err := d.ensureDir(dir, dataDirMode); err != nil {
 			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	if d.cfg.TLSCertFile != "" {
+		if d.tls, err = newCertReloader(d.cfg.TLSCertFile, d.cfg.TLSKeyFile); err != nil {
+			return err
 		}
 	}
 	if err := os.MkdirAll(d.cfg.Sandbox.StateDir, 0o700); err != nil {
@@ -182,6 +189,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("listen: %w", err)
 	}
 	d.ln = guard.Listener(d.ln)
+	if d.tls != nil {
+		d.ln = tls.NewListener(d.ln, d.tls.tlsConfig())
+	}
 	d.srv = guard.Server(handler.Handler())
 	// Cron runs go in-process through the API handler (see package cron);
 	// their Host is the public URL's, else the listen address.
@@ -201,6 +211,20 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}()
 	d.log.Info("webtaskd ready", "listen", d.ln.Addr().String(), "data_dir", d.cfg.DataDir,
 		"state_dir", d.cfg.Sandbox.StateDir, "master_token_file", filepath.Join(d.cfg.DataDir, MasterTokenFile))
+	return nil
+}
+
+// ReloadTLS loads the TLS certificate and key files again (SIGHUP); on
+// error the daemon keeps serving the previous ones. Without TLS it does
+// nothing.
+func (d *Daemon) ReloadTLS() error {
+	if d.tls == nil {
+		return nil
+	}
+	if err := d.tls.Reload(); err != nil {
+		return err
+	}
+	d.log.Info("TLS certificate reloaded", "cert_file", d.cfg.TLSCertFile)
 	return nil
 }
 

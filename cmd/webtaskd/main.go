@@ -47,11 +47,23 @@ func main() {
 		m.Logger.Error("start failed", "err", err)
 		os.Exit(1)
 	}
-	select {
-	case <-ctx.Done():
-		m.Logger.Info("shutting down", "cause", "signal")
-	case err := <-m.Daemon.Err():
-		m.Logger.Error("server failed", "err", err)
+	// SIGHUP reloads the TLS certificate and key (systemctl reload).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+wait:
+	for {
+		select {
+		case <-hup:
+			if err := m.Daemon.ReloadTLS(); err != nil {
+				m.Logger.Error("TLS reload failed; serving the previous certificate", "err", err)
+			}
+		case <-ctx.Done():
+			m.Logger.Info("shutting down", "cause", "signal")
+			break wait
+		case err := <-m.Daemon.Err():
+			m.Logger.Error("server failed", "err", err)
+			break wait
+		}
 	}
 	stop() // a second signal now kills the process the default way
 	if err := m.Close(); err != nil {
