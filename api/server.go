@@ -99,6 +99,8 @@ type Deps struct {
 
 	// Backup backs POST /api/admin/backup; nil answers 503.
 	Backup Backuper
+	// Collector backs POST /api/admin/gc; nil answers 503.
+	Collector CodeCollector
 	// ReadyChecks are the parts GET /readyz checks, by name ("store",
 	// "sandboxes"); none means ready whenever the API answers.
 	ReadyChecks map[string]ReadyCheck
@@ -172,6 +174,7 @@ type Server struct {
 	codes         CodeStore
 	readyChecks   map[string]ReadyCheck
 	backuper      Backuper
+	collector     CodeCollector
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -216,6 +219,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		codes:       d.Codes,
 		readyChecks: d.ReadyChecks,
 		backuper:    d.Backup,
+		collector:   d.Collector,
 		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix:    hex.EncodeToString(b[:]),
@@ -274,6 +278,7 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
 	e.POST("/api/admin/backup", s.backup)
+	e.POST("/api/admin/gc", s.gc)
 	e.POST("/api/admin/keys/:kid/retire", s.retireKey)
 	return e
 }

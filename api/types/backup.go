@@ -5,3 +5,16 @@ package types
 type BackupRequest struct {
 	Passphrase string `json:"passphrase"`
 }
+
+// GCRequest is the body of POST /api/admin/gc: code blobs older than
+// OlderThan (a Go duration, default "720h") that no stored webtask names
+// are removed.
+type GCRequest struct {
+	OlderThan string `json:"older_than,omitempty"`
+}
+
+// GCResult is the answer of POST /api/admin/gc.
+type GCResult struct {
+	OlderThan        string `json:"older_than"`
+	CodeBlobsRemoved int    `json:"code_blobs_removed"`
+}
