@@ -101,6 +101,9 @@ type Deps struct {
 	Backup Backuper
 	// Collector backs POST /api/admin/gc; nil answers 503.
 	Collector CodeCollector
+	// Audit records management actions and backs GET /api/admin/audit;
+	// nil records nothing.
+	Audit AuditStore
 	// ReadyChecks are the parts GET /readyz checks, by name ("store",
 	// "sandboxes"); none means ready whenever the API answers.
 	ReadyChecks map[string]ReadyCheck
@@ -175,6 +178,7 @@ type Server struct {
 	readyChecks   map[string]ReadyCheck
 	backuper      Backuper
 	collector     CodeCollector
+	audit         AuditStore
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -220,6 +224,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		readyChecks: d.ReadyChecks,
 		backuper:    d.Backup,
 		collector:   d.Collector,
+		audit:       d.Audit,
 		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix:    hex.EncodeToString(b[:]),
@@ -237,7 +242,7 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanic, s.admit)
+	e.Use(s.requestID, s.auditLog, s.recoverPanic, s.admit)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -279,6 +284,7 @@ func (s *Server) routes() *echo.Echo {
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
 	e.POST("/api/admin/backup", s.backup)
 	e.POST("/api/admin/gc", s.gc)
+	e.GET("/api/admin/audit", s.listAudit)
 	e.POST("/api/admin/keys/:kid/retire", s.retireKey)
 	return e
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
+	"github.com/webtaskd/webtaskd/store"
 )
 
 // Config is the daemon's whole configuration: the daemon's own settings
@@ -36,6 +37,11 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Quotas bound what one container may store: webtasks, cron jobs and
+	// storage bytes (0: unlimited). A write past one answers 403 and
+	// stores nothing.
+	Quotas store.Quotas
+
 	// TLSCertFile and TLSKeyFile, both set, make the API serve HTTPS with
 	// this PEM certificate (chain) and key, read again on SIGHUP; both
 	// empty serve plain HTTP (behind a TLS-terminating proxy, or loopback).
@@ -113,6 +119,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Quotas.MaxWebtasks < 0 || c.Quotas.MaxCronJobs < 0 || c.Quotas.MaxStorageBytes < 0 {
+		bad("--max-*-per-container quotas must not be negative")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("--tls-cert-file and --tls-key-file go together")

@@ -108,9 +108,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("key sets: %w", err)
 	}
 	if d.store, err = store.Open(ctx, store.Options{
-		Path: dbPath,
-		Ring: d.ring,
-		Now:  d.cfg.Clock,
+		Path:   dbPath,
+		Ring:   d.ring,
+		Now:    d.cfg.Clock,
+		Quotas: d.cfg.Quotas,
 	}); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
@@ -176,6 +177,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Cron:            d.cron,
 		Codes:           d.store,
 		Backup:          d,
+		Collector:       d.store,
+		Audit:           d.store,
 		ReadyChecks: map[string]api.ReadyCheck{
 			"store":     d.store.Ping,
 			"sandboxes": func(context.Context) error { return mgr.Ready() },

@@ -36,6 +36,8 @@ type Options struct {
 	Ring *keyring.Ring
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time
+	// Quotas bound what one container may store (zero: unlimited).
+	Quotas Quotas
 	// CheckpointEvery is how often the WAL's size is checked, and the WAL
 	// truncated when it is over 1 MiB; 0 means a minute.
 	CheckpointEvery time.Duration
@@ -49,6 +51,8 @@ type Store struct {
 	path string
 	ring *keyring.Ring
 	now  func() time.Time
+	// quotas bound each container's webtasks, cron jobs and storage.
+	quotas Quotas
 
 	// full is set while writes fail for lack of space (nospace.go).
 	full atomic.Bool
@@ -118,7 +122,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{},
+	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, cache: map[cacheKey]*Webtask{},
 		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 	if err := s.loadRevoked(ctx); err != nil {
 		db.Close()

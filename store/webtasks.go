@@ -113,6 +113,10 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (_ *Webtask, err err
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// Under writeMu: no other write of this process runs until the insert.
+	if err := checkCountQuota(ctx, s.db, "webtasks", "webtasks", out.Container, out.Name, s.quotas.MaxWebtasks); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	// Stepped to its end rather than QueryRow (which resets the statement
 	// after the row it returns): SQLite runs its WAL auto-checkpoint only

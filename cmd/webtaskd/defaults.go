@@ -25,11 +25,12 @@ func printConfigDefaults(w io.Writer, args []string) error {
 		if f.Name == "config" {
 			return
 		}
-		switch v := f.Value.(flag.Getter).Get().(type) {
-		case bool, int, int64, float64:
-			kv[f.Name] = v
-		default: // strings, durations
-			kv[f.Name] = f.Value.String()
+		kv[f.Name] = f.Value.String() // strings, durations, lists
+		if g, ok := f.Value.(flag.Getter); ok {
+			switch v := g.Get().(type) {
+			case bool, int, int64, float64:
+				kv[f.Name] = v
+			}
 		}
 	})
 	enc := json.NewEncoder(w)

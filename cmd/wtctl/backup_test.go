@@ -31,7 +31,7 @@ type written struct {
 func TestBackupWhileWritingRestoreElsewhere(t *testing.T) {
 	RequireRoot(t)
 	cfg := Config(t)
-	cfg.PoolSize = 0
+	cfg.Sandbox.PoolSize = 0
 	a := Start(t, cfg)
 
 	const code = `module.exports = (ctx, cb) => cb(null, { secret: ctx.secrets.S })`
@@ -157,7 +157,7 @@ func TestBackupWhileWritingRestoreElsewhere(t *testing.T) {
 		t.Fatalf("restore: %v", err)
 	}
 	cfgB := Config(t)
-	cfgB.PoolSize = 0
+	cfgB.Sandbox.PoolSize = 0
 	cfgB.DataDir = fresh
 	b := Start(t, cfgB)
 	if b.Base == a.Base {
