@@ -104,7 +104,7 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 	env.Stop()
 
 	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent",
-	// no later migration's columns.
+	// no later migration's columns and tables (0008's audit log).
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(cfg.DataDir, "webtaskd.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +113,7 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 		`ALTER TABLE webtasks DROP COLUMN pb`,
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
+		`DROP TABLE IF EXISTS audit_log`,
 		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := db.ExecContext(context.Background(), q); err != nil {
