@@ -42,6 +42,12 @@ type Config struct {
 	// stores nothing.
 	Quotas store.Quotas
 
+	// CodeBlobRetention, when positive, makes the daemon collect every 6
+	// hours the code blobs (of unnamed code tokens) that no stored webtask
+	// names and that are older than this; 0 collects only on demand
+	// (wtctl gc).
+	CodeBlobRetention time.Duration
+
 	// TLSCertFile and TLSKeyFile, both set, make the API serve HTTPS with
 	// this PEM certificate (chain) and key, read again on SIGHUP; both
 	// empty serve plain HTTP (behind a TLS-terminating proxy, or loopback).
@@ -122,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Quotas.MaxWebtasks < 0 || c.Quotas.MaxCronJobs < 0 || c.Quotas.MaxStorageBytes < 0 {
 		bad("--max-*-per-container quotas must not be negative")
+	}
+	if c.CodeBlobRetention < 0 {
+		bad("--code-blob-retention must not be negative")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("--tls-cert-file and --tls-key-file go together")

@@ -67,6 +67,12 @@ type Daemon struct {
 	ln    net.Listener
 	tls   *certReloader // nil: plain HTTP
 
+	// The automatic code-blob collection (gc.go).
+	gcStop     chan struct{}
+	gcDone     chan struct{}
+	gcStopOnce sync.Once
+	gcStarted  bool
+
 	masterMu    sync.Mutex // guards masterToken (re-minted after revocation or retirement)
 	masterToken string
 	serveErr    chan error
@@ -74,7 +80,7 @@ type Daemon struct {
 
 // New returns a daemon for a validated configuration.
 func New(cfg Config, log *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+	return &Daemon{cfg: cfg, log: log, serveErr: make(chan error, 1), gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 }
 
 // Open creates what is missing in the data directory (key sets, database,
@@ -118,6 +124,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
+	d.gcStarted = true
+	d.startCodeGC()
 	d.logs = logstream.New(d.cfg.Logs)
 	sb := d.cfg.Sandbox
 	if sb.CgroupParent == "" {
@@ -277,6 +285,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) closeResources(ctx context.Context) error {
 	var errs []error
+	d.stopCodeGC() // before the store closes
 	if d.cron != nil {
 		if err := d.cron.Stop(ctx); err != nil { // idempotent
 			errs = append(errs, err)
