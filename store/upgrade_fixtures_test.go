@@ -82,6 +82,8 @@ func fixtureRows(ring *keyring.Ring, v int) ([]string, error) {
 	case 5:
 		return []string{fmt.Sprintf(`INSERT INTO code_blobs (hash, code, created_at) VALUES (%q, %q, 7000)`,
 			CodeHash(fixtureBlob), fixtureBlob)}, nil
+	case 7:
+		return []string{`UPDATE container_limits SET max_response_bytes = 4096 WHERE container = 'fix'`}, nil
 	}
 	return nil, nil
 }

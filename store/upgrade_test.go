@@ -103,6 +103,11 @@ func checkFixtureData(t *testing.T, s *Store, v int) {
 			t.Errorf("cron job fix/hello = %+v, %v", j, err)
 		}
 	}
+	if v >= 7 {
+		if l, err := s.GetLimits(ctx, "fix"); err != nil || l.Limits.MaxResponseBytes != 4096 {
+			t.Errorf("response budget of fix = %+v, %v", l, err)
+		}
+	}
 	if v >= 5 {
 		if c, err := s.GetCode(ctx, CodeHash(fixtureBlob)); err != nil || c != fixtureBlob {
 			t.Errorf("code blob = %q, %v", c, err)

@@ -1,4 +1,4 @@
--- 0007: the audit log of management actions (GET /api/admin/audit): when,
+-- 0008: the audit log of management actions (GET /api/admin/audit): when,
 -- the caller token's id (jti), the action (method and route), its target
 -- (the request path, never its query: ?key= carries tokens; for a
 -- revocation the revoked jti) and the answer's status. Never a secret or a
