@@ -3,23 +3,18 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
 )
 
-// Quotas bound what one container may store; a zero field is unlimited.
-// They are checked inside the write's transaction (or under the store's
-// write lock), so concurrent writes cannot overrun them, and a refused
-// write stores nothing.
-type Quotas struct {
-	// MaxWebtasks caps the named webtasks of a container.
-	MaxWebtasks int
-	// MaxCronJobs caps the cron jobs of a container.
-	MaxCronJobs int
-	// MaxStorageBytes caps the summed size of a container's storage
-	// documents (ctx.storage and the /data routes), in bytes.
-	MaxStorageBytes int64
-}
+// Quotas bound what one container may store (types.Quotas): the daemon's
+// defaults (Options.Quotas, zero: unlimited) and a container's overrides
+// (its limits, zero: the daemon's). They are checked inside the write's
+// transaction (or under the store's write lock), so concurrent writes
+// cannot overrun them, and a refused write stores nothing.
+type Quotas = types.Quotas
 
 // ErrQuota is the kind of a write refused by a quota (HTTP 403, saying
 // which quota).
@@ -64,4 +59,29 @@ func checkStorageQuota(ctx context.Context, q querier, container, name, doc stri
 			container, others+int64(len(doc)), max)
 	}
 	return nil
+}
+
+// quotasOf returns container's quotas: its overrides where non-zero, else
+// the daemon's.
+func (s *Store) quotasOf(ctx context.Context, q querier, container string) (Quotas, error) {
+	eff := s.quotas
+	var o Quotas
+	err := q.QueryRowContext(ctx, `SELECT max_webtasks, max_cron_jobs, max_storage_bytes FROM container_limits WHERE container = ?`,
+		container).Scan(&o.MaxWebtasks, &o.MaxCronJobs, &o.MaxStorageBytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eff, nil
+	}
+	if err != nil {
+		return eff, err
+	}
+	if o.MaxWebtasks > 0 {
+		eff.MaxWebtasks = o.MaxWebtasks
+	}
+	if o.MaxCronJobs > 0 {
+		eff.MaxCronJobs = o.MaxCronJobs
+	}
+	if o.MaxStorageBytes > 0 {
+		eff.MaxStorageBytes = o.MaxStorageBytes
+	}
+	return eff, nil
 }

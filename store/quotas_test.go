@@ -63,3 +63,44 @@ func TestQuotas(t *testing.T) {
 		t.Errorf("replacing a document within the quota: %v", err)
 	}
 }
+
+// TestQuotaOverrides: a container's quota overrides (its limits) replace
+// the daemon's for that container only; removing them restores the
+// daemon's.
+func TestQuotaOverrides(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	s, err := Open(ctx, Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring, Now: e.clock.Now,
+		Quotas: Quotas{MaxWebtasks: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.PutLimits(ctx, ContainerLimits{Container: "big", Quotas: Quotas{MaxWebtasks: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.GetLimits(ctx, "big")
+	if err != nil || l.Quotas.MaxWebtasks != 3 {
+		t.Fatalf("limits of big = %+v, %v", l, err)
+	}
+	for _, n := range []string{"a", "b", "c"} {
+		if _, err := s.PutWebtask(ctx, sample("big", n)); err != nil {
+			t.Fatalf("webtask %s within big's override: %v", n, err)
+		}
+	}
+	if _, err := s.PutWebtask(ctx, sample("big", "d")); !errors.Is(err, ErrQuota) {
+		t.Fatalf("past big's override: %v", err)
+	}
+	if _, err := s.PutWebtask(ctx, sample("small", "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutWebtask(ctx, sample("small", "b")); !errors.Is(err, ErrQuota) {
+		t.Fatalf("another container keeps the daemon's quota: %v", err)
+	}
+	if err := s.DeleteLimits(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PutWebtask(ctx, sample("big", "d")); !errors.Is(err, ErrQuota) {
+		t.Fatalf("without overrides big is at the daemon's quota: %v", err)
+	}
+}

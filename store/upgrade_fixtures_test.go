@@ -84,6 +84,11 @@ func fixtureRows(ring *keyring.Ring, v int) ([]string, error) {
 			CodeHash(fixtureBlob), fixtureBlob)}, nil
 	case 7:
 		return []string{`UPDATE container_limits SET max_response_bytes = 4096 WHERE container = 'fix'`}, nil
+	case 8:
+		return []string{`INSERT INTO audit_log (at, jti, action, target, status)
+			VALUES (8000, 'fixture-jti', 'PUT /api/webtask/:container/:name', '/api/webtask/fix/hello', 200)`}, nil
+	case 9:
+		return []string{`UPDATE container_limits SET max_webtasks = 10 WHERE container = 'fix'`}, nil
 	}
 	return nil, nil
 }

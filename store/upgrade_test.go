@@ -108,6 +108,16 @@ func checkFixtureData(t *testing.T, s *Store, v int) {
 			t.Errorf("response budget of fix = %+v, %v", l, err)
 		}
 	}
+	if v >= 8 {
+		if a, err := s.ListAudit(ctx, 10, 0); err != nil || len(a) != 1 || a[0].TokenID != "fixture-jti" || a[0].Status != 200 {
+			t.Errorf("audit log = %+v, %v", a, err)
+		}
+	}
+	if v >= 9 {
+		if l, err := s.GetLimits(ctx, "fix"); err != nil || l.Quotas.MaxWebtasks != 10 {
+			t.Errorf("quotas of fix = %+v, %v", l, err)
+		}
+	}
 	if v >= 5 {
 		if c, err := s.GetCode(ctx, CodeHash(fixtureBlob)); err != nil || c != fixtureBlob {
 			t.Errorf("code blob = %q, %v", c, err)

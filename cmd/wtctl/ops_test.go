@@ -11,7 +11,7 @@ import (
 )
 
 // TestQuotaAndAudit: a webtask past the container's quota is a 403 that
-// stores nothing; wtctl audit shows the create, the revocation and the
+// stores nothing, and wtctl limits overrides the quota per container; wtctl audit shows the create, the revocation and the
 // delete with the token ids that made them, and no token.
 func TestQuotaAndAudit(t *testing.T) {
 	RequireRoot(t)
@@ -30,6 +30,14 @@ func TestQuotaAndAudit(t *testing.T) {
 		t.Fatalf("a webtask past the quota: %d %s", r.Status, r.Body)
 	}
 	MustStatus(t, env.Call("GET", "/api/webtask/au/two", env.Master, nil), 404, "GET the refused webtask")
+
+	// wtctl limits raises the container's quota; others keep the daemon's.
+	if out, err := wtctl(t, env, "limits", "set", "au", "--max-webtasks", "2"); err != nil || !strings.Contains(out, "2") {
+		t.Fatalf("wtctl limits set --max-webtasks: %v\n%s", err, out)
+	}
+	env.PutWebtask("au", "two", "module.exports = cb => cb(null, 2)", nil)
+	MustStatus(t, env.Call("PUT", "/api/webtask/au/three", env.Master, map[string]any{"code": "module.exports = cb => cb()"}), 403, "past the override")
+	MustStatus(t, env.Call("PUT", "/api/admin/containers/au/limits", env.Master, map[string]any{"quotas": map[string]int{"max_webtasks": -1}}), 400, "a negative quota")
 
 	// A tenant token, revoked by the master.
 	r = env.Call("POST", "/api/tokens/issue", env.Master, map[string]any{"ten": "au"})
