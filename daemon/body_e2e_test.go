@@ -104,7 +104,8 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 	env.Stop()
 
 	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent",
-	// no later migration's columns and tables (0008's audit log).
+	// no later migration's columns and tables (0007's response budget,
+	// 0008's audit log, 0009's quota overrides).
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(cfg.DataDir, "webtaskd.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +115,9 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
 		`DROP TABLE IF EXISTS audit_log`,
+		`ALTER TABLE container_limits DROP COLUMN max_webtasks`,
+		`ALTER TABLE container_limits DROP COLUMN max_cron_jobs`,
+		`ALTER TABLE container_limits DROP COLUMN max_storage_bytes`,
 		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := db.ExecContext(context.Background(), q); err != nil {
