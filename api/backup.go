@@ -34,12 +34,8 @@ func (s *Server) backup(c echo.Context) error {
 	if s.backuper == nil {
 		return errdefs.New(errdefs.ErrUnavailable, "backups are not available")
 	}
-	raw, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req types.BackupRequest
-	if err := decodeJSON(raw, &req); err != nil {
+	if err := s.bindJSON(c, &req); err != nil {
 		return err
 	}
 	began := time.Now()
