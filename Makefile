@@ -14,6 +14,8 @@ LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 
+.PHONY: all deps build run test test-unit bench fuzz soak clean fmt assets install uninstall
+
 # make install: DESTDIR stages the whole tree under another root (tests,
 # packages); PREFIX is where the binaries live on the target.
 DESTDIR    ?=
