@@ -9,11 +9,21 @@ export CGO_ENABLED := 1
 GO         ?= $(shell go version 2>/dev/null | grep -qE 'go1\.(2[1-9]|[3-9][0-9])' && echo go || echo /usr/local/go/bin/go)
 TAGS       := seccomp
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    := -X main.version=$(VERSION)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 
-.PHONY: all deps build run test test-unit bench fuzz soak clean fmt assets
+.PHONY: all deps build run test test-unit bench fuzz soak clean fmt assets install uninstall
+
+# make install: DESTDIR stages the whole tree under another root (tests,
+# packages); PREFIX is where the binaries live on the target.
+DESTDIR    ?=
+PREFIX     ?= /usr/local
+BINDIR     := $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR    ?= /etc/systemd/system
+DATADIR    ?= /var/lib/webtaskd
 
 all: build
 
@@ -63,6 +73,51 @@ fuzz: deps
 SOAK_FLAGS ?= -duration 2m
 soak: build
 	$(GO) run ./scripts/soak -bin bin/webtaskd $(SOAK_FLAGS)
+
+# Binaries, config (kept when present), data dir (0700) and the systemd
+# unit; enabled and started when systemd is PID 1 and DESTDIR is empty.
+install: build
+	@test "$$(id -u)" = 0 || { echo "make install: run as root" >&2; exit 1; }
+	install -D -m 0755 bin/webtaskd $(DESTDIR)$(BINDIR)/webtaskd
+	install -D -m 0755 bin/wtctl $(DESTDIR)$(BINDIR)/wtctl
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/webtaskd
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/webtaskd/config.json ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/webtaskd/config.json"; \
+	else \
+		bin/webtaskd config-defaults --data-dir $(DATADIR) > $(DESTDIR)$(SYSCONFDIR)/webtaskd/.config.json.tmp && \
+		chmod 0640 $(DESTDIR)$(SYSCONFDIR)/webtaskd/.config.json.tmp && \
+		mv $(DESTDIR)$(SYSCONFDIR)/webtaskd/.config.json.tmp $(DESTDIR)$(SYSCONFDIR)/webtaskd/config.json && \
+		echo "wrote $(DESTDIR)$(SYSCONFDIR)/webtaskd/config.json"; \
+	fi
+	install -d -m 0700 $(DESTDIR)$(DATADIR)
+	chmod 0700 $(DESTDIR)$(DATADIR)
+	install -d -m 0755 $(DESTDIR)$(UNITDIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' scripts/systemd/webtaskd.service \
+		> $(DESTDIR)$(UNITDIR)/webtaskd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/webtaskd.service
+	@if [ -n "$(DESTDIR)" ]; then \
+		echo "DESTDIR set: not enabling or starting the service"; \
+	elif [ "$$(ps -p 1 -o comm= 2>/dev/null)" != systemd ]; then \
+		echo "systemd is not PID 1: not enabling or starting webtaskd.service (start it: $(BINDIR)/webtaskd serve --config $(SYSCONFDIR)/webtaskd/config.json)"; \
+	else \
+		systemctl daemon-reload && systemctl enable webtaskd.service && systemctl restart webtaskd.service && \
+		echo "webtaskd.service enabled and started; master token: $(DATADIR)/master.token"; \
+	fi
+
+# Removes what install wrote but the config and the data; PURGE=1 removes
+# them too.
+uninstall:
+	@test "$$(id -u)" = 0 || { echo "make uninstall: run as root" >&2; exit 1; }
+	@if [ -z "$(DESTDIR)" ] && [ "$$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then \
+		systemctl disable --now webtaskd.service || true; \
+	fi
+	rm -f $(DESTDIR)$(UNITDIR)/webtaskd.service $(DESTDIR)$(BINDIR)/webtaskd $(DESTDIR)$(BINDIR)/wtctl
+	@if [ -z "$(DESTDIR)" ] && [ "$$(ps -p 1 -o comm= 2>/dev/null)" = systemd ]; then systemctl daemon-reload; fi
+	@if [ "$(PURGE)" = 1 ]; then \
+		rm -rf $(DESTDIR)$(SYSCONFDIR)/webtaskd $(DESTDIR)$(DATADIR) && echo "purged the config and $(DESTDIR)$(DATADIR)"; \
+	else \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/webtaskd and $(DESTDIR)$(DATADIR) (PURGE=1 removes them)"; \
+	fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -42,6 +42,7 @@ func (s *Server) caller(c echo.Context) (*token.Claims, string, error) {
 		return nil, "", err
 	}
 	// Token rate limits (lts…lto) count every request the token authorizes.
+	c.Set(ctxCaller, claims) // the audit log's token id
 	if err := s.limitToken(claims); err != nil {
 		return nil, "", err
 	}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/store/modules"
 )
 
 // MetaDependencies is the meta key declaring a webtask's npm modules: a

@@ -85,15 +85,23 @@ func (s *Server) putLimits(c echo.Context) error {
 		return err
 	}
 	// The body: every field optional, 0 or absent inherits the daemon
-	// default (tmp_mb is refused: daemon-wide).
-	var o types.Limits
-	if err := s.bindJSON(c, &o); err != nil {
+	// default (tmp_mb is refused: daemon-wide); "quotas" overrides the
+	// per-container quotas the same way.
+	var body struct {
+		types.Limits
+		Quotas types.Quotas `json:"quotas"`
+	}
+	if err := s.bindJSON(c, &body); err != nil {
 		return err
 	}
+	o := body.Limits
 	if err := sandbox.ValidateOverride(o); err != nil {
 		return errdefs.Errorf(errdefs.ErrInvalid, "%s", err.Error())
 	}
-	l, err := s.limitStore.PutLimits(c.Request().Context(), types.ContainerLimits{Container: container, Limits: o})
+	if q := body.Quotas; q.MaxWebtasks < 0 || q.MaxCronJobs < 0 || q.MaxStorageBytes < 0 {
+		return errdefs.Errorf(errdefs.ErrInvalid, "quotas must not be negative (0 inherits the daemon's)")
+	}
+	l, err := s.limitStore.PutLimits(c.Request().Context(), types.ContainerLimits{Container: container, Limits: o, Quotas: body.Quotas})
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/modules"
+	"github.com/webtaskd/webtaskd/store/modules"
 )
 
 // Modules provisions npm modules on this host (*modules.Manager). Every

@@ -9,8 +9,8 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/modules"
 )
 
 // fakeModules records what the API asks of the module manager.

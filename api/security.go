@@ -126,6 +126,7 @@ func (s *Server) revokeToken(c echo.Context) error {
 	default:
 		return errdefs.Errorf(errdefs.ErrDenied, "insufficient permissions to revoke this token: only the token itself, its ancestors and master tokens may")
 	}
+	c.Set(ctxAuditTarget, "jti "+tok.Jti)
 	if err := s.security.Revoke(c.Request().Context(), tok.Jti, caller.Jti); err != nil {
 		return err
 	}

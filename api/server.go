@@ -101,6 +101,17 @@ type Deps struct {
 	// Modules provisions npm modules (the /api/env/node/modules routes).
 	Modules Modules
 
+	// Backup backs POST /api/admin/backup; nil answers 503.
+	Backup Backuper
+	// Collector backs POST /api/admin/gc; nil answers 503.
+	Collector CodeCollector
+	// Audit records management actions and backs GET /api/admin/audit;
+	// nil records nothing.
+	Audit AuditStore
+	// ReadyChecks are the parts GET /readyz checks, by name ("store",
+	// "sandboxes"); none means ready whenever the API answers.
+	ReadyChecks map[string]ReadyCheck
+
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now defaults to time.Now.
@@ -173,6 +184,10 @@ type Server struct {
 	decisions     transpileDecisions
 	modules       Modules
 	resolved      resolutions
+	readyChecks   map[string]ReadyCheck
+	backuper      Backuper
+	collector     CodeCollector
+	audit         AuditStore
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -214,10 +229,16 @@ func New(cfg Config, d Deps) (*Server, error) {
 		data:      d.Data,
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
-		codes: d.Codes, transpiled: d.Transpiled, modules: d.Modules,
-		verifier: token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
-		remote:   newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
-		idPrefix: hex.EncodeToString(b[:]),
+		codes:       d.Codes,
+		transpiled:  d.Transpiled,
+		modules:     d.Modules,
+		readyChecks: d.ReadyChecks,
+		backuper:    d.Backup,
+		collector:   d.Collector,
+		audit:       d.Audit,
+		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
+		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
+		idPrefix:    hex.EncodeToString(b[:]),
 	}
 	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()
@@ -232,11 +253,10 @@ func (s *Server) routes() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.recoverPanic, s.admit)
+	e.Use(s.requestID, s.auditLog, s.recoverPanic, s.admit)
 
-	e.GET("/healthz", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-	})
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 
 	e.POST("/api/tokens/issue", s.issueToken)
 	e.GET("/api/tokens/inspect", s.inspectToken)
@@ -280,6 +300,9 @@ func (s *Server) routes() *echo.Echo {
 	e.GET("/metrics", s.serveMetrics)
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
+	e.POST("/api/admin/backup", s.backup)
+	e.POST("/api/admin/gc", s.gc)
+	e.GET("/api/admin/audit", s.listAudit)
 	e.POST("/api/admin/keys/:kid/retire", s.retireKey)
 	return e
 }

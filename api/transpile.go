@@ -5,8 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/webtaskd/webtaskd/sandbox/transpile"
 	"github.com/webtaskd/webtaskd/store"
-	"github.com/webtaskd/webtaskd/transpile"
 )
 
 // TranspiledStore keeps the transpiled (CommonJS) form of source code by

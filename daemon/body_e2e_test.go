@@ -104,7 +104,8 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 	env.Stop()
 
 	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent",
-	// no later migration's columns.
+	// no later migration's columns and tables (0007's response budget,
+	// 0008's audit log, 0009's quota overrides, 0010's modules).
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(cfg.DataDir, "webtaskd.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -113,9 +114,13 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 		`ALTER TABLE webtasks DROP COLUMN pb`,
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
-		// What later migrations made (0008: modules, transpiled code).
+		// 0010: modules and transpiled code.
 		`DROP TABLE IF EXISTS transpiled`,
 		`DROP TABLE IF EXISTS node_modules`,
+		`DROP TABLE IF EXISTS audit_log`,
+		`ALTER TABLE container_limits DROP COLUMN max_webtasks`,
+		`ALTER TABLE container_limits DROP COLUMN max_cron_jobs`,
+		`ALTER TABLE container_limits DROP COLUMN max_storage_bytes`,
 		`DELETE FROM schema_migrations WHERE version >= 6`,
 	} {
 		if _, err := db.ExecContext(context.Background(), q); err != nil {

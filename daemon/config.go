@@ -3,15 +3,18 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/httplimit"
-	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
+	"github.com/webtaskd/webtaskd/store"
+	"github.com/webtaskd/webtaskd/store/modules"
 )
 
 // Config is the daemon's whole configuration: the daemon's own settings
@@ -35,6 +38,26 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// Quotas bound what one container may store: webtasks, cron jobs and
+	// storage bytes (0: unlimited). A write past one answers 403 and
+	// stores nothing.
+	Quotas store.Quotas
+
+	// CodeBlobRetention, when positive, makes the daemon collect every 6
+	// hours the code blobs (of unnamed code tokens) that no stored webtask
+	// names and that are older than this; 0 collects only on demand
+	// (wtctl gc).
+	CodeBlobRetention time.Duration
+
+	// TLSCertFile and TLSKeyFile, both set, make the API serve HTTPS with
+	// this PEM certificate (chain) and key, read again on SIGHUP; both
+	// empty serve plain HTTP (behind a TLS-terminating proxy, or loopback).
+	TLSCertFile string
+	TLSKeyFile  string
+	// LogFormat is the daemon log's form on stderr: "text" (slog's
+	// key=value lines) or "json" (one JSON object a line, for journald and
+	// log shippers).
+	LogFormat string
 
 	// API configures the HTTP API server (body limit, public URL, code
 	// URL policy, log stream keep-alive).
@@ -69,9 +92,10 @@ func DefaultConfig() Config {
 		ShutdownGrace:   10 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
 		LogLevel:        "info",
+		LogFormat:       "text",
 
 		API:     api.DefaultConfig(),
-		Sandbox: sandbox.DefaultConfig(),
+		Sandbox: defaultSandboxConfig(),
 		Logs:    logstream.DefaultConfig(),
 		HTTP:    httplimit.DefaultConfig(),
 		Modules: modules.DefaultConfig(),
@@ -113,6 +137,45 @@ func (c *Config) Validate() error {
 	default:
 		bad("--log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	errs = append(errs, c.API.Validate(), c.Sandbox.Validate(), c.Logs.Validate(), c.HTTP.Validate(), c.Modules.Validate())
+	if c.Quotas.MaxWebtasks < 0 || c.Quotas.MaxCronJobs < 0 || c.Quotas.MaxStorageBytes < 0 {
+		bad("--max-*-per-container quotas must not be negative")
+	}
+	if c.CodeBlobRetention < 0 {
+		bad("--code-blob-retention must not be negative")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("--tls-cert-file and --tls-key-file go together")
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("--log-format %q: want text or json", c.LogFormat)
+	}
+	sb := c.Sandbox
+	if sb.CgroupParent == "" { // automatic (resolveCgroupParent): valid either way
+		sb.CgroupParent = sandbox.DefaultCgroupParent
+	}
+	errs = append(errs, c.API.Validate(), sb.Validate(), c.Logs.Validate(), c.HTTP.Validate(), c.Modules.Validate())
 	return errors.Join(errs...)
+}
+
+// NewLogger returns the daemon's logger on w, in LogFormat at LogLevel.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// defaultSandboxConfig is sandbox.DefaultConfig with an empty (automatic)
+// cgroup parent: under systemd with Delegate=yes on cgroup v2 the sandboxes
+// go inside the service's own cgroup, else under
+// sandbox.DefaultCgroupParent (resolveCgroupParent, when the daemon opens).
+func defaultSandboxConfig() sandbox.Config {
+	c := sandbox.DefaultConfig()
+	c.CgroupParent = ""
+	return c
 }

@@ -6,6 +6,7 @@ package daemon
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,12 +28,12 @@ import (
 	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon/cron"
-	"github.com/webtaskd/webtaskd/modules"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/modules"
 	"github.com/webtaskd/webtaskd/store/token"
 )
 
@@ -66,6 +67,13 @@ type Daemon struct {
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
+	tls   *certReloader // nil: plain HTTP
+
+	// The automatic code-blob collection (gc.go).
+	gcStop     chan struct{}
+	gcDone     chan struct{}
+	gcStopOnce sync.Once
+	gcStarted  bool
 
 	masterMu    sync.Mutex // guards masterToken (re-minted after revocation or retirement)
 	masterToken string
@@ -74,7 +82,7 @@ type Daemon struct {
 
 // New returns a daemon for a validated configuration.
 func New(cfg Config, log *slog.Logger) *Daemon {
-	return &Daemon{cfg: cfg, log: log, serveErr: make(chan error, 1)}
+	return &Daemon{cfg: cfg, log: log, serveErr: make(chan error, 1), gcStop: make(chan struct{}), gcDone: make(chan struct{})}
 }
 
 // Open creates what is missing in the data directory (key sets, database,
@@ -96,6 +104,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			return fmt.Errorf("data dir: %w", err)
 		}
 	}
+	if d.cfg.TLSCertFile != "" {
+		if d.tls, err = newCertReloader(d.cfg.TLSCertFile, d.cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(d.cfg.Sandbox.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state dir: %w", err)
 	}
@@ -103,24 +116,32 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("key sets: %w", err)
 	}
 	if d.store, err = store.Open(ctx, store.Options{
-		Path: dbPath,
-		Ring: d.ring,
-		Now:  d.cfg.Clock,
+		Path:   dbPath,
+		Ring:   d.ring,
+		Now:    d.cfg.Clock,
+		Quotas: d.cfg.Quotas,
 	}); err != nil {
 		return fmt.Errorf("database: %w", err)
 	}
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
+	d.gcStarted = true
+	d.startCodeGC()
+	d.logs = logstream.New(d.cfg.Logs)
+	sb := d.cfg.Sandbox
+	if sb.CgroupParent == "" {
+		if sb.CgroupParent, err = resolveCgroupParent(d.log); err != nil {
+			return fmt.Errorf("cgroup parent: %w", err)
+		}
+	}
 	mc := d.cfg.Modules
 	mc.Dir = d.cfg.moduleStoreDir()
-	mc.CgroupParent = d.cfg.Sandbox.CgroupParent + "-modules"
+	mc.CgroupParent = sb.CgroupParent + "-modules"
 	mc.Logger = d.log.With("component", "modules")
 	if d.mods, err = modules.Open(ctx, mc, d.store); err != nil {
 		return fmt.Errorf("modules: %w", err)
 	}
-	d.logs = logstream.New(d.cfg.Logs)
-	sb := d.cfg.Sandbox
 	sb.Logger = d.log.With("component", "sandbox")
 	sb.OnLog = d.onUserLog
 	sb.OnStorage = d.onStorage
@@ -149,6 +170,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("cron: %w", err)
 	}
 	guard := httplimit.New(d.cfg.HTTP, d.log.With("component", "http"))
+	mgr := d.mgr
 	apiCfg := d.cfg.API
 	apiCfg.Guard = guard
 	handler, err := api.New(apiCfg, api.Deps{
@@ -174,6 +196,13 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Codes:           d.store,
 		Transpiled:      d.store,
 		Modules:         d.mods,
+		Backup:          d,
+		Collector:       d.store,
+		Audit:           d.store,
+		ReadyChecks: map[string]api.ReadyCheck{
+			"store":     d.store.Ping,
+			"sandboxes": func(context.Context) error { return mgr.Ready() },
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -183,6 +212,9 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("listen: %w", err)
 	}
 	d.ln = guard.Listener(d.ln)
+	if d.tls != nil {
+		d.ln = tls.NewListener(d.ln, d.tls.tlsConfig())
+	}
 	d.srv = guard.Server(handler.Handler())
 	// Cron runs go in-process through the API handler (see package cron);
 	// their Host is the public URL's, else the listen address.
@@ -202,6 +234,20 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	}()
 	d.log.Info("webtaskd ready", "listen", d.ln.Addr().String(), "data_dir", d.cfg.DataDir,
 		"state_dir", d.cfg.Sandbox.StateDir, "master_token_file", filepath.Join(d.cfg.DataDir, MasterTokenFile))
+	return nil
+}
+
+// ReloadTLS loads the TLS certificate and key files again (SIGHUP); on
+// error the daemon keeps serving the previous ones. Without TLS it does
+// nothing.
+func (d *Daemon) ReloadTLS() error {
+	if d.tls == nil {
+		return nil
+	}
+	if err := d.tls.Reload(); err != nil {
+		return err
+	}
+	d.log.Info("TLS certificate reloaded", "cert_file", d.cfg.TLSCertFile)
 	return nil
 }
 
@@ -255,6 +301,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) closeResources(ctx context.Context) error {
 	var errs []error
+	d.stopCodeGC() // before the store closes
 	if d.cron != nil {
 		if err := d.cron.Stop(ctx); err != nil { // idempotent
 			errs = append(errs, err)

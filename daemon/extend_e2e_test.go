@@ -10,7 +10,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/modules/modulestest"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 // tplCompiler renders {{query.x}} and {{secrets.x}} (a Mustache-style

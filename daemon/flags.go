@@ -13,6 +13,7 @@ import (
 	units "github.com/docker/go-units"
 
 	"github.com/webtaskd/webtaskd/api/httplimit"
+	"github.com/webtaskd/webtaskd/sandbox"
 )
 
 // RegisterFlags binds the settings of c to flags of fs, each flag directly
@@ -25,6 +26,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time in-flight calls get to finish on shutdown")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "hard bound on the whole shutdown")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "daemon log format on stderr: text or json")
+	fs.IntVar(&c.Quotas.MaxWebtasks, "max-webtasks-per-container", c.Quotas.MaxWebtasks, "named webtasks one container may hold (0: unlimited)")
+	fs.IntVar(&c.Quotas.MaxCronJobs, "max-cron-jobs-per-container", c.Quotas.MaxCronJobs, "cron jobs one container may hold (0: unlimited)")
+	fs.Int64Var(&c.Quotas.MaxStorageBytes, "max-storage-bytes-per-container", c.Quotas.MaxStorageBytes, "summed bytes of one container's storage documents (0: unlimited)")
+	fs.DurationVar(&c.CodeBlobRetention, "code-blob-retention", c.CodeBlobRetention, "collect unreferenced code blobs older than this every 6 hours (0: only on wtctl gc)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) to serve HTTPS with; reloaded on SIGHUP")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file")
 
 	a := &c.API
 	fs.StringVar(&a.PublicURL, "public-url", a.PublicURL, "base URL of webtask URLs; empty = from the request's Host")
@@ -35,7 +43,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 	s := &c.Sandbox
 	fs.StringVar(&s.StateDir, "state-dir", s.StateDir, "runtime state directory for sandboxes (tmpfs)")
-	fs.StringVar(&s.CgroupParent, "cgroup-parent", s.CgroupParent, "absolute parent cgroup of all sandboxes")
+	fs.StringVar(&s.CgroupParent, "cgroup-parent", s.CgroupParent, "absolute parent cgroup of all sandboxes; empty = inside the service's cgroup under systemd Delegate=yes, else "+sandbox.DefaultCgroupParent)
 	fs.StringVar(&s.Rootfs.NodePath, "node", s.Rootfs.NodePath, "node binary for sandboxes; empty = `node` on PATH")
 	fs.StringVar(&s.Rootfs.ModulesDir, "modules-dir", s.Rootfs.ModulesDir, "node_modules directory mounted read-only into sandboxes")
 	fs.IntVar(&s.Limits.MemoryMB, "memory-mb", s.Limits.MemoryMB, "default sandbox memory limit in MiB")

@@ -9,8 +9,8 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/modules"
-	"github.com/webtaskd/webtaskd/modules/modulestest"
+	"github.com/webtaskd/webtaskd/store/modules"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 // moduleStates is GET /api/env/node/modules/{name} (no credential, the name

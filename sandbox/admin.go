@@ -177,3 +177,14 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	return errors.Join(errList...)
 }
+
+// Ready reports whether the manager takes calls: nil until Close, then
+// ErrClosed.
+func (m *Manager) Ready() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	return nil
+}

@@ -14,6 +14,10 @@ command -v node >/dev/null 2>&1 || need+=(nodejs)
 # The editor's browser tests drive Debian's chromium (api/editor).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# systemd-analyze verifies the unit `make install` writes (its test), even
+# where PID 1 is not systemd; ruby -c checks the Vagrantfile (CI).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v ruby >/dev/null 2>&1 || need+=(ruby)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

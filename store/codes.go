@@ -99,3 +99,13 @@ func (c *codeCache) cached(hash string) bool {
 	_, ok := c.get(hash)
 	return ok
 }
+
+// drop removes hash from the cache (collected blobs).
+func (c *codeCache) drop(hash string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[hash]; ok {
+		delete(c.m, hash)
+		c.bytes -= len(v)
+	}
+}

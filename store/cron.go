@@ -101,6 +101,13 @@ func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (_ *CronJob, err err
 	if err != nil {
 		return nil, fmt.Errorf("store: put cron job %s/%s: %w", j.Container, j.Name, err)
 	}
+	quotas, err := s.quotasOf(ctx, tx, j.Container)
+	if err != nil {
+		return nil, fmt.Errorf("store: put cron job %s/%s: quotas: %w", j.Container, j.Name, err)
+	}
+	if err := checkCountQuota(ctx, tx, "cron_jobs", "cron jobs", j.Container, j.Name, quotas.MaxCronJobs); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC().UnixNano()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cron_jobs
 		(container, name, token, schedule, tz, state, meta, created_at, updated_at)

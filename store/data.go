@@ -126,6 +126,13 @@ func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutD
 	if !o.Force && cur.Etag != o.ExpectEtag {
 		return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, &DataConflictError{Current: cur})
 	}
+	quotas, err := s.quotasOf(ctx, tx, container)
+	if err != nil {
+		return Data{}, fmt.Errorf("store: put data of %s/%s: quotas: %w", container, name, err)
+	}
+	if err := checkStorageQuota(ctx, tx, container, name, doc, quotas.MaxStorageBytes); err != nil {
+		return Data{}, err
+	}
 	next := Data{Etag: cur.Etag + 1}
 	if doc != "null" {
 		next.Doc = doc

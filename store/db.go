@@ -36,6 +36,8 @@ type Options struct {
 	Ring *keyring.Ring
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time
+	// Quotas bound what one container may store (zero: unlimited).
+	Quotas Quotas
 	// CheckpointEvery is how often the WAL's size is checked, and the WAL
 	// truncated when it is over 1 MiB; 0 means a minute.
 	CheckpointEvery time.Duration
@@ -49,6 +51,8 @@ type Store struct {
 	path string
 	ring *keyring.Ring
 	now  func() time.Time
+	// quotas bound each container's webtasks, cron jobs and storage.
+	quotas Quotas
 
 	// full is set while writes fail for lack of space (nospace.go).
 	full atomic.Bool
@@ -121,7 +125,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, cache: map[cacheKey]*Webtask{},
+	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, cache: map[cacheKey]*Webtask{},
 		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 	if err := s.loadRevoked(ctx); err != nil {
 		db.Close()
@@ -148,6 +152,16 @@ func (s *Store) Close() error {
 	s.gen++
 	s.cacheMu.Unlock()
 	return s.db.Close()
+}
+
+// SchemaVersion is the schema version this binary migrates databases to
+// (the number of its last embedded migration).
+func SchemaVersion() int {
+	ms, err := loadMigrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
 }
 
 type migration struct {
@@ -211,7 +225,9 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("store: %w: %w", ErrMigration, err)
 	}
 	if n := len(ms); n > 0 && cur > ms[n-1].version {
-		return fmt.Errorf("store: database schema version %d is newer than this binary (%d): %w", cur, ms[n-1].version, ErrMigration)
+		return fmt.Errorf("store: refusing to open: the database is at schema version %d, newer than this binary knows (%d); "+
+			"it was written by a newer webtaskd: run that version, or restore a backup taken before the upgrade "+
+			"(migrations are forward-only): %w", cur, ms[n-1].version, ErrMigration)
 	}
 	for _, m := range ms {
 		if m.version <= cur {

@@ -18,9 +18,11 @@ type ContainerLimits = types.ContainerLimits
 func (s *Store) GetLimits(ctx context.Context, container string) (*ContainerLimits, error) {
 	l := &ContainerLimits{Container: container}
 	var updated int64
-	err := s.db.QueryRowContext(ctx, `SELECT memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, max_response_bytes, updated_at
+	err := s.db.QueryRowContext(ctx, `SELECT memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, max_response_bytes,
+		max_webtasks, max_cron_jobs, max_storage_bytes, updated_at
 		FROM container_limits WHERE container = ?`, container).
-		Scan(&l.MemoryMB, &l.CPUs, &l.Pids, &l.ExecTimeoutMS, &l.MaxConcurrency, &l.MaxResponseBytes, &updated)
+		Scan(&l.MemoryMB, &l.CPUs, &l.Pids, &l.ExecTimeoutMS, &l.MaxConcurrency, &l.MaxResponseBytes,
+			&l.Quotas.MaxWebtasks, &l.Quotas.MaxCronJobs, &l.Quotas.MaxStorageBytes, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: limits of %s: %w", container, errdefs.Errorf(ErrLimitsNotFound, "container %s has no limit overrides", container))
 	}
@@ -39,13 +41,16 @@ func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (_ *ContainerL
 	defer s.writeMu.Unlock()
 	l.UpdatedAt = s.now().UTC()
 	_, err = s.db.ExecContext(ctx, `INSERT INTO container_limits
-		(container, memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, max_response_bytes, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		(container, memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, max_response_bytes,
+		 max_webtasks, max_cron_jobs, max_storage_bytes, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (container) DO UPDATE SET memory_mb = excluded.memory_mb, cpus = excluded.cpus,
 			pids = excluded.pids, exec_timeout_ms = excluded.exec_timeout_ms,
 			max_concurrency = excluded.max_concurrency, max_response_bytes = excluded.max_response_bytes,
-			updated_at = excluded.updated_at`,
-		l.Container, l.MemoryMB, l.CPUs, l.Pids, l.ExecTimeoutMS, l.MaxConcurrency, l.MaxResponseBytes, l.UpdatedAt.UnixNano())
+			max_webtasks = excluded.max_webtasks, max_cron_jobs = excluded.max_cron_jobs,
+			max_storage_bytes = excluded.max_storage_bytes, updated_at = excluded.updated_at`,
+		l.Container, l.MemoryMB, l.CPUs, l.Pids, l.ExecTimeoutMS, l.MaxConcurrency, l.MaxResponseBytes,
+		l.Quotas.MaxWebtasks, l.Quotas.MaxCronJobs, l.Quotas.MaxStorageBytes, l.UpdatedAt.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("store: put limits of %s: %w", l.Container, err)
 	}

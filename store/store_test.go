@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -132,16 +133,23 @@ func TestOpenPragmasAndMigrations(t *testing.T) {
 	}
 }
 
+// TestRefusesNewerSchema: a database one version ahead of the binary
+// (current+1) is refused with a message saying so.
 func TestRefusesNewerSchema(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
-	if _, err := s.db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)"); err != nil {
+	cur := SchemaVersion()
+	if _, err := s.db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", cur+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
 	_, err := Open(context.Background(), Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring})
 	if !errors.Is(err, ErrMigration) {
 		t.Fatalf("err = %v, want ErrMigration", err)
+	}
+	want := fmt.Sprintf("schema version %d, newer than this binary knows (%d)", cur+1, cur)
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
 	}
 }
 

@@ -74,3 +74,9 @@ func (s *Store) checkpoint() {
 	}
 	slog.Debug("store: WAL checkpointed and truncated", "pages", done)
 }
+
+// Ping checks that the database answers a query (readiness probes).
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}

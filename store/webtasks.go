@@ -113,6 +113,14 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (_ *Webtask, err err
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// Under writeMu: no other write of this process runs until the insert.
+	quotas, err := s.quotasOf(ctx, s.db, out.Container)
+	if err != nil {
+		return nil, fmt.Errorf("store: put %s/%s: quotas: %w", out.Container, out.Name, err)
+	}
+	if err := checkCountQuota(ctx, s.db, "webtasks", "webtasks", out.Container, out.Name, quotas.MaxWebtasks); err != nil {
+		return nil, err
+	}
 	now := s.now().UTC()
 	// Stepped to its end rather than QueryRow (which resets the statement
 	// after the row it returns): SQLite runs its WAL auto-checkpoint only

@@ -52,6 +52,9 @@ func override[T comparable](dst *T, v T) {
 type ContainerLimits struct {
 	Container string `json:"container,omitempty"`
 	Limits
+	// Quotas override the daemon's per-container quotas (zero fields
+	// inherit them).
+	Quotas Quotas `json:"quotas,omitzero"`
 	// UpdatedAt is when the overrides were stored (zero: none are).
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
@@ -129,4 +132,14 @@ type FleetStatus struct {
 	MaxSandboxes int                  `json:"max_sandboxes"`
 	Sandboxes    map[SandboxState]int `json:"sandboxes"`
 	Fleet        *FleetStats          `json:"fleet,omitempty"`
+}
+
+// Quotas bound what one container may store: its named webtasks, its cron
+// jobs and the summed bytes of its storage documents. Zero is unlimited
+// for the daemon's flags, and "inherit the daemon's" in a container's
+// overrides. A write past a quota is refused (403) and stores nothing.
+type Quotas struct {
+	MaxWebtasks     int   `json:"max_webtasks,omitempty"`
+	MaxCronJobs     int   `json:"max_cron_jobs,omitempty"`
+	MaxStorageBytes int64 `json:"max_storage_bytes,omitempty"`
 }

@@ -61,37 +61,14 @@ func (o *connOptions) call(ctx context.Context, method, path string, in, out any
 
 // do sends a request and decodes a JSON answer into out (when non-nil).
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	resp, err := c.send(ctx, method, path, in)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach webtaskd at %s: %w", c.base, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
 		return err
-	}
-	if resp.StatusCode >= 300 {
-		var e apiError
-		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-			return &e
-		}
-		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
 	}
 	if out == nil || len(raw) == 0 {
 		return nil
@@ -100,4 +77,40 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("unexpected answer from %s%s: %w", c.base, path, err)
 	}
 	return nil
+}
+
+// send sends a request with in as its JSON body (when non-nil) and returns
+// a successful response, whose body the caller closes; an error status is
+// the daemon's error.
+func (c *client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach webtaskd at %s: %w", c.base, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e apiError
+		if json.Unmarshal(raw, &e) == nil && e.Message != "" {
+			return nil, &e
+		}
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(raw))
+	}
+	return resp, nil
 }

@@ -36,7 +36,7 @@ func newRootCmd(m *Main) *cobra.Command {
 	root.AddCommand(newSandboxesCmd(&opts), newWebtasksCmd(&opts))
 	root.AddCommand(newTokenCmd(&opts), newKeysCmd(&opts))
 	root.AddCommand(newStatusCmd(&opts), newLimitsCmd(&opts))
-	root.AddCommand(newLogsCmd(&opts), newModulesCmd(&opts))
+	root.AddCommand(newLogsCmd(&opts), newModulesCmd(&opts), newBackupCmd(&opts), newGCCmd(&opts), newAuditCmd(&opts))
 	return root
 }
 

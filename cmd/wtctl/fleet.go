@@ -184,7 +184,7 @@ func printStatus(out io.Writer, st types.FleetStatus) {
 }
 
 func newLimitsCmd(opts *connOptions) *cobra.Command {
-	cmd := &cobra.Command{Use: "limits", Short: "Per-container sandbox limits (0 or unset: the daemon default)"}
+	cmd := &cobra.Command{Use: "limits", Short: "Per-container sandbox limits and quotas (0 or unset: the daemon default)"}
 	var asJSON bool
 	path := func(c string) string { return "/api/admin/containers/" + url.PathEscape(c) + "/limits" }
 	print := func(cmd *cobra.Command, l types.ContainerLimits) error {
@@ -192,10 +192,11 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 			return writeJSON(cmd, l)
 		}
 		w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "CONTAINER\tMEMORY\tCPUS\tPIDS\tEXEC TIMEOUT\tCONCURRENCY\tMAX RESPONSE")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, orDash(intString(l.MemoryMB)+suffix(l.MemoryMB, "MiB")),
+		fmt.Fprintln(w, "CONTAINER\tMEMORY\tCPUS\tPIDS\tEXEC TIMEOUT\tCONCURRENCY\tMAX RESPONSE\tMAX WEBTASKS\tMAX CRON JOBS\tMAX STORAGE")
+		q := l.Quotas
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.Container, orDash(intString(l.MemoryMB)+suffix(l.MemoryMB, "MiB")),
 			orDash(floatString(l.CPUs)), orDash(intString(l.Pids)), orDash(msString(l.ExecTimeoutMS)), orDash(intString(l.MaxConcurrency)),
-			orDash(intString(l.MaxResponseBytes)))
+			orDash(intString(l.MaxResponseBytes)), orDash(intString(q.MaxWebtasks)), orDash(intString(q.MaxCronJobs)), orDash(intString(q.MaxStorageBytes)))
 		return w.Flush()
 	}
 	get := &cobra.Command{
@@ -213,7 +214,7 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 	var in types.ContainerLimits
 	var execTimeout time.Duration
 	set := &cobra.Command{
-		Use:   "set CONTAINER [--memory-mb N] [--cpus X] [--pids N] [--exec-timeout D] [--max-concurrency N] [--max-response-bytes N]",
+		Use:   "set CONTAINER [--memory-mb N] [--cpus X] [--pids N] [--exec-timeout D] [--max-concurrency N] [--max-response-bytes N] [--max-webtasks N] [--max-cron-jobs N] [--max-storage-bytes N]",
 		Short: "Replace a container's overrides; its next call gets a sandbox with them",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -233,6 +234,9 @@ func newLimitsCmd(opts *connOptions) *cobra.Command {
 	f.DurationVar(&execTimeout, "exec-timeout", 0, "limit of one call")
 	f.IntVar(&in.MaxConcurrency, "max-concurrency", 0, "concurrent calls; more queue, then 429")
 	f.Int64Var(&in.MaxResponseBytes, "max-response-bytes", 0, "response body budget in bytes (a stream past it is cut off)")
+	f.IntVar(&in.Quotas.MaxWebtasks, "max-webtasks", 0, "quota: named webtasks of the container (0: the daemon's)")
+	f.IntVar(&in.Quotas.MaxCronJobs, "max-cron-jobs", 0, "quota: cron jobs of the container (0: the daemon's)")
+	f.Int64Var(&in.Quotas.MaxStorageBytes, "max-storage-bytes", 0, "quota: summed bytes of the container's storage documents (0: the daemon's)")
 	rm := &cobra.Command{
 		Use:   "rm CONTAINER",
 		Short: "Remove a container's overrides (back to the daemon defaults)",

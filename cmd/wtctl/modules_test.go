@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/modules/modulestest"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 func TestParseModuleSpecs(t *testing.T) {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/modules/modulestest"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 // TestWtModules drives the real wt-cli against provisioned modules, with no

@@ -19,9 +19,9 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/modules/modulestest"
 	"github.com/webtaskd/webtaskd/store"
 	"github.com/webtaskd/webtaskd/store/keyring"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 // installWait bounds one test's wait for an install.

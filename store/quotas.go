@@ -1,0 +1,87 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
+)
+
+// Quotas bound what one container may store (types.Quotas): the daemon's
+// defaults (Options.Quotas, zero: unlimited) and a container's overrides
+// (its limits, zero: the daemon's). They are checked inside the write's
+// transaction (or under the store's write lock), so concurrent writes
+// cannot overrun them, and a refused write stores nothing.
+type Quotas = types.Quotas
+
+// ErrQuota is the kind of a write refused by a quota (HTTP 403, saying
+// which quota).
+var ErrQuota = errdefs.ErrDenied
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// checkCountQuota refuses a new row name in container when table already
+// holds max rows of container (max 0: no quota; an existing row is
+// replaced, never refused).
+func checkCountQuota(ctx context.Context, q querier, table, what, container, name string, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	var n int
+	var exists bool
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM `+table+` WHERE container = ?),
+		EXISTS (SELECT 1 FROM `+table+` WHERE container = ? AND name = ?)`, container, container, name).Scan(&n, &exists); err != nil {
+		return err
+	}
+	if !exists && n >= max {
+		return errdefs.Errorf(ErrQuota, "quota exceeded: container `%s` holds %d %s, its limit", container, n, what)
+	}
+	return nil
+}
+
+// checkStorageQuota refuses storing doc as container/name's document when
+// the container's documents would then exceed max bytes.
+func checkStorageQuota(ctx context.Context, q querier, container, name, doc string, max int64) error {
+	if max <= 0 || doc == "null" {
+		return nil
+	}
+	var others int64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM webtask_data
+		WHERE container = ? AND name != ? AND data != 'null'`, container, name).Scan(&others); err != nil {
+		return err
+	}
+	if others+int64(len(doc)) > max {
+		return errdefs.Errorf(ErrQuota, "quota exceeded: the storage documents of container `%s` would take %d bytes, more than its %d",
+			container, others+int64(len(doc)), max)
+	}
+	return nil
+}
+
+// quotasOf returns container's quotas: its overrides where non-zero, else
+// the daemon's.
+func (s *Store) quotasOf(ctx context.Context, q querier, container string) (Quotas, error) {
+	eff := s.quotas
+	var o Quotas
+	err := q.QueryRowContext(ctx, `SELECT max_webtasks, max_cron_jobs, max_storage_bytes FROM container_limits WHERE container = ?`,
+		container).Scan(&o.MaxWebtasks, &o.MaxCronJobs, &o.MaxStorageBytes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eff, nil
+	}
+	if err != nil {
+		return eff, err
+	}
+	if o.MaxWebtasks > 0 {
+		eff.MaxWebtasks = o.MaxWebtasks
+	}
+	if o.MaxCronJobs > 0 {
+		eff.MaxCronJobs = o.MaxCronJobs
+	}
+	if o.MaxStorageBytes > 0 {
+		eff.MaxStorageBytes = o.MaxStorageBytes
+	}
+	return eff, nil
+}
