@@ -23,7 +23,7 @@ const (
 const middlewareCompiler = "@webtask/middleware-compiler"
 
 // builtinModules are the userspace modules the sandbox runtime provides
-// itself (rootfs/agent/agent.js): requesting them needs no install, and a
+// itself (rootfs/agent/builtins): requesting them needs no install, and a
 // webtask declaring them gets the built-in.
 var builtinModules = map[string]bool{
 	middlewareCompiler:                true,

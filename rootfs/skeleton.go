@@ -86,7 +86,8 @@ type Layout struct {
 
 // Build (re)creates the sandbox root skeleton in dir: empty mount targets for
 // the read-only binds (node, tini, node's shared libraries, the modules
-// directory), a fresh minimal /etc, /tmp, /proc, /dev and /agent/agent.js.
+// directory), a fresh minimal /etc, /tmp, /proc, /dev and the runtime agent in /agent
+// (entry point /agent/agent.js).
 // It wipes and rebuilds dir on every call (only if dir is empty, missing or
 // a skeleton it built before). Directories are world-traversable so that the
 // sandbox's mapped root can walk them.
@@ -170,12 +171,14 @@ func Build(dir string, opt Options) (*Layout, error) {
 		"/etc/resolv.conf":   "",
 		"/etc/nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
 		"/etc/hostname":      "webtask\n",
-		SandboxAgentPath:     string(AgentJS),
 	}
 	for p, content := range files {
 		if err := writeFile(filepath.Join(dir, p), []byte(content), 0o444); err != nil {
 			return nil, err
 		}
+	}
+	if _, err := WriteAgent(filepath.Join(dir, filepath.Dir(SandboxAgentPath))); err != nil {
+		return nil, err
 	}
 	if err := writeFile(filepath.Join(dir, markerName), []byte("built by webtaskd; rebuilt on every start\n"), 0o444); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,13 +74,7 @@ func TestBuild(t *testing.T) {
 	if err != nil || !strings.Contains(string(passwd), "webtask:x:1000:1000:") {
 		t.Errorf("passwd %q %v", passwd, err)
 	}
-	agent, err := os.ReadFile(filepath.Join(dir, "agent/agent.js"))
-	if err != nil || string(agent) != string(AgentJS) {
-		t.Errorf("agent.js not written from AgentJS: %v", err)
-	}
-	if st, _ := os.Stat(filepath.Join(dir, "agent/agent.js")); st == nil || st.Mode().Perm() != 0o444 {
-		t.Errorf("agent.js mode %v, want 0444", st)
-	}
+	checkAgent(t, filepath.Join(dir, "agent"))
 	for _, d := range []string{"proc", "dev", "tmp", "etc/resolv.conf", "etc/hosts", "etc/group", "etc/nsswitch.conf"} {
 		if _, err := os.Stat(filepath.Join(dir, d)); err != nil {
 			t.Errorf("missing %s: %v", d, err)
@@ -127,4 +122,48 @@ func TestBuildErrors(t *testing.T) {
 	if _, err := Build("relative", Options{}); err == nil {
 		t.Errorf("relative dir accepted")
 	}
+}
+
+// checkAgent fails t unless dir holds every file of the embedded agent,
+// byte for byte and read-only, the entry point agent.js among them.
+func checkAgent(t *testing.T, dir string) {
+	t.Helper()
+	var files int
+	err := fs.WalkDir(agentFiles, "agent", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		want, err := agentFiles.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		dest := filepath.Join(dir, strings.TrimPrefix(p, "agent/"))
+		got, err := os.ReadFile(dest)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s not written from the embedded agent: %v", dest, err)
+		}
+		if st, _ := os.Stat(dest); st == nil || st.Mode().Perm() != 0o444 {
+			t.Errorf("%s mode %v, want 0444", dest, st)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, agentEntry)); err != nil || files < 2 {
+		t.Errorf("agent entry point: %v (%d files)", err, files)
+	}
+}
+
+func TestWriteAgent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "agent")
+	entry, err := WriteAgent(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if entry != filepath.Join(dir, "agent.js") {
+		t.Errorf("entry = %q, want %s/agent.js", entry, dir)
+	}
+	checkAgent(t, dir)
 }

@@ -109,8 +109,8 @@ func spawnAgent(t testing.TB, dir string, env ...string) (net.Conn, *exec.Cmd) {
 	if err != nil {
 		t.Skip("SKIPPING: node is not installed; the runtime agent tests need it")
 	}
-	script := filepath.Join(dir, "agent.js")
-	if err := os.WriteFile(script, rootfs.AgentJS, 0o644); err != nil {
+	script, err := rootfs.WriteAgent(filepath.Join(dir, "agent"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)

@@ -1,5 +1,5 @@
 // Package agent speaks the runtime protocol between the daemon and the
-// long-lived Node runtime agent (rootfs/agent/agent.js) inside a sandbox.
+// long-lived Node runtime agent (rootfs/agent/, entry point agent.js) inside a sandbox.
 //
 // # Wire protocol
 //

@@ -15,7 +15,7 @@ import (
 // The hot path of the protocol is encoded and decoded by hand: the invoke
 // message's fixed fields are appended directly (encoding/json walks the
 // Request by reflection, about a third of the daemon's protocol cost), and
-// a "result" line in the exact shape agent.js writes is parsed without
+// a "result" line in the exact shape the agent writes is parsed without
 // reflection. Both produce what encoding/json would: the invoke message is
 // byte for byte what json.Encoder (SetEscapeHTML(false)) writes for
 // {"op":"invoke","id":…,"req":Request}, and any line the fast parser does not fully recognise is
@@ -305,7 +305,7 @@ const (
 
 var errNotFast = errors.New("not a fast-path line")
 
-// parseResult parses a "result" line in the exact shape agent.js writes:
+// parseResult parses a "result" line in the exact shape the agent writes (rootfs/agent/result.js):
 //
 //	{"op":"result","id":N,"status":S,"headers":{"k":["<base64>",...],...},"body":"<base64>"}\n
 //
@@ -328,7 +328,7 @@ func parseResult(line []byte) (id uint64, status int, hdr map[string][]string, b
 	return id, status, hdr, body, nil
 }
 
-// parseHead parses a "head" line in the exact shape agent.js writes:
+// parseHead parses a "head" line in the exact shape the agent writes (rootfs/agent/stream.js):
 //
 //	{"op":"head","id":N,"status":S,"headers":{"k":["<base64>",...],...}}\n
 func parseHead(line []byte) (id uint64, status int, hdr map[string][]string, err error) {
@@ -343,7 +343,7 @@ func parseHead(line []byte) (id uint64, status int, hdr map[string][]string, err
 	return id, status, hdr, nil
 }
 
-// parseChunk parses a "chunk" line in the exact shape agent.js writes:
+// parseChunk parses a "chunk" line in the exact shape the agent writes (rootfs/agent/stream.js):
 //
 //	{"op":"chunk","id":N,"body":"<base64>"}\n
 func parseChunk(line []byte) (id uint64, body []byte, err error) {

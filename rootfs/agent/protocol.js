@@ -1,0 +1,96 @@
+'use strict';
+// The runtime channel (fd 3) and the primordials every part of the agent
+// uses: newline-delimited JSON frames written through a corked socket (one
+// write per tick), lines read and handed to the dispatcher, the agent's own
+// log, and the globals captured before any user code runs.
+
+const net = require('net');
+
+// Captured before any user code runs, so user code replacing globals cannot
+// break the protocol.
+const stringify = JSON.stringify;
+const parse = JSON.parse;
+const BufferFrom = Buffer.from;
+const nextTick = process.nextTick;
+// atob/btoa map base64 to latin1 strings (one char per byte) and back:
+// exactly the header value conversions, without a Buffer per value.
+const atob = globalThis.atob;
+const btoa = globalThis.btoa;
+
+const origStdoutWrite = process.stdout.write;
+const origStderrWrite = process.stderr.write;
+
+function agentLog(msg) {
+  try {
+    origStderrWrite.call(process.stderr, 'webtaskd-agent: ' + msg + '\n');
+  } catch (_) {
+    // nothing left to report to
+  }
+}
+
+const chan = new net.Socket({ fd: 3, readable: true, writable: true });
+chan.setEncoding('utf8');
+chan.on('error', () => process.exit(1));
+chan.on('end', () => process.exit(0));
+chan.on('close', () => process.exit(0));
+
+// Messages written in one tick leave in one write: the first corks the
+// channel and a nextTick uncorks it. The write syscall (which wakes the
+// daemon) is most of the agent's cost per call; when the daemon sends many
+// invocations in one chunk, their results share it.
+let corked = false;
+
+function uncork() {
+  corked = false;
+  chan.uncork();
+}
+
+function sendRaw(line) {
+  if (!corked) {
+    corked = true;
+    chan.cork();
+    nextTick(uncork);
+  }
+  chan.write(line);
+}
+
+// listen hands every complete line read from the channel to handleLine.
+function listen(handleLine) {
+  let inbuf = '';
+  chan.on('data', (chunk) => {
+    if (inbuf.length !== 0) {
+      chunk = inbuf + chunk;
+      inbuf = '';
+    }
+    let start = 0;
+    let nl;
+    while ((nl = chunk.indexOf('\n', start)) !== -1) {
+      if (nl > start) handleLine(chunk.slice(start, nl));
+      start = nl + 1;
+    }
+    if (start < chunk.length) inbuf = chunk.slice(start);
+  });
+}
+
+function safeToString(v) {
+  try {
+    return String(v);
+  } catch (_) {
+    return Object.prototype.toString.call(v);
+  }
+}
+
+module.exports = {
+  stringify,
+  parse,
+  BufferFrom,
+  nextTick,
+  atob,
+  btoa,
+  origStdoutWrite,
+  origStderrWrite,
+  agentLog,
+  sendRaw,
+  listen,
+  safeToString,
+};
