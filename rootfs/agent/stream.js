@@ -6,7 +6,8 @@ const { nextTick, agentLog, sendRaw, safeToString } = require('./protocol');
 const { als, running } = require('./invocation');
 
 // Streaming: "head", then "chunk"s within the credit the daemon grants
-// (STREAM_WINDOW_BYTES, invocation.js, at first, more with each "credit"), then "end".
+// (STREAM_WINDOW_BYTES of invocation.js at first, more with each
+// "credit"), then "end".
 // Writes beyond the credit wait in inv.queue: the write callbacks and
 // 'drain' of a slow caller's response are late, nothing grows elsewhere.
 
