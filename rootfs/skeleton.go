@@ -85,8 +85,9 @@ type Layout struct {
 }
 
 // Build (re)creates the sandbox root skeleton in dir: empty mount targets for
-// the read-only binds (node, tini, node's shared libraries, the modules
-// directory), a fresh minimal /etc, /tmp, /proc, /dev and the runtime agent in /agent
+// the read-only binds (node, tini, node's shared libraries, the builtins a
+// distribution's node keeps outside its binary, the modules directory), a
+// fresh minimal /etc, /tmp, /proc, /dev and the runtime agent in /agent
 // (entry point /agent/agent.js).
 // It wipes and rebuilds dir on every call (only if dir is empty, missing or
 // a skeleton it built before). Directories are world-traversable so that the
@@ -109,6 +110,10 @@ func Build(dir string, opt Options) (*Layout, error) {
 	if err != nil {
 		return nil, err
 	}
+	builtins, err := externalBuiltins(nodeHost)
+	if err != nil {
+		return nil, err
+	}
 
 	binds := []Bind{
 		{Source: nodeHost, Dest: SandboxNodePath},
@@ -120,6 +125,13 @@ func Build(dir string, opt Options) (*Layout, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrLibraries, l, err)
 		}
 		binds = append(binds, Bind{Source: src, Dest: l})
+	}
+	for _, b := range builtins {
+		src, err := filepath.EvalSymlinks(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: externalized builtin: %w", ErrNodeMissing, err)
+		}
+		binds = append(binds, Bind{Source: src, Dest: b})
 	}
 	for _, d := range []struct{ dir, dest, what string }{
 		{opt.ModulesDir, SandboxModulesPath, "modules dir"},

@@ -167,3 +167,23 @@ func TestWriteAgent(t *testing.T) {
 	}
 	checkAgent(t, dir)
 }
+
+func TestParseBuiltins(t *testing.T) {
+	dir := t.TempDir()
+	lexer := filepath.Join(dir, "lexer.js")
+	if err := os.WriteFile(lexer, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := parseBuiltins([]byte(lexer + "\n\n"))
+	if err != nil || !slices.Equal(got, []string{lexer}) {
+		t.Fatalf("got %v %v, want [%s]", got, err, lexer)
+	}
+	if got, err := parseBuiltins(nil); err != nil || len(got) != 0 {
+		t.Fatalf("node with embedded builtins: %v %v, want none", got, err)
+	}
+	for _, bad := range []string{filepath.Join(dir, "missing.js"), "relative.js", dir} {
+		if _, err := parseBuiltins([]byte(bad + "\n")); !errors.Is(err, ErrNodeMissing) {
+			t.Errorf("%q: %v, want ErrNodeMissing", bad, err)
+		}
+	}
+}
