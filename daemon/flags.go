@@ -61,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&s.MaxResponseBytes, "max-response-bytes", s.MaxResponseBytes, "response body budget of one call in bytes; a streamed response past it is cut off")
 	fs.DurationVar(&s.StreamIdleTimeout, "stream-idle-timeout", s.StreamIdleTimeout, "a streamed response waiting this long for its next piece is cut off")
 	fs.DurationVar(&s.StreamTimeout, "stream-timeout", s.StreamTimeout, "a streamed response running this long after its head is cut off")
+	fs.DurationVar(&s.StartTimeout, "start-timeout", s.StartTimeout, "maximum duration of a sandbox's boot until its runtime is ready")
 	fs.IntVar(&s.LogLimitBytes, "log-limit-bytes", s.LogLimitBytes, "user output captured per invocation, in bytes")
 
 	h := &c.HTTP
