@@ -185,7 +185,10 @@ func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
 		if budgetBytes > 0 {
 			res.Memory = &cgroup2.Memory{Max: &budgetBytes}
 		}
-		m, err := cgroup2.NewManager("/sys/fs/cgroup", path, res)
+		if err := leaveDelegatedTop(path); err != nil {
+			return nil, fmt.Errorf("sandbox: parent cgroup %s: %w", path, err)
+		}
+		m, err := cgroup2.NewManager(unifiedMountpoint, path, res)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox: parent cgroup %s: %w", path, err)
 		}
