@@ -13,6 +13,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/daemon"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
+	"github.com/webtaskd/webtaskd/internal/testenv"
 )
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("child", flag.ContinueOnError) }
@@ -47,6 +48,8 @@ func startChildDaemon(t *testing.T, cfg daemon.Config, env ...string) (*exec.Cmd
 		"WEBTASKD_DATA_DIR="+cfg.DataDir,
 		"WEBTASKD_STATE_DIR="+cfg.Sandbox.StateDir,
 		"WEBTASKD_CGROUP_PARENT="+cfg.Sandbox.CgroupParent,
+		"WEBTASKD_START_TIMEOUT="+cfg.Sandbox.StartTimeout.String(),
+		"WEBTASKD_FREEZE_AFTER="+cfg.Sandbox.FreezeAfter.String(),
 	)
 	child.Env = append(child.Env, env...)
 	child.Stderr = Writer{T: t}
@@ -69,7 +72,7 @@ func startChildDaemon(t *testing.T, cfg daemon.Config, env ...string) (*exec.Cmd
 	var addr string
 	select {
 	case addr = <-ready:
-	case <-time.After(60 * time.Second):
+	case <-time.After(testenv.Scale(60 * time.Second)):
 		_ = child.Process.Kill()
 		_ = child.Wait()
 		t.Fatal("child daemon did not become ready")

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
@@ -179,6 +180,7 @@ func TestDestroyAndPause(t *testing.T) {
 func TestKillAndClose(t *testing.T) {
 	env := newEnv(t)
 	cfg := sandbox.Config{StateDir: env.StateDir, CgroupParent: env.CgroupParent}
+	scaleTimeouts(&cfg)
 	m, err := sandbox.NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +197,7 @@ func TestKillAndClose(t *testing.T) {
 	if l := m.List(); len(l) != 1 || l[0].Container != "other" {
 		t.Errorf("List after Kill: %+v", l)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
 	defer cancel()
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -231,7 +233,7 @@ func TestKillFailsCallInFlight(t *testing.T) {
 		if !errors.Is(err, sandbox.ErrDestroyed) {
 			t.Fatalf("call in flight got %v, want ErrDestroyed", err)
 		}
-	case <-time.After(20 * time.Second):
+	case <-time.After(testenv.Scale(20 * time.Second)):
 		t.Fatal("call in flight did not return after Kill")
 	}
 }

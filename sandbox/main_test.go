@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
 )
@@ -40,6 +41,7 @@ func crashChild() {
 	cfg := sandbox.Config{
 		StateDir:     os.Getenv("WT_STATE_DIR"),
 		CgroupParent: os.Getenv("WT_CGROUP_PARENT"),
+		StartTimeout: testenv.Scale(sandbox.DefaultStartTimeout),
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	m, err := sandbox.NewManager(cfg)
@@ -89,7 +91,7 @@ func newEnv(t testing.TB) testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testEnv{StateDir: dir, CgroupParent: "/webtaskd-test-" + strings.ToLower(rand.Text()[:10])}
+	env := testEnv{StateDir: dir, CgroupParent: testenv.CgroupParent("webtaskd-test-" + strings.ToLower(rand.Text()[:10]))}
 	t.Cleanup(func() {
 		_ = sandbox.Sweep(dir, env.CgroupParent, nil)
 		for _, mp := range cgroupMountpoints(t) {
@@ -116,12 +118,13 @@ func openManager(t testing.TB, cfg sandbox.Config, mutate func(*sandbox.Config))
 	if mutate != nil {
 		mutate(&cfg)
 	}
+	scaleTimeouts(&cfg)
 	m, err := sandbox.NewManager(cfg)
 	if err != nil {
 		t.Fatalf("NewManager: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
 		defer cancel()
 		if err := m.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -130,10 +133,23 @@ func openManager(t testing.TB, cfg sandbox.Config, mutate func(*sandbox.Config))
 	return m
 }
 
+// scaleTimeouts stretches the manager's start and exec timeouts (defaults
+// included) by the test time scale.
+func scaleTimeouts(cfg *sandbox.Config) {
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = sandbox.DefaultStartTimeout
+	}
+	if cfg.ExecTimeout == 0 {
+		cfg.ExecTimeout = sandbox.DefaultExecTimeout
+	}
+	cfg.StartTimeout = testenv.Scale(cfg.StartTimeout)
+	cfg.ExecTimeout = testenv.Scale(cfg.ExecTimeout)
+}
+
 // run invokes code in container and decodes the JSON body into out.
 func run(t testing.TB, m *sandbox.Manager, container, code string, out any) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(60*time.Second))
 	defer cancel()
 	r := req(code)
 	r.Container = container
@@ -219,9 +235,11 @@ func readCgroupFile(t testing.TB, controller, path, file string) []byte {
 	return b
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually polls cond until it holds or the deadline (within, scaled by
+// the test time scale) passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	within = testenv.Scale(within)
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {

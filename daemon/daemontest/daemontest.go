@@ -21,6 +21,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon"
+	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
 )
 
@@ -51,17 +52,20 @@ func RandHex(n int) string {
 }
 
 // Config returns a configuration isolated from any other daemon on the
-// host: its own data dir, state dir and cgroup parent.
+// host: its own data dir, state dir and cgroup parent (below the delegated
+// cgroup of WEBTASKD_TEST_CGROUP_ROOT), its timeouts stretched by the test
+// time scale (internal/testenv).
 func Config(t testing.TB) daemon.Config {
 	id := RandHex(4)
 	cfg := daemon.DefaultConfig()
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Sandbox.StateDir = "/run/webtaskd-test-" + id
-	cfg.Sandbox.CgroupParent = "/webtaskd-test-" + id
-	cfg.ShutdownGrace = 5 * time.Second
-	cfg.ShutdownTimeout = 20 * time.Second
-	cfg.Sandbox.ExecTimeout = 10 * time.Second
+	cfg.Sandbox.CgroupParent = testenv.CgroupParent("webtaskd-test-" + id)
+	cfg.ShutdownGrace = testenv.Scale(5 * time.Second)
+	cfg.ShutdownTimeout = testenv.Scale(20 * time.Second)
+	cfg.Sandbox.ExecTimeout = testenv.Scale(10 * time.Second)
+	cfg.Sandbox.StartTimeout = testenv.Scale(cfg.Sandbox.StartTimeout)
 	t.Cleanup(func() { os.RemoveAll(cfg.Sandbox.StateDir) })
 	return cfg
 }
@@ -95,7 +99,7 @@ func Start(t testing.TB, cfg daemon.Config) *Env {
 func open(t testing.TB, cfg daemon.Config, log *slog.Logger) *Env {
 	t.Helper()
 	d := daemon.New(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
 	defer cancel()
 	if err := d.Open(ctx); err != nil {
 		t.Fatalf("open daemon: %v", err)
@@ -115,7 +119,7 @@ func (e *Env) Stop() {
 	if e.D == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
 	defer cancel()
 	if err := e.D.Close(ctx); err != nil {
 		e.t.Errorf("close daemon: %v", err)
@@ -169,7 +173,7 @@ func (e *Env) Call(method, path, tok string, body any, header ...string) Respons
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	// Redirects are answers too: tests see them as they are.
-	client := &http.Client{Timeout: 60 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: testenv.Scale(60 * time.Second), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
@@ -212,9 +216,11 @@ func (e *Env) Sandboxes() []types.SandboxInfo {
 }
 
 // Receive returns the next value from ch, or fails the test with "timed
-// out after <timeout> waiting for <what>".
+// out after <timeout> waiting for <what>" (timeout scaled by the test time
+// scale).
 func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
 	t.Helper()
+	timeout = testenv.Scale(timeout)
 	select {
 	case v := <-ch:
 		return v
@@ -225,9 +231,11 @@ func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 	}
 }
 
-// WaitFor polls cond until it holds or the deadline passes.
+// WaitFor polls cond until it holds or the deadline (timeout, scaled by the
+// test time scale) passes.
 func WaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
+	timeout = testenv.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
