@@ -2,12 +2,20 @@
 # Installs the system packages webtaskd needs to build, run and test, when
 # they are missing. Idempotent and quiet when everything is there. Debian and
 # Ubuntu (apt); run as root.
+#
+# `install-deps.sh vm` also installs what `make test-cgroupv2` needs: QEMU,
+# e2fsprogs (mkfs.ext4 -d), and, through scripts/vm/fetch.sh, Debian's
+# cloud kernel and nodejs 18 extracted into a cache (never installed).
 set -euo pipefail
 
 need=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-for pkg in gcc libc6-dev make pkg-config libseccomp-dev tini ca-certificates; do
+pkgs=(gcc libc6-dev make pkg-config libseccomp-dev tini ca-certificates)
+if [ "${1:-}" = vm ]; then
+	pkgs+=(qemu-system-x86 e2fsprogs)
+fi
+for pkg in "${pkgs[@]}"; do
 	have_pkg "$pkg" || need+=("$pkg")
 done
 command -v node >/dev/null 2>&1 || need+=(nodejs)
@@ -89,4 +97,12 @@ if ! go_ok "$GO"; then
 	fi
 	install_go
 	go_ok "$GO" || { echo "install-deps: the installed Go does not run" >&2; exit 1; }
+fi
+
+if [ "${1:-}" = vm ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: the VM's kernel and node are fetched with apt as root" >&2
+		exit 1
+	fi
+	"$(dirname "$0")/vm/fetch.sh"
 fi
