@@ -85,6 +85,11 @@ type cgroupHandle struct {
 func loadCgroup(path string) (*cgroupHandle, error) {
 	h := &cgroupHandle{path: path}
 	if unified() {
+		// cgroup2.Load does not look: without this check a missing cgroup
+		// loads, and kill() logs its failed freeze, thaw and kill.
+		if _, err := os.Stat(filepath.Join(unifiedMountpoint, path)); err != nil {
+			return nil, err
+		}
 		m, err := cgroup2.Load(path)
 		if err != nil {
 			return nil, err
