@@ -66,6 +66,9 @@ func Config(t testing.TB) daemon.Config {
 	cfg.ShutdownTimeout = testenv.Scale(20 * time.Second)
 	cfg.Sandbox.ExecTimeout = testenv.Scale(10 * time.Second)
 	cfg.Sandbox.StartTimeout = testenv.Scale(cfg.Sandbox.StartTimeout)
+	// A test's steps between two calls take longer when scaled: an idle
+	// sandbox must not freeze sooner than they assume.
+	cfg.Sandbox.FreezeAfter = testenv.Scale(cfg.Sandbox.FreezeAfter)
 	t.Cleanup(func() { os.RemoveAll(cfg.Sandbox.StateDir) })
 	return cfg
 }

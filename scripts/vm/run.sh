@@ -106,7 +106,7 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
 	-kernel "$CACHE/kernel/vmlinuz" \
 	-append "console=ttyS0 root=/dev/nvme0n1 rw rootfstype=ext4 init=/usr/sbin/vminit panic=-1 quiet loglevel=3" \
 	-drive "file=$OUT/root.img,if=none,id=root,format=raw" -device nvme,drive=root,serial=vmroot \
-	</dev/null 2>&1 | tr -d '\r' | tee "$LOG"
+	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$LOG"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 t3=$(date +%s)
