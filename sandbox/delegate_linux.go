@@ -22,8 +22,9 @@ import (
 const unifiedMountpoint = "/sys/fs/cgroup"
 
 // daemonLeaf is the leaf cgroup, below the daemon's delegated cgroup, that
-// the daemon's processes move to.
-const daemonLeaf = "daemon"
+// the daemon's processes move to: the daemon's own automatic parent
+// (daemon/cgroupparent.go) uses the same leaf, so the two agree.
+const daemonLeaf = "supervisor"
 
 // leaveDelegatedTop moves the processes of this process's own v2 cgroup
 // (not those below it) into its leaf daemonLeaf when parent (the

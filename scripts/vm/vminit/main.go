@@ -240,7 +240,7 @@ func runService(args, env []string) error {
 
 // daemonLeaf is the leaf a daemon moves into below its delegated cgroup
 // (sandbox/delegate_linux.go): expected, not a leftover.
-const daemonLeaf = "daemon"
+const daemonLeaf = "supervisor"
 
 // trimCgroups removes the cgroup tree at dir, deepest first, and returns
 // the cgroups found below it other than daemonLeaf.
