@@ -13,7 +13,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/daemon"
 	. "github.com/webtaskd/webtaskd/daemon/daemontest"
-	"github.com/webtaskd/webtaskd/internal/testenv"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("child", flag.ContinueOnError) }
@@ -72,7 +72,7 @@ func startChildDaemon(t *testing.T, cfg daemon.Config, env ...string) (*exec.Cmd
 	var addr string
 	select {
 	case addr = <-ready:
-	case <-time.After(testenv.Scale(60 * time.Second)):
+	case <-time.After(sandboxtest.Scale(60 * time.Second)):
 		_ = child.Process.Kill()
 		_ = child.Wait()
 		t.Fatal("child daemon did not become ready")

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/webtaskd/webtaskd/api/types"
-	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
@@ -197,7 +196,7 @@ func TestKillAndClose(t *testing.T) {
 	if l := m.List(); len(l) != 1 || l[0].Container != "other" {
 		t.Errorf("List after Kill: %+v", l)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxtest.Scale(30*time.Second))
 	defer cancel()
 	if err := m.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -233,7 +232,7 @@ func TestKillFailsCallInFlight(t *testing.T) {
 		if !errors.Is(err, sandbox.ErrDestroyed) {
 			t.Fatalf("call in flight got %v, want ErrDestroyed", err)
 		}
-	case <-time.After(testenv.Scale(20 * time.Second)):
+	case <-time.After(sandboxtest.Scale(20 * time.Second)):
 		t.Fatal("call in flight did not return after Kill")
 	}
 }

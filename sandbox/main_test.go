@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 // crashChildEnv makes the re-executed test binary act as a daemon that
@@ -41,7 +41,7 @@ func crashChild() {
 	cfg := sandbox.Config{
 		StateDir:     os.Getenv("WT_STATE_DIR"),
 		CgroupParent: os.Getenv("WT_CGROUP_PARENT"),
-		StartTimeout: testenv.Scale(sandbox.DefaultStartTimeout),
+		StartTimeout: sandboxtest.Scale(sandbox.DefaultStartTimeout),
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, nil)),
 	}
 	m, err := sandbox.NewManager(cfg)
@@ -91,7 +91,7 @@ func newEnv(t testing.TB) testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := testEnv{StateDir: dir, CgroupParent: testenv.CgroupParent("webtaskd-test-" + strings.ToLower(rand.Text()[:10]))}
+	env := testEnv{StateDir: dir, CgroupParent: sandboxtest.CgroupParent("webtaskd-test-" + strings.ToLower(rand.Text()[:10]))}
 	t.Cleanup(func() {
 		_ = sandbox.Sweep(dir, env.CgroupParent, nil)
 		for _, mp := range cgroupMountpoints(t) {
@@ -124,7 +124,7 @@ func openManager(t testing.TB, cfg sandbox.Config, mutate func(*sandbox.Config))
 		t.Fatalf("NewManager: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
+		ctx, cancel := context.WithTimeout(context.Background(), sandboxtest.Scale(30*time.Second))
 		defer cancel()
 		if err := m.Close(ctx); err != nil {
 			t.Errorf("Close: %v", err)
@@ -142,14 +142,14 @@ func scaleTimeouts(cfg *sandbox.Config) {
 	if cfg.ExecTimeout == 0 {
 		cfg.ExecTimeout = sandbox.DefaultExecTimeout
 	}
-	cfg.StartTimeout = testenv.Scale(cfg.StartTimeout)
-	cfg.ExecTimeout = testenv.Scale(cfg.ExecTimeout)
+	cfg.StartTimeout = sandboxtest.Scale(cfg.StartTimeout)
+	cfg.ExecTimeout = sandboxtest.Scale(cfg.ExecTimeout)
 }
 
 // run invokes code in container and decodes the JSON body into out.
 func run(t testing.TB, m *sandbox.Manager, container, code string, out any) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(60*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxtest.Scale(60*time.Second))
 	defer cancel()
 	r := req(code)
 	r.Container = container
@@ -239,7 +239,7 @@ func readCgroupFile(t testing.TB, controller, path, file string) []byte {
 // the test time scale) passes.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	within = testenv.Scale(within)
+	within = sandboxtest.Scale(within)
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {

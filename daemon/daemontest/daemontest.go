@@ -21,8 +21,8 @@ import (
 
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon"
-	"github.com/webtaskd/webtaskd/internal/testenv"
 	"github.com/webtaskd/webtaskd/sandbox"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 // Env is one daemon started for a test, with its directories.
@@ -61,14 +61,14 @@ func Config(t testing.TB) daemon.Config {
 	cfg.ListenAddr = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.Sandbox.StateDir = "/run/webtaskd-test-" + id
-	cfg.Sandbox.CgroupParent = testenv.CgroupParent("webtaskd-test-" + id)
-	cfg.ShutdownGrace = testenv.Scale(5 * time.Second)
-	cfg.ShutdownTimeout = testenv.Scale(20 * time.Second)
-	cfg.Sandbox.ExecTimeout = testenv.Scale(10 * time.Second)
-	cfg.Sandbox.StartTimeout = testenv.Scale(cfg.Sandbox.StartTimeout)
+	cfg.Sandbox.CgroupParent = sandboxtest.CgroupParent("webtaskd-test-" + id)
+	cfg.ShutdownGrace = sandboxtest.Scale(5 * time.Second)
+	cfg.ShutdownTimeout = sandboxtest.Scale(20 * time.Second)
+	cfg.Sandbox.ExecTimeout = sandboxtest.Scale(10 * time.Second)
+	cfg.Sandbox.StartTimeout = sandboxtest.Scale(cfg.Sandbox.StartTimeout)
 	// A test's steps between two calls take longer when scaled: an idle
 	// sandbox must not freeze sooner than they assume.
-	cfg.Sandbox.FreezeAfter = testenv.Scale(cfg.Sandbox.FreezeAfter)
+	cfg.Sandbox.FreezeAfter = sandboxtest.Scale(cfg.Sandbox.FreezeAfter)
 	t.Cleanup(func() { os.RemoveAll(cfg.Sandbox.StateDir) })
 	return cfg
 }
@@ -102,7 +102,7 @@ func Start(t testing.TB, cfg daemon.Config) *Env {
 func open(t testing.TB, cfg daemon.Config, log *slog.Logger) *Env {
 	t.Helper()
 	d := daemon.New(cfg, log)
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxtest.Scale(30*time.Second))
 	defer cancel()
 	if err := d.Open(ctx); err != nil {
 		t.Fatalf("open daemon: %v", err)
@@ -122,7 +122,7 @@ func (e *Env) Stop() {
 	if e.D == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testenv.Scale(30*time.Second))
+	ctx, cancel := context.WithTimeout(context.Background(), sandboxtest.Scale(30*time.Second))
 	defer cancel()
 	if err := e.D.Close(ctx); err != nil {
 		e.t.Errorf("close daemon: %v", err)
@@ -176,7 +176,7 @@ func (e *Env) Call(method, path, tok string, body any, header ...string) Respons
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	// Redirects are answers too: tests see them as they are.
-	client := &http.Client{Timeout: testenv.Scale(60 * time.Second), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := &http.Client{Timeout: sandboxtest.Scale(60 * time.Second), CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.Do(req)
 	if err != nil {
 		e.t.Fatalf("%s %s: %v", method, path, err)
@@ -223,7 +223,7 @@ func (e *Env) Sandboxes() []types.SandboxInfo {
 // scale).
 func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what string) T {
 	t.Helper()
-	timeout = testenv.Scale(timeout)
+	timeout = sandboxtest.Scale(timeout)
 	select {
 	case v := <-ch:
 		return v
@@ -238,7 +238,7 @@ func Receive[T any](t testing.TB, ch <-chan T, timeout time.Duration, what strin
 // test time scale) passes.
 func WaitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	timeout = testenv.Scale(timeout)
+	timeout = sandboxtest.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

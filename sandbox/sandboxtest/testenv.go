@@ -1,5 +1,6 @@
-// Package testenv adapts the sandbox and end-to-end tests to the machine
-// they run on, from the environment:
+// The test environment: TimeScale, Scale and CgroupParent adapt the
+// sandbox and end-to-end tests to the machine they run on, from the
+// environment:
 //
 //   - WEBTASKD_TEST_TIME_SCALE (a number >= 1, default 1) multiplies the
 //     tests' own waits and timeouts, so that the same tests hold under
@@ -9,7 +10,8 @@
 //     is where the tests put their cgroup parents: the cgroup a service
 //     manager delegated to them (scripts/vm/run.sh sets the one systemd
 //     gives a service with Delegate=yes).
-package testenv
+
+package sandboxtest
 
 import (
 	"fmt"
