@@ -54,7 +54,7 @@ func RandHex(n int) string {
 // Config returns a configuration isolated from any other daemon on the
 // host: its own data dir, state dir and cgroup parent (below the delegated
 // cgroup of WEBTASKD_TEST_CGROUP_ROOT), its timeouts stretched by the test
-// time scale (internal/testenv).
+// time scale (sandboxtest.Scale).
 func Config(t testing.TB) daemon.Config {
 	id := RandHex(4)
 	cfg := daemon.DefaultConfig()
