@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -430,17 +429,7 @@ func TestRemoveAndReset(t *testing.T) {
 // it is unreachable.
 func TestInstallFromConfiguredRegistry(t *testing.T) {
 	e := newTestEnv(t)
-	out, err := exec.Command("npm", "config", "get", "registry").Output()
-	reg := strings.TrimSpace(string(out))
-	if err != nil || reg == "" {
-		t.Skip("SKIPPED LOUDLY: cannot read npm's registry setting")
-	}
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(strings.TrimRight(reg, "/") + "/is-number")
-	if err != nil {
-		t.Skipf("SKIPPED LOUDLY: the npm registry %s is unreachable: %v", reg, err)
-	}
-	resp.Body.Close()
+	modulestest.RequireNpmRegistry(t, "is-number")
 	e.cfg.UserConfig = ""
 	m := e.open()
 	s := types.ModuleSpec{Name: "is-number", Version: "7.0.0"}
