@@ -16,13 +16,16 @@ import (
 const DefaultCodeBlobRetention = 30 * 24 * time.Hour
 
 // CodeCollector removes code blobs (*store.Store): those created before
-// cutoff that no stored webtask names.
+// cutoff that no stored webtask names. Its MetaValues tell module
+// collection which modules stored webtasks declare.
 type CodeCollector interface {
 	CollectCodeBlobs(ctx context.Context, cutoff time.Time) (int, error)
+	MetaLister
 }
 
-// gc is POST /api/admin/gc (master only): collect unreferenced code blobs
-// now (wtctl gc).
+// gc is POST /api/admin/gc (master only): collect now the unreferenced
+// code blobs and, when modules are provisioned here, the unused module
+// versions, both older than the age (wtctl gc).
 func (s *Server) gc(c echo.Context) error {
 	caller, _, err := s.caller(c)
 	if err != nil {
@@ -50,10 +53,17 @@ func (s *Server) gc(c echo.Context) error {
 			return errdefs.Errorf(errdefs.ErrInvalid, "older_than %q: want a non-negative duration such as 720h", req.OlderThan)
 		}
 	}
-	n, err := s.collector.CollectCodeBlobs(c.Request().Context(), s.now().Add(-age))
+	ctx, cutoff := c.Request().Context(), s.now().Add(-age)
+	n, err := s.collector.CollectCodeBlobs(ctx, cutoff)
 	if err != nil {
 		return err
 	}
-	s.log.Info("code blobs collected", "removed", n, "older_than", age.String())
-	return c.JSON(http.StatusOK, types.GCResult{OlderThan: age.String(), CodeBlobsRemoved: n})
+	res := types.GCResult{OlderThan: age.String(), CodeBlobsRemoved: n}
+	if s.moduleCollector != nil {
+		if res.ModulesRemoved, err = CollectModules(ctx, s.collector, s.moduleCollector, cutoff); err != nil {
+			return err
+		}
+	}
+	s.log.Info("garbage collected", "code_blobs_removed", n, "modules_removed", res.ModulesRemoved, "older_than", age.String())
+	return c.JSON(http.StatusOK, res)
 }

@@ -105,6 +105,9 @@ type Deps struct {
 	Backup Backuper
 	// Collector backs POST /api/admin/gc; nil answers 503.
 	Collector CodeCollector
+	// ModuleCollector, with Collector, collects unused module versions on
+	// POST /api/admin/gc; nil collects none.
+	ModuleCollector ModuleCollector
 	// Audit records management actions and backs GET /api/admin/audit;
 	// nil records nothing.
 	Audit AuditStore
@@ -165,29 +168,30 @@ type Server struct {
 	remote    *remoteCache
 	e         *echo.Echo
 
-	security      SecurityStore
-	keyAdmin      KeyAdmin
-	onKeysChanged func() error
-	keyMu         sync.Mutex // serialises key rotation and retirement
-	limits        *limiters
-	stored        claimsCache
-	fixed         fixedCache
-	fleet         Fleet
-	limitStore    ContainerLimitsStore
-	metrics       http.Handler
-	data          DataStore
-	logs          *logstream.Hub
-	cronStore     CronStore
-	cron          CronScheduler
-	codes         CodeStore
-	transpiled    TranspiledStore
-	decisions     transpileDecisions
-	modules       Modules
-	resolved      resolutions
-	readyChecks   map[string]ReadyCheck
-	backuper      Backuper
-	collector     CodeCollector
-	audit         AuditStore
+	security        SecurityStore
+	keyAdmin        KeyAdmin
+	onKeysChanged   func() error
+	keyMu           sync.Mutex // serialises key rotation and retirement
+	limits          *limiters
+	stored          claimsCache
+	fixed           fixedCache
+	fleet           Fleet
+	limitStore      ContainerLimitsStore
+	metrics         http.Handler
+	data            DataStore
+	logs            *logstream.Hub
+	cronStore       CronStore
+	cron            CronScheduler
+	codes           CodeStore
+	transpiled      TranspiledStore
+	decisions       transpileDecisions
+	modules         Modules
+	resolved        resolutions
+	readyChecks     map[string]ReadyCheck
+	backuper        Backuper
+	collector       CodeCollector
+	moduleCollector ModuleCollector
+	audit           AuditStore
 
 	idPrefix string
 	idSeq    atomic.Uint64
@@ -229,16 +233,17 @@ func New(cfg Config, d Deps) (*Server, error) {
 		data:      d.Data,
 		logs:      d.Logs,
 		cronStore: d.CronStore, cron: d.Cron,
-		codes:       d.Codes,
-		transpiled:  d.Transpiled,
-		modules:     d.Modules,
-		readyChecks: d.ReadyChecks,
-		backuper:    d.Backup,
-		collector:   d.Collector,
-		audit:       d.Audit,
-		verifier:    token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
-		remote:      newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
-		idPrefix:    hex.EncodeToString(b[:]),
+		codes:           d.Codes,
+		transpiled:      d.Transpiled,
+		modules:         d.Modules,
+		readyChecks:     d.ReadyChecks,
+		backuper:        d.Backup,
+		collector:       d.Collector,
+		moduleCollector: d.ModuleCollector,
+		audit:           d.Audit,
+		verifier:        token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
+		remote:          newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
+		idPrefix:        hex.EncodeToString(b[:]),
 	}
 	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()

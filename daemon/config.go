@@ -45,8 +45,8 @@ type Config struct {
 
 	// CodeBlobRetention, when positive, makes the daemon collect every 6
 	// hours the code blobs (of unnamed code tokens) that no stored webtask
-	// names and that are older than this; 0 collects only on demand
-	// (wtctl gc).
+	// names and the npm module versions that no stored webtask declares,
+	// older than this; 0 collects only on demand (wtctl gc).
 	CodeBlobRetention time.Duration
 
 	// TLSCertFile and TLSKeyFile, both set, make the API serve HTTPS with

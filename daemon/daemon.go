@@ -126,8 +126,6 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
 	}
-	d.gcStarted = true
-	d.startCodeGC()
 	d.logs = logstream.New(d.cfg.Logs)
 	sb := d.cfg.Sandbox
 	if sb.CgroupParent == "" {
@@ -142,6 +140,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	if d.mods, err = modules.Open(ctx, mc, d.store); err != nil {
 		return fmt.Errorf("modules: %w", err)
 	}
+	d.gcStarted = true
+	d.startGC()
 	sb.Logger = d.log.With("component", "sandbox")
 	sb.OnLog = d.onUserLog
 	sb.OnStorage = d.onStorage
@@ -198,6 +198,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Modules:         d.mods,
 		Backup:          d,
 		Collector:       d.store,
+		ModuleCollector: d.mods,
 		Audit:           d.store,
 		ReadyChecks: map[string]api.ReadyCheck{
 			"store":     d.store.Ping,
@@ -301,7 +302,7 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) closeResources(ctx context.Context) error {
 	var errs []error
-	d.stopCodeGC() // before the store closes
+	d.stopGC() // before the modules and the store close
 	if d.cron != nil {
 		if err := d.cron.Stop(ctx); err != nil { // idempotent
 			errs = append(errs, err)

@@ -30,7 +30,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Quotas.MaxWebtasks, "max-webtasks-per-container", c.Quotas.MaxWebtasks, "named webtasks one container may hold (0: unlimited)")
 	fs.IntVar(&c.Quotas.MaxCronJobs, "max-cron-jobs-per-container", c.Quotas.MaxCronJobs, "cron jobs one container may hold (0: unlimited)")
 	fs.Int64Var(&c.Quotas.MaxStorageBytes, "max-storage-bytes-per-container", c.Quotas.MaxStorageBytes, "summed bytes of one container's storage documents (0: unlimited)")
-	fs.DurationVar(&c.CodeBlobRetention, "code-blob-retention", c.CodeBlobRetention, "collect unreferenced code blobs older than this every 6 hours (0: only on wtctl gc)")
+	fs.DurationVar(&c.CodeBlobRetention, "code-blob-retention", c.CodeBlobRetention, "collect unreferenced code blobs and unused npm module versions older than this every 6 hours (0: only on wtctl gc)")
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) to serve HTTPS with; reloaded on SIGHUP")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file")
 

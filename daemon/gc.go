@@ -3,34 +3,47 @@ package daemon
 import (
 	"context"
 	"time"
+
+	"github.com/webtaskd/webtaskd/api"
 )
 
-// codeGCInterval is how often the automatic code-blob collection runs
-// (when Config.CodeBlobRetention is set).
-const codeGCInterval = 6 * time.Hour
+// gcInterval is how often the automatic collection runs (when
+// Config.CodeBlobRetention is set).
+const gcInterval = 6 * time.Hour
 
-// startCodeGC collects, every codeGCInterval and once at start, the code
-// blobs no stored webtask names that are older than CodeBlobRetention
-// (docs/OPERATIONS.md, "Housekeeping"). It stops when Close closes
-// d.gcStop.
-func (d *Daemon) startCodeGC() {
+// startGC collects, every gcInterval and once at start, the code blobs no
+// stored webtask names and the module versions no stored webtask declares
+// that are older than CodeBlobRetention (docs/OPERATIONS.md,
+// "Housekeeping"). It stops when Close closes d.gcStop.
+func (d *Daemon) startGC() {
 	if d.cfg.CodeBlobRetention <= 0 {
 		close(d.gcDone)
 		return
 	}
-	st := d.store
+	st, mods := d.store, d.mods
+	now := d.cfg.Clock
+	if now == nil {
+		now = time.Now
+	}
 	go func() {
 		defer close(d.gcDone)
-		t := time.NewTicker(codeGCInterval)
+		t := time.NewTicker(gcInterval)
 		defer t.Stop()
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			n, err := st.CollectCodeBlobs(ctx, time.Now().Add(-d.cfg.CodeBlobRetention))
-			cancel()
+			cutoff := now().Add(-d.cfg.CodeBlobRetention)
+			n, err := st.CollectCodeBlobs(ctx, cutoff)
 			if err != nil {
 				d.log.Warn("code blob collection failed", "err", err)
 			} else if n > 0 {
 				d.log.Info("code blobs collected", "removed", n, "older_than", d.cfg.CodeBlobRetention.String())
+			}
+			n, err = api.CollectModules(ctx, st, mods, cutoff)
+			cancel()
+			if err != nil {
+				d.log.Warn("module collection failed", "err", err)
+			} else if n > 0 {
+				d.log.Info("unused modules collected", "removed", n, "older_than", d.cfg.CodeBlobRetention.String())
 			}
 			select {
 			case <-d.gcStop:
@@ -41,8 +54,8 @@ func (d *Daemon) startCodeGC() {
 	}()
 }
 
-// stopCodeGC ends the collection loop and waits for it (idempotent).
-func (d *Daemon) stopCodeGC() {
+// stopGC ends the collection loop and waits for it (idempotent).
+func (d *Daemon) stopGC() {
 	d.gcStopOnce.Do(func() { close(d.gcStop) })
 	if d.gcStarted {
 		<-d.gcDone

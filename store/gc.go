@@ -37,3 +37,18 @@ func (s *Store) CollectCodeBlobs(ctx context.Context, cutoff time.Time) (removed
 	}
 	return removed, nil
 }
+
+// MetaValues returns, once each, the values stored webtasks give the meta
+// key (webtasks without it are left out): module collection reads the
+// wt-node-dependencies every webtask declares.
+func (s *Store) MetaValues(ctx context.Context, key string) ([]string, error) {
+	out, err := queryAll(ctx, s.db, func(sc scanner) (string, error) {
+		var v string
+		err := sc.Scan(&v)
+		return v, err
+	}, `SELECT DISTINCT json_extract(meta, '$.' || json_quote(?)) AS v FROM webtasks WHERE v IS NOT NULL`, key)
+	if err != nil {
+		return nil, fmt.Errorf("store: meta values: %w", err)
+	}
+	return out, nil
+}

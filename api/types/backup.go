@@ -8,7 +8,8 @@ type BackupRequest struct {
 
 // GCRequest is the body of POST /api/admin/gc: code blobs older than
 // OlderThan (a Go duration, default "720h") that no stored webtask names
-// are removed.
+// are removed, and so are module versions whose record is older than
+// OlderThan that no stored webtask's wt-node-dependencies names.
 type GCRequest struct {
 	OlderThan string `json:"older_than,omitempty"`
 }
@@ -17,4 +18,5 @@ type GCRequest struct {
 type GCResult struct {
 	OlderThan        string `json:"older_than"`
 	CodeBlobsRemoved int    `json:"code_blobs_removed"`
+	ModulesRemoved   int    `json:"modules_removed"`
 }

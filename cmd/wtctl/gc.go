@@ -12,7 +12,7 @@ func newGCCmd(opts *connOptions) *cobra.Command {
 	var olderThan string
 	cmd := &cobra.Command{
 		Use:   "gc [--older-than 720h]",
-		Short: "Collect now the code blobs of unnamed code tokens that no stored webtask names",
+		Short: "Collect now the code blobs of unnamed code tokens and the npm module versions that no stored webtask names",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := opts.client()
@@ -23,10 +23,10 @@ func newGCCmd(opts *connOptions) *cobra.Command {
 			if err := c.do(cmd.Context(), "POST", "/api/admin/gc", types.GCRequest{OlderThan: olderThan}, &r); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d code blobs older than %s\n", r.CodeBlobsRemoved, r.OlderThan)
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d code blobs and %d module versions older than %s\n", r.CodeBlobsRemoved, r.ModulesRemoved, r.OlderThan)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&olderThan, "older-than", "", "collect blobs created longer ago than this (default 720h)")
+	cmd.Flags().StringVar(&olderThan, "older-than", "", "collect blobs and module versions older than this (default 720h)")
 	return cmd
 }
