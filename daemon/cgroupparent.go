@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,12 +18,11 @@ import (
 
 // The cgroups of a delegated service subtree (systemd Delegate=yes on
 // cgroup v2): cgroup v2 lets a cgroup that enables controllers for its
-// children hold no process itself, so the daemon moves into supervisorCgroup
+// children hold no process itself, so the daemon moves into sandbox.DaemonLeaf
 // and its sandboxes go under sandboxesCgroup, both in the service's cgroup.
 const (
-	supervisorCgroup = "supervisor"
-	sandboxesCgroup  = "sandboxes"
-	cgroup2Mount     = "/sys/fs/cgroup"
+	sandboxesCgroup = "sandboxes"
+	cgroup2Mount    = "/sys/fs/cgroup"
 )
 
 // resolveCgroupParent returns the cgroup parent of the sandboxes when
@@ -37,15 +35,13 @@ func resolveCgroupParent(log *slog.Logger) (string, error) {
 		log.Debug("sandbox cgroup parent: default", "parent", sandbox.DefaultCgroupParent, "why", why)
 		return sandbox.DefaultCgroupParent, nil
 	}
-	leaf := path.Join(own, supervisorCgroup)
-	if err := os.MkdirAll(filepath.Join(cgroup2Mount, leaf), 0o755); err != nil {
-		return "", fmt.Errorf("cgroup %s: %w", leaf, err)
-	}
-	// Writing our pid moves the whole process (every thread) on cgroup v2.
-	if err := os.WriteFile(filepath.Join(cgroup2Mount, leaf, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
-		return "", fmt.Errorf("move the daemon into %s: %w", leaf, err)
-	}
 	parent := path.Join(own, sandboxesCgroup)
+	// Before anything creates a cgroup below the service's (the module
+	// installer's comes before the sandbox manager's).
+	if err := sandbox.LeaveDelegatedTop(parent); err != nil {
+		return "", err
+	}
+	leaf := path.Join(own, sandbox.DaemonLeaf)
 	log.Info("sandbox cgroup parent: inside the service's delegated cgroup", "parent", parent, "daemon_cgroup", leaf)
 	return parent, nil
 }
@@ -69,7 +65,7 @@ func delegatedCgroup() (cgroup string, ok bool, why string) {
 	if err != nil {
 		return "", false, err.Error()
 	}
-	if path.Base(own) == supervisorCgroup {
+	if path.Base(own) == sandbox.DaemonLeaf {
 		own = path.Dir(own)
 	}
 	if !strings.HasSuffix(own, ".service") {

@@ -190,7 +190,7 @@ func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
 		if budgetBytes > 0 {
 			res.Memory = &cgroup2.Memory{Max: &budgetBytes}
 		}
-		if err := leaveDelegatedTop(path); err != nil {
+		if err := LeaveDelegatedTop(path); err != nil {
 			return nil, fmt.Errorf("sandbox: parent cgroup %s: %w", path, err)
 		}
 		m, err := cgroup2.NewManager(unifiedMountpoint, path, res)

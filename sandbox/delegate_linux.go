@@ -21,18 +21,17 @@ import (
 // unifiedMountpoint is where the cgroup v2 hierarchy is mounted.
 const unifiedMountpoint = "/sys/fs/cgroup"
 
-// daemonLeaf is the leaf cgroup, below the daemon's delegated cgroup, that
-// the daemon's processes move to: the daemon's own automatic parent
-// (daemon/cgroupparent.go) uses the same leaf, so the two agree.
-const daemonLeaf = "supervisor"
+// DaemonLeaf is the leaf cgroup, below the daemon's delegated cgroup, that
+// the daemon's processes move to (LeaveDelegatedTop).
+const DaemonLeaf = "supervisor"
 
-// leaveDelegatedTop moves the processes of this process's own v2 cgroup
-// (not those below it) into its leaf daemonLeaf when parent (the
+// LeaveDelegatedTop moves the processes of this process's own v2 cgroup
+// (not those below it) into its leaf DaemonLeaf when parent (the
 // sandboxes' parent cgroup) lies below that cgroup, so that controllers
 // can be enabled on the way down to parent. Nothing happens when parent
 // lies elsewhere (the default /webtaskd, below the root, which is exempt
 // from the rule) or the daemon already sits in a leaf beside it.
-func leaveDelegatedTop(parent string) error {
+func LeaveDelegatedTop(parent string) error {
 	own, err := cgroup2.NestedGroupPath("")
 	if err != nil {
 		return fmt.Errorf("own cgroup: %w", err)
@@ -48,7 +47,7 @@ func leaveDelegatedTop(parent string) error {
 	if err != nil || len(pids) == 0 {
 		return err
 	}
-	leaf, err := cgroup2.NewManager(unifiedMountpoint, filepath.Join(own, daemonLeaf), &cgroup2.Resources{})
+	leaf, err := cgroup2.NewManager(unifiedMountpoint, filepath.Join(own, DaemonLeaf), &cgroup2.Resources{})
 	if err != nil {
 		return fmt.Errorf("leaving the top of the delegated cgroup %s: %w", own, err)
 	}
