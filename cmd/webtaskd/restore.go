@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"os"
 
 	"github.com/webtaskd/webtaskd/daemon"
+	"github.com/webtaskd/webtaskd/store/backup"
 )
 
 // restore is `webtaskd restore --data-dir DIR --passphrase-file P FILE`: it
@@ -29,7 +29,7 @@ func restore(ctx context.Context, stdout, stderr io.Writer, args []string) error
 		fs.Usage()
 		return fmt.Errorf("restore: want --passphrase-file and one archive")
 	}
-	pass, err := readPassphrase(*passFile)
+	pass, err := backup.ReadPassphraseFile(*passFile)
 	if err != nil {
 		return err
 	}
@@ -43,15 +43,4 @@ func restore(ctx context.Context, stdout, stderr io.Writer, args []string) error
 	}
 	fmt.Fprintf(stdout, "restored %s into %s; start webtaskd with --data-dir %s\n", fs.Arg(0), *dataDir, *dataDir)
 	return nil
-}
-
-// readPassphrase reads a passphrase file: its first line, without the line
-// end.
-func readPassphrase(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("passphrase file: %w", err)
-	}
-	line, _, _ := bytes.Cut(b, []byte("\n"))
-	return bytes.TrimSuffix(line, []byte("\r")), nil
 }

@@ -1,12 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/webtaskd/webtaskd/store/backup"
 
 	"github.com/spf13/cobra"
 
@@ -27,17 +28,15 @@ func newBackupCmd(opts *connOptions) *cobra.Command {
 			if out == "" || passFile == "" {
 				return errors.New("--out and --passphrase-file are required")
 			}
-			raw, err := os.ReadFile(passFile)
+			pass, err := backup.ReadPassphraseFile(passFile)
 			if err != nil {
-				return fmt.Errorf("passphrase file: %w", err)
+				return err
 			}
-			line, _, _ := bytes.Cut(raw, []byte("\n"))
-			pass := string(bytes.TrimSuffix(line, []byte("\r")))
 			c, err := opts.client()
 			if err != nil {
 				return err
 			}
-			resp, err := c.send(cmd.Context(), "POST", "/api/admin/backup", types.BackupRequest{Passphrase: pass})
+			resp, err := c.send(cmd.Context(), "POST", "/api/admin/backup", types.BackupRequest{Passphrase: string(pass)})
 			if err != nil {
 				return err
 			}
