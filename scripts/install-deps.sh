@@ -26,6 +26,11 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 # where PID 1 is not systemd; ruby -c checks the Vagrantfile (CI).
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v ruby >/dev/null 2>&1 || need+=(ruby)
+# The PostgreSQL store's tests run throwaway servers (store/pgtest: initdb and
+# pg_ctl from /usr/lib/postgresql/*/bin); the cluster tests route through
+# HAProxy.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+command -v haproxy >/dev/null 2>&1 || have_pkg haproxy || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -34,6 +39,13 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 	echo "install-deps: installing ${need[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
+	# Debian's postgresql package creates and starts a "main" cluster on
+	# install; webtaskd never uses it (tests run their own servers): ask
+	# postgresql-common not to create it.
+	if [[ " ${need[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+		mkdir -p /etc/postgresql-common
+		echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf
+	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
