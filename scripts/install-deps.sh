@@ -42,9 +42,12 @@ if [ ${#need[@]} -gt 0 ]; then
 	# Debian's postgresql package creates and starts a "main" cluster on
 	# install; webtaskd never uses it (tests run their own servers): ask
 	# postgresql-common not to create it.
-	if [[ " ${need[*]} " == *" postgresql "* ]] && [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-		mkdir -p /etc/postgresql-common
-		echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.conf
+	if [[ " ${need[*]} " == *" postgresql "* ]]; then
+		conf=/etc/postgresql-common/createcluster.conf
+		mkdir -p "$(dirname "$conf")"
+		touch "$conf"
+		sed -i '/^[[:space:]]*create_main_cluster[[:space:]]*=/d' "$conf"
+		echo 'create_main_cluster = false' >>"$conf"
 	fi
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
