@@ -23,12 +23,12 @@ func (s *Store) AddAudit(ctx context.Context, e types.AuditEntry) (err error) {
 		return fmt.Errorf("store: audit: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, jti, action, target, status) VALUES (?, ?, ?, ?, ?)`,
+	id, err := queryOneInt64(ctx, tx, `INSERT INTO audit_log (at, jti, action, target, status) VALUES (?, ?, ?, ?, ?) RETURNING id`,
 		e.At.UTC().UnixNano(), e.TokenID, e.Action, e.Target, e.Status)
 	if err != nil {
 		return fmt.Errorf("store: audit: %w", err)
 	}
-	if id, err := res.LastInsertId(); err == nil && id > auditKeep {
+	if id > auditKeep {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM audit_log WHERE id <= ?`, id-auditKeep); err != nil {
 			return fmt.Errorf("store: audit: %w", err)
 		}

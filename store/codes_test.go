@@ -21,7 +21,7 @@ func TestCodeBlobsContentAddressedAndCached(t *testing.T) {
 		t.Fatalf("second PutCode = %q, %v", h2, err)
 	}
 	var n int
-	if err := s.db.QueryRow("SELECT COUNT(*) FROM code_blobs").Scan(&n); err != nil || n != 1 {
+	if err := s.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM code_blobs").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("code_blobs rows = %d, %v; want 1", n, err)
 	}
 	if _, err := s.GetCode(ctx, CodeHash("other")); !errors.Is(err, ErrNotFound) {
@@ -35,11 +35,11 @@ func TestCodeBlobsContentAddressedAndCached(t *testing.T) {
 	if got, err := s.GetCode(ctx, CodeHash("")); err != nil || got != "" {
 		t.Fatalf("GetCode of empty code = %q, %v", got, err)
 	}
-	if _, err := s.db.Exec("DELETE FROM code_blobs WHERE hash = ?", CodeHash("")); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "DELETE FROM code_blobs WHERE hash = ?", CodeHash("")); err != nil {
 		t.Fatal(err)
 	}
 	// Warm reads never touch the disk.
-	if _, err := s.db.Exec("DELETE FROM code_blobs"); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "DELETE FROM code_blobs"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.GetCode(ctx, h); err != nil || got != code {

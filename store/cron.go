@@ -122,6 +122,9 @@ func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (_ *CronJob, err err
 	if err != nil {
 		return nil, fmt.Errorf("store: put cron job %s/%s: %w", j.Container, j.Name, err)
 	}
+	if err := s.notify(ctx, tx, ChangeCron, j.Container+"/"+j.Name); err != nil {
+		return nil, fmt.Errorf("store: put cron job %s/%s: %w", j.Container, j.Name, err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("store: put cron job %s/%s: %w", j.Container, j.Name, err)
 	}
@@ -145,7 +148,7 @@ func (s *Store) GetCronJob(ctx context.Context, container, name string) (*CronJo
 // error wrapping ErrNotFound.
 func (s *Store) SetCronJobState(ctx context.Context, container, name, state string) (_ *CronJob, err error) {
 	defer s.writeDone(&err)
-	res, err := s.db.ExecContext(ctx, `UPDATE cron_jobs SET state = ?, updated_at = ? WHERE container = ? AND name = ?`,
+	res, err := s.execNotify(ctx, ChangeCron, container+"/"+name, `UPDATE cron_jobs SET state = ?, updated_at = ? WHERE container = ? AND name = ?`,
 		state, s.now().UTC().UnixNano(), container, name)
 	if err != nil {
 		return nil, fmt.Errorf("store: cron job %s/%s state: %w", container, name, err)
@@ -160,7 +163,7 @@ func (s *Store) SetCronJobState(ctx context.Context, container, name, state stri
 // wrapping ErrNotFound. Deleting the webtask deletes its job too.
 func (s *Store) DeleteCronJob(ctx context.Context, container, name string) (err error) {
 	defer s.writeDone(&err)
-	res, err := s.db.ExecContext(ctx, `DELETE FROM cron_jobs WHERE container = ? AND name = ?`, container, name)
+	res, err := s.execNotify(ctx, ChangeCron, container+"/"+name, `DELETE FROM cron_jobs WHERE container = ? AND name = ?`, container, name)
 	if err != nil {
 		return fmt.Errorf("store: delete cron job %s/%s: %w", container, name, err)
 	}
@@ -174,7 +177,7 @@ func (s *Store) DeleteCronJob(ctx context.Context, container, name string) (err 
 // o.Container, o.State and every o.Meta pair, paged by o.Offset and o.Limit
 // (0: all).
 func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob, error) {
-	where, args := listFilter("cron_jobs", o.Container, o.Meta)
+	where, args := listFilter(s.db.d, "cron_jobs", o.Container, o.Meta)
 	if o.State != "" {
 		where = append(where, "state = ?")
 		args = append(args, o.State)
@@ -185,9 +188,9 @@ func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob
 	}
 	q += " ORDER BY container, name"
 	if o.Limit > 0 || o.Offset > 0 {
-		limit := o.Limit
-		if limit <= 0 {
-			limit = -1 // SQLite: no limit
+		var limit any = o.Limit
+		if o.Limit <= 0 {
+			limit = s.db.d.noLimit()
 		}
 		q += " LIMIT ? OFFSET ?"
 		args = append(args, limit, max(o.Offset, 0))
@@ -250,12 +253,13 @@ func (s *Store) CronHistory(ctx context.Context, container, name string, offset,
 	if _, err := s.GetCronJob(ctx, container, name); err != nil {
 		return nil, err
 	}
+	var lim any = limit
 	if limit <= 0 {
-		limit = -1
+		lim = s.db.d.noLimit()
 	}
 	out, err := queryAll(ctx, s.db, scanCronResult, `SELECT scheduled_at, started_at, completed_at, type, status_code, body, headers
 		FROM cron_results WHERE container = ? AND name = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
-		container, name, limit, max(offset, 0))
+		container, name, lim, max(offset, 0))
 	if err != nil {
 		return nil, fmt.Errorf("store: cron history %s/%s: %w", container, name, err)
 	}

@@ -131,7 +131,7 @@ func TestCronJobDeletedWithItsWebtask(t *testing.T) {
 		t.Fatalf("job after webtask delete: %v, want ErrNotFound", err)
 	}
 	var n int
-	if err := s.db.QueryRow(`SELECT COUNT(*) FROM cron_results`).Scan(&n); err != nil || n != 0 {
+	if err := s.db.QueryRowContext(context.Background(), `SELECT COUNT(*) FROM cron_results`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d results left after delete (%v)", n, err)
 	}
 	if err := s.AddCronResult(ctx, "c", "j", &CronResult{Type: CronSuccess}); !errors.Is(err, ErrNotFound) {

@@ -130,7 +130,7 @@ func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutD
 	if err != nil {
 		return Data{}, fmt.Errorf("store: put data of %s/%s: quotas: %w", container, name, err)
 	}
-	if err := checkStorageQuota(ctx, tx, container, name, doc, quotas.MaxStorageBytes); err != nil {
+	if err := checkStorageQuota(ctx, s.db.d, tx, container, name, doc, quotas.MaxStorageBytes); err != nil {
 		return Data{}, err
 	}
 	next := Data{Etag: cur.Etag + 1}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,49 +14,58 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/webtaskd/webtaskd/store/keyring"
 )
 
-//go:embed migrations/*.sql
-var migrationFS embed.FS
-
-// busyTimeoutMS is how long SQLite waits on a locked database before
-// returning SQLITE_BUSY.
-const busyTimeoutMS = 5000
-
-// Options configures Open.
+// Options configures Open. Exactly one of Path (SQLite) and DSN
+// (PostgreSQL) is set.
 type Options struct {
 	// Path is the SQLite file, e.g. <data-dir>/webtaskd.db (its -wal and
 	// -shm companions live next to it).
 	Path string
-	// Ring seals and unseals webtask secrets. Required.
+	// DSN is a PostgreSQL URL (postgres://user@host:port/db?…): the store
+	// shared by the daemons of a cluster (postgres.go).
+	DSN string
+	// KEK is the key-encryption key (32 bytes; PostgreSQL only): it wraps
+	// the key sets and seals the master token stored in the database.
+	KEK []byte
+	// Ring seals and unseals webtask secrets. Required with Path; with DSN
+	// it must be nil: the ring is the database's (Store.Ring).
 	Ring *keyring.Ring
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time
 	// Quotas bound what one container may store (zero: unlimited).
 	Quotas Quotas
 	// CheckpointEvery is how often the WAL's size is checked, and the WAL
-	// truncated when it is over 1 MiB; 0 means a minute.
+	// truncated when it is over 1 MiB; 0 means a minute (SQLite only).
 	CheckpointEvery time.Duration
 }
 
-// Store is the SQLite-backed webtask store. It is safe for concurrent use.
-// Writes are serialised in-process; GetWebtask is served from an in-memory
-// cache when warm.
+// Store is the webtask store, on SQLite (one host) or PostgreSQL (shared by
+// a cluster). It is safe for concurrent use. Writes are serialised
+// in-process; GetWebtask is served from an in-memory cache when warm (on
+// PostgreSQL, other daemons' writes reach it through the change feed:
+// Listen, InvalidateWebtask).
 type Store struct {
-	db   *sql.DB
-	path string
+	db   *conn
+	path string // SQLite only
 	ring *keyring.Ring
 	now  func() time.Time
 	// quotas bound each container's webtasks, cron jobs and storage.
 	quotas Quotas
 
+	// PostgreSQL only: the pool behind db (Listen takes its own
+	// connection from it) and the key-encryption key.
+	pool *pgxpool.Pool
+	kek  []byte
+
 	// full is set while writes fail for lack of space (nospace.go).
 	full atomic.Bool
-	// The checkpointer (nospace.go): checkpointNow asks for a TRUNCATE
-	// checkpoint; checkpointStop ends it, checkpointDone says it ended.
+	// The checkpointer (nospace.go, SQLite only): checkpointNow asks for a
+	// TRUNCATE checkpoint; checkpointStop ends it, checkpointDone says it
+	// ended.
 	checkpointNow    chan struct{}
 	checkpointStop   chan struct{}
 	checkpointDone   chan struct{}
@@ -87,55 +95,41 @@ type Store struct {
 
 type cacheKey struct{ container, name string }
 
-// Open opens (creating if needed) the database at opt.Path with WAL,
-// foreign keys and a busy timeout, and applies pending migrations.
+// Open opens the store of opt: the SQLite file opt.Path (created if
+// needed, WAL, foreign keys, a busy timeout) or the PostgreSQL database
+// opt.DSN, and applies pending migrations.
 func Open(ctx context.Context, opt Options) (*Store, error) {
-	if opt.Path == "" {
-		return nil, fmt.Errorf("store: empty path")
-	}
-	if opt.Ring == nil {
-		return nil, fmt.Errorf("store: nil key ring")
-	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
-	if err := prepareFiles(opt.Path); err != nil {
-		return nil, err
+	var (
+		s   *Store
+		err error
+	)
+	switch {
+	case opt.Path != "" && opt.DSN != "":
+		return nil, fmt.Errorf("store: both a SQLite path and a PostgreSQL DSN given")
+	case opt.DSN != "":
+		s, err = openPostgres(ctx, opt)
+	case opt.Path != "":
+		s, err = openSQLite(ctx, opt)
+	default:
+		return nil, fmt.Errorf("store: empty path")
 	}
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_foreign_keys", "on")
-	q.Set("_busy_timeout", strconv.Itoa(busyTimeoutMS))
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + opt.Path + "?" + q.Encode()
-	db, err := sql.Open(driverName, dsn)
 	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", opt.Path, err)
-	}
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", opt.Path, err)
-	}
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
-		db.Close()
-		return nil, fmt.Errorf("store: journal_mode is %q, want wal (err %v)", mode, err)
-	}
-	if err := migrate(ctx, db); err != nil {
-		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, path: opt.Path, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, cache: map[cacheKey]*Webtask{},
-		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 	if err := s.loadRevoked(ctx); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
-	if opt.CheckpointEvery <= 0 {
-		opt.CheckpointEvery = defaultCheckpointEvery
-	}
-	go s.checkpointer(opt.CheckpointEvery)
 	return s, nil
+}
+
+// newStore is the dialect-independent part of a Store on db.
+func newStore(db *conn, opt Options) *Store {
+	return &Store{db: db, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, cache: map[cacheKey]*Webtask{},
+		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 }
 
 // Close stops the checkpointer, closes the database and drops the cache.
@@ -151,13 +145,25 @@ func (s *Store) Close() error {
 	s.cache = map[cacheKey]*Webtask{}
 	s.gen++
 	s.cacheMu.Unlock()
-	return s.db.Close()
+	err := s.db.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
 }
+
+// IsShared reports whether the store is shared with other daemons
+// (PostgreSQL): their writes reach this one through the change feed.
+func (s *Store) IsShared() bool { return s.pool != nil }
+
+// Ring is the key ring the store seals secrets with (Options.Ring, or on
+// PostgreSQL the database's).
+func (s *Store) Ring() *keyring.Ring { return s.ring }
 
 // SchemaVersion is the schema version this binary migrates databases to
 // (the number of its last embedded migration).
 func SchemaVersion() int {
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(sqliteMigrations)
 	if err != nil || len(ms) == 0 {
 		return 0
 	}
@@ -170,8 +176,16 @@ type migration struct {
 	sql     string
 }
 
-func loadMigrations() ([]migration, error) {
-	des, err := fs.ReadDir(migrationFS, "migrations")
+// migrationSet is one dialect's embedded migrations: dir/NNNN_name.sql.
+type migrationSet struct {
+	fsys embed.FS
+	dir  string
+	// table creates schema_migrations if it does not exist.
+	table string
+}
+
+func loadMigrations(set migrationSet) ([]migration, error) {
+	des, err := fs.ReadDir(set.fsys, set.dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w: %w", ErrMigration, err)
 	}
@@ -188,7 +202,7 @@ func loadMigrations() ([]migration, error) {
 			return nil, fmt.Errorf("store: migrations %q and %q share version %d: %w", prev, name, v, ErrMigration)
 		}
 		seen[v] = name
-		b, err := migrationFS.ReadFile("migrations/" + name)
+		b, err := set.fsys.ReadFile(set.dir + "/" + name)
 		if err != nil {
 			return nil, fmt.Errorf("store: %w: %w", ErrMigration, err)
 		}
@@ -205,19 +219,23 @@ func loadMigrations() ([]migration, error) {
 	return ms, nil
 }
 
-// migrate applies every embedded migration newer than the recorded
+// migrator is what migrate runs on: a *sql.DB, or the *sql.Conn holding
+// PostgreSQL's migration lock.
+type migrator interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// migrate applies every migration of set newer than the recorded
 // version, each in its own transaction together with its
 // schema_migrations row.
-func migrate(ctx context.Context, db *sql.DB) error {
-	ms, err := loadMigrations()
+func migrate(ctx context.Context, db migrator, d dialect, set migrationSet) error {
+	ms, err := loadMigrations(set)
 	if err != nil {
 		return err
 	}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		name       TEXT    NOT NULL,
-		applied_at INTEGER NOT NULL
-	)`); err != nil {
+	if _, err := db.ExecContext(ctx, set.table); err != nil {
 		return fmt.Errorf("store: %w: %w", ErrMigration, err)
 	}
 	var cur int
@@ -233,15 +251,15 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		if m.version <= cur {
 			continue
 		}
-		if err := applyMigration(ctx, db, m); err != nil {
+		if err := applyMigration(ctx, db, d, m); err != nil {
 			return err
 		}
-		slog.Info("store: applied migration", "version", m.version, "name", m.name)
+		slog.Info("store: applied migration", "dialect", d.name(), "version", m.version, "name", m.name)
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+func applyMigration(ctx context.Context, db migrator, d dialect, m migration) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
@@ -250,7 +268,7 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+	if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
 		m.version, m.name, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("store: migration %s: %w: %w", m.name, ErrMigration, err)
 	}

@@ -46,7 +46,7 @@ func (s *Store) MetaValues(ctx context.Context, key string) ([]string, error) {
 		var v string
 		err := sc.Scan(&v)
 		return v, err
-	}, `SELECT DISTINCT json_extract(meta, '$.' || json_quote(?)) AS v FROM webtasks WHERE v IS NOT NULL`, key)
+	}, `SELECT DISTINCT v FROM (SELECT `+s.db.d.metaValue()+` AS v FROM webtasks) AS x WHERE v IS NOT NULL`, key)
 	if err != nil {
 		return nil, fmt.Errorf("store: meta values: %w", err)
 	}

@@ -40,7 +40,7 @@ func (s *Store) PutLimits(ctx context.Context, l ContainerLimits) (_ *ContainerL
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	l.UpdatedAt = s.now().UTC()
-	_, err = s.db.ExecContext(ctx, `INSERT INTO container_limits
+	_, err = s.execNotify(ctx, ChangeLimits, l.Container, `INSERT INTO container_limits
 		(container, memory_mb, cpus, pids, exec_timeout_ms, max_concurrency, max_response_bytes,
 		 max_webtasks, max_cron_jobs, max_storage_bytes, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -62,7 +62,7 @@ func (s *Store) DeleteLimits(ctx context.Context, container string) (err error) 
 	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM container_limits WHERE container = ?`, container)
+	res, err := s.execNotify(ctx, ChangeLimits, container, `DELETE FROM container_limits WHERE container = ?`, container)
 	if err != nil {
 		return fmt.Errorf("store: delete limits of %s: %w", container, err)
 	}

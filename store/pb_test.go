@@ -54,7 +54,7 @@ func TestMigrationPBAbsentGetsDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(sqliteMigrations)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestMigrationPBAbsentGetsDefault(t *testing.T) {
 		if m.version >= 6 {
 			break
 		}
-		if err := applyMigration(ctx, db, m); err != nil {
+		if err := applyMigration(ctx, db, sqliteDialect{}, m); err != nil {
 			t.Fatal(err)
 		}
 	}

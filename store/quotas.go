@@ -20,10 +20,6 @@ type Quotas = types.Quotas
 // which quota).
 var ErrQuota = errdefs.ErrDenied
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // checkCountQuota refuses a new row name in container when table already
 // holds max rows of container (max 0: no quota; an existing row is
 // replaced, never refused).
@@ -45,12 +41,12 @@ func checkCountQuota(ctx context.Context, q querier, table, what, container, nam
 
 // checkStorageQuota refuses storing doc as container/name's document when
 // the container's documents would then exceed max bytes.
-func checkStorageQuota(ctx context.Context, q querier, container, name, doc string, max int64) error {
+func checkStorageQuota(ctx context.Context, d dialect, q querier, container, name, doc string, max int64) error {
 	if max <= 0 || doc == "null" {
 		return nil
 	}
 	var others int64
-	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(length(CAST(data AS BLOB))), 0) FROM webtask_data
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(`+d.textBytes("data")+`), 0) FROM webtask_data
 		WHERE container = ? AND name != ? AND data != 'null'`, container, name).Scan(&others); err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (s *Store) Revoke(ctx context.Context, jti, by string) (err error) {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	if _, err := s.db.ExecContext(ctx,
+	if _, err := s.execNotify(ctx, ChangeRevocation, jti,
 		`INSERT INTO revoked_tokens (jti, revoked_by, revoked_at) VALUES (?, ?, ?) ON CONFLICT (jti) DO NOTHING`,
 		jti, by, s.now().UTC().UnixNano()); err != nil {
 		return fmt.Errorf("store: revoke: %w", err)
@@ -126,6 +126,9 @@ func (s *Store) ResealSecrets(ctx context.Context, kid string) (_ int, err error
 			sealed, newKid, r.container, r.name); err != nil {
 			return 0, fmt.Errorf("store: reseal %s/%s: %w", r.container, r.name, err)
 		}
+		if err := s.notify(ctx, tx, ChangeWebtask, r.container+"/"+r.name); err != nil {
+			return 0, fmt.Errorf("store: reseal %s/%s: %w", r.container, r.name, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("store: reseal: %w", err)
@@ -186,7 +189,7 @@ func (s *Store) ReplaceToken(ctx context.Context, container, name, old, new stri
 	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	res, err := s.db.ExecContext(ctx, `UPDATE webtasks SET token = ? WHERE container = ? AND name = ? AND token = ?`,
+	res, err := s.execNotify(ctx, ChangeWebtask, container+"/"+name, `UPDATE webtasks SET token = ? WHERE container = ? AND name = ? AND token = ?`,
 		new, container, name, old)
 	s.invalidate(container, name)
 	if err != nil {

@@ -101,7 +101,7 @@ func TestOpenPragmasAndMigrations(t *testing.T) {
 	var mode string
 	// Check on several pooled connections.
 	for i := 0; i < 3; i++ {
-		conn, err := s.db.Conn(ctx)
+		conn, err := s.db.db.Conn(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,12 +113,12 @@ func TestOpenPragmasAndMigrations(t *testing.T) {
 			t.Fatalf("journal_mode = %q, %v", mode, err)
 		}
 	}
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(sqliteMigrations)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var v, n int
-	if err := s.db.QueryRow("SELECT MAX(version), COUNT(*) FROM schema_migrations").Scan(&v, &n); err != nil {
+	if err := s.db.QueryRowContext(context.Background(), "SELECT MAX(version), COUNT(*) FROM schema_migrations").Scan(&v, &n); err != nil {
 		t.Fatal(err)
 	}
 	if v != ms[len(ms)-1].version || n != len(ms) {
@@ -128,7 +128,7 @@ func TestOpenPragmasAndMigrations(t *testing.T) {
 	// Reopen applies nothing twice.
 	s2 := e.open(t)
 	defer s2.Close()
-	if err := s2.db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != len(ms) {
+	if err := s2.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM schema_migrations").Scan(&n); err != nil || n != len(ms) {
 		t.Fatalf("after reopen count=%d, %v", n, err)
 	}
 }
@@ -139,7 +139,7 @@ func TestRefusesNewerSchema(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	cur := SchemaVersion()
-	if _, err := s.db.Exec("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", cur+1); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, 'future', 0)", cur+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -383,7 +383,7 @@ func TestSecretsNeverStoredInPlainText(t *testing.T) {
 	if _, err := s2.PutWebtask(ctx, sample("c", "other")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s2.db.Exec(`UPDATE webtasks SET secrets_sealed = (SELECT secrets_sealed FROM webtasks WHERE name = 'sec'),
+	if _, err := s2.db.ExecContext(context.Background(), `UPDATE webtasks SET secrets_sealed = (SELECT secrets_sealed FROM webtasks WHERE name = 'sec'),
 		secrets_kid = (SELECT secrets_kid FROM webtasks WHERE name = 'sec') WHERE name = 'other'`); err != nil {
 		t.Fatal(err)
 	}
@@ -428,7 +428,7 @@ func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Remove the row behind the store's back: a warm Get must not notice.
-	if _, err := s.db.Exec("DELETE FROM webtasks"); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "DELETE FROM webtasks"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.GetWebtask(ctx, "c", "n")
@@ -462,7 +462,7 @@ func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
 	if _, err := s.GetWebtask(ctx, "c", "m"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.Exec("DELETE FROM webtasks"); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "DELETE FROM webtasks"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetWebtask(ctx, "c", "m"); err != nil {
@@ -473,13 +473,13 @@ func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
 func TestWebtaskDataCascade(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
-	if _, err := s.db.Exec("INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','ghost','{}','e',0)"); err == nil {
+	if _, err := s.db.ExecContext(context.Background(), "INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','ghost','{}','e',0)"); err == nil {
 		t.Fatal("insert of webtask_data for a missing webtask succeeded: foreign keys are off")
 	}
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.Exec("INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','n','{}','e',0)"); err != nil {
+	if _, err := s.db.ExecContext(context.Background(), "INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','n','{}','e',0)"); err != nil {
 		t.Fatal(err)
 	}
 	// Upsert must not cascade-delete the data (ON CONFLICT DO UPDATE, not REPLACE).
@@ -487,13 +487,13 @@ func TestWebtaskDataCascade(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := s.db.QueryRow("SELECT COUNT(*) FROM webtask_data").Scan(&n); err != nil || n != 1 {
+	if err := s.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM webtask_data").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("data rows after upsert = %d, %v", n, err)
 	}
 	if err := s.DeleteWebtask(ctx, "c", "n"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.db.QueryRow("SELECT COUNT(*) FROM webtask_data").Scan(&n); err != nil || n != 0 {
+	if err := s.db.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM webtask_data").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("data rows after delete = %d, %v", n, err)
 	}
 }
@@ -553,7 +553,7 @@ func TestConcurrentGetPut(t *testing.T) {
 			t.Fatal(err)
 		}
 		var code string
-		if err := s.db.QueryRow("SELECT code FROM webtasks WHERE container='c' AND name=?", fmt.Sprint(i)).Scan(&code); err != nil {
+		if err := s.db.QueryRowContext(context.Background(), "SELECT code FROM webtasks WHERE container='c' AND name=?", fmt.Sprint(i)).Scan(&code); err != nil {
 			t.Fatal(err)
 		}
 		if cached.Code != code {

@@ -142,7 +142,7 @@ func TestUpgradeFixtures(t *testing.T) {
 		return
 	}
 	ring, _ := fixtureRing(t)
-	ms, err := loadMigrations()
+	ms, err := loadMigrations(sqliteMigrations)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func generateFixture(t *testing.T, ring *keyring.Ring, ms []migration) (string, 
 		return "", err
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m); err != nil {
+		if err := applyMigration(ctx, db, sqliteDialect{}, m); err != nil {
 			return "", err
 		}
 		rows, err := fixtureRows(ring, m.version)

@@ -52,7 +52,7 @@ func TestUpgradeFromEverySchemaVersion(t *testing.T) {
 			}
 			defer s.Close()
 			var got int
-			if err := s.db.QueryRow("SELECT MAX(version) FROM schema_migrations").Scan(&got); err != nil || got != cur {
+			if err := s.db.QueryRowContext(context.Background(), "SELECT MAX(version) FROM schema_migrations").Scan(&got); err != nil || got != cur {
 				t.Fatalf("schema version after open = %d (%v), want %d", got, err, cur)
 			}
 			checkFixtureData(t, s, v)

@@ -113,40 +113,45 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (_ *Webtask, err err
 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	// Under writeMu: no other write of this process runs until the insert.
-	quotas, err := s.quotasOf(ctx, s.db, out.Container)
-	if err != nil {
-		return nil, fmt.Errorf("store: put %s/%s: quotas: %w", out.Container, out.Name, err)
-	}
-	if err := checkCountQuota(ctx, s.db, "webtasks", "webtasks", out.Container, out.Name, quotas.MaxWebtasks); err != nil {
-		return nil, err
-	}
 	now := s.now().UTC()
-	// Stepped to its end rather than QueryRow (which resets the statement
-	// after the row it returns): SQLite runs its WAL auto-checkpoint only
-	// when a statement completes.
-	createdNS, err := queryOneInt64(ctx, s.db, `INSERT INTO webtasks
-		(container, name, code, code_hash, code_url, meta, params, secrets_sealed, secrets_kid, pb, mb, token, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (container, name) DO UPDATE SET
-			code = excluded.code,
-			code_hash = excluded.code_hash,
-			code_url = excluded.code_url,
-			meta = excluded.meta,
-			params = excluded.params,
-			secrets_sealed = excluded.secrets_sealed,
-			secrets_kid = excluded.secrets_kid,
-			pb = excluded.pb,
-			mb = excluded.mb,
-			token = excluded.token,
-			updated_at = excluded.updated_at
-		RETURNING created_at`,
-		out.Container, out.Name, out.Code, out.CodeHash, out.CodeURL, string(metaJSON), string(paramsJSON),
-		sealed, kid, out.PB, out.MB, out.Token, now.UnixNano(), now.UnixNano())
+	var createdNS int64
+	// Quotas are checked in the write's transaction (under writeMu: no
+	// other write of this process runs until the insert).
+	err = s.inTx(ctx, func(tx *txn) error {
+		quotas, err := s.quotasOf(ctx, tx, out.Container)
+		if err != nil {
+			return fmt.Errorf("store: put %s/%s: quotas: %w", out.Container, out.Name, err)
+		}
+		if err := checkCountQuota(ctx, tx, "webtasks", "webtasks", out.Container, out.Name, quotas.MaxWebtasks); err != nil {
+			return err
+		}
+		createdNS, err = queryOneInt64(ctx, tx, `INSERT INTO webtasks
+			(container, name, code, code_hash, code_url, meta, params, secrets_sealed, secrets_kid, pb, mb, token, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (container, name) DO UPDATE SET
+				code = excluded.code,
+				code_hash = excluded.code_hash,
+				code_url = excluded.code_url,
+				meta = excluded.meta,
+				params = excluded.params,
+				secrets_sealed = excluded.secrets_sealed,
+				secrets_kid = excluded.secrets_kid,
+				pb = excluded.pb,
+				mb = excluded.mb,
+				token = excluded.token,
+				updated_at = excluded.updated_at
+			RETURNING created_at`,
+			out.Container, out.Name, out.Code, out.CodeHash, out.CodeURL, string(metaJSON), string(paramsJSON),
+			sealed, kid, out.PB, out.MB, out.Token, now.UnixNano(), now.UnixNano())
+		if err != nil {
+			return fmt.Errorf("store: put %s/%s: %w", w.Container, w.Name, err)
+		}
+		return s.notify(ctx, tx, ChangeWebtask, out.Container+"/"+out.Name)
+	})
 	if err != nil {
 		// The outcome may be unknown: drop any cached copy to be safe.
 		s.invalidate(out.Container, out.Name)
-		return nil, fmt.Errorf("store: put %s/%s: %w", w.Container, w.Name, err)
+		return nil, err
 	}
 	out.CreatedAt = time.Unix(0, createdNS).UTC()
 	out.UpdatedAt = time.Unix(0, now.UnixNano()).UTC()
@@ -204,20 +209,25 @@ func (s *Store) DeleteWebtask(ctx context.Context, container, name string) (err 
 	defer s.writeDone(&err)
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM webtasks WHERE container = ? AND name = ?`, container, name)
-	if err != nil {
-		s.invalidate(container, name)
-		return fmt.Errorf("store: delete %s/%s: %w", container, name, err)
-	}
-	s.invalidate(container, name)
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("store: delete %s/%s: %w", container, name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
-	}
-	return nil
+	defer s.invalidate(container, name)
+	return s.inTx(ctx, func(tx *txn) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webtasks WHERE container = ? AND name = ?`, container, name)
+		if err != nil {
+			return fmt.Errorf("store: delete %s/%s: %w", container, name, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: delete %s/%s: %w", container, name, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
+		}
+		// Its cron job went with it (cascade).
+		if err := s.notify(ctx, tx, ChangeWebtask, container+"/"+name); err != nil {
+			return err
+		}
+		return s.notify(ctx, tx, ChangeCron, container+"/"+name)
+	})
 }
 
 // ListWebtasks returns webtasks ordered by container, then name, filtered
@@ -225,7 +235,7 @@ func (s *Store) DeleteWebtask(ctx context.Context, container, name string) (err 
 // o.Limit (0 means 100). Results are fresh copies (not cached); secrets are
 // unsealed.
 func (s *Store) ListWebtasks(ctx context.Context, o ListOptions) ([]*Webtask, error) {
-	where, args := listFilter("webtasks", o.Container, o.Meta)
+	where, args := listFilter(s.db.d, "webtasks", o.Container, o.Meta)
 	q := `SELECT ` + webtaskColumns + ` FROM webtasks`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -334,7 +344,7 @@ func codeHash(code string) string {
 // listFilter builds the WHERE terms (joined with AND by the caller) and
 // their arguments shared by the list queries: an optional container, and
 // every meta key:value pair held in table.meta (a JSON object).
-func listFilter(table, container string, meta map[string]string) (where []string, args []any) {
+func listFilter(d dialect, table, container string, meta map[string]string) (where []string, args []any) {
 	if container != "" {
 		where = append(where, "container = ?")
 		args = append(args, container)
@@ -345,7 +355,7 @@ func listFilter(table, container string, meta map[string]string) (where []string
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each("+table+".meta) AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)")
+		where = append(where, d.metaHas(table))
 		args = append(args, k, meta[k])
 	}
 	return where, args
@@ -353,7 +363,7 @@ func listFilter(table, container string, meta map[string]string) (where []string
 
 // queryAll runs a query and returns every row read by scan (an empty, not
 // nil, slice when there are none).
-func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+func queryAll[T any](ctx context.Context, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
@@ -375,7 +385,7 @@ func queryAll[T any](ctx context.Context, db *sql.DB, scan func(scanner) (T, err
 
 // queryOneInt64 runs a statement that returns one integer (INSERT …
 // RETURNING) and steps it to its end.
-func queryOneInt64(ctx context.Context, db *sql.DB, query string, args ...any) (int64, error) {
+func queryOneInt64(ctx context.Context, db querier, query string, args ...any) (int64, error) {
 	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, err

@@ -95,6 +95,8 @@ type entry struct {
 // do their disk IO before briefly taking the write lock.
 type Ring struct {
 	dir string
+	// backend, when set, persists the key sets instead of dir (OpenBackend).
+	backend Backend
 
 	writeMu sync.Mutex // serialises Rotate/Retire (disk + swap)
 
@@ -271,6 +273,9 @@ func (r *Ring) Unseal(sealed, kid string, ad []byte) ([]byte, error) {
 func (r *Ring) Rotate() (*KeySet, error) {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	if r.backend != nil {
+		return r.rotateBackend()
+	}
 	ks, err := r.createKeySet()
 	if err != nil {
 		return nil, err
@@ -291,6 +296,7 @@ func (r *Ring) Rotate() (*KeySet, error) {
 func (r *Ring) Retire(kid string) error {
 	r.writeMu.Lock()
 	defer r.writeMu.Unlock()
+	var err error
 	r.mu.RLock()
 	e, ok := r.entries[kid]
 	isCurrent := kid == r.current
@@ -307,7 +313,12 @@ func (r *Ring) Retire(kid string) error {
 	// Copy on write: readers may hold the old *KeySet.
 	ks := *e.set
 	ks.Retired = true
-	if err := writeKeySet(r.dir, &ks); err != nil {
+	if r.backend != nil {
+		err = r.backend.Retire(kid)
+	} else {
+		err = writeKeySet(r.dir, &ks)
+	}
+	if err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -337,14 +348,10 @@ func (r *Ring) List() []KeyInfo {
 // createKeySet generates, persists and registers a new key set (not yet
 // current). Caller holds writeMu (or is Open, before the Ring is shared).
 func (r *Ring) createKeySet() (*KeySet, error) {
-	ks := &KeySet{CreatedAt: time.Now().UTC(), SigningKey: make([]byte, keyLenBytes), SealingKey: make([]byte, keyLenBytes)}
-	id := make([]byte, kidLenBytes)
-	for _, b := range [][]byte{id, ks.SigningKey, ks.SealingKey} {
-		if _, err := rand.Read(b); err != nil {
-			return nil, fmt.Errorf("keyring: random: %w", err)
-		}
+	ks, err := NewKeySet()
+	if err != nil {
+		return nil, err
 	}
-	ks.ID = hex.EncodeToString(id)
 	r.mu.RLock()
 	_, clash := r.entries[ks.ID]
 	r.mu.RUnlock()
@@ -361,6 +368,20 @@ func (r *Ring) createKeySet() (*KeySet, error) {
 	r.mu.Lock()
 	r.entries[ks.ID] = e
 	r.mu.Unlock()
+	return ks, nil
+}
+
+// NewKeySet generates a key set (random kid and keys, created now); it is
+// not stored anywhere.
+func NewKeySet() (*KeySet, error) {
+	ks := &KeySet{CreatedAt: time.Now().UTC(), SigningKey: make([]byte, keyLenBytes), SealingKey: make([]byte, keyLenBytes)}
+	id := make([]byte, kidLenBytes)
+	for _, b := range [][]byte{id, ks.SigningKey, ks.SealingKey} {
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("keyring: random: %w", err)
+		}
+	}
+	ks.ID = hex.EncodeToString(id)
 	return ks, nil
 }
 
