@@ -15,7 +15,9 @@ func putTestWebtask(t *testing.T, s *Store, container, name string) {
 	}
 }
 
-func TestCronJobNeedsItsWebtask(t *testing.T) {
+func TestCronJobNeedsItsWebtask(t *testing.T) { bothDialects(t, testCronJobNeedsItsWebtask) }
+
+func testCronJobNeedsItsWebtask(t *testing.T) {
 	s := openTestStore(t)
 	_, err := s.PutCronJob(context.Background(), &CronJob{Container: "c", Name: "nope", Schedule: "* * * * *", TZ: "UTC", State: CronActive})
 	if !errors.Is(err, ErrNotFound) {
@@ -23,7 +25,9 @@ func TestCronJobNeedsItsWebtask(t *testing.T) {
 	}
 }
 
-func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
+func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) { bothDialects(t, testCronJobRoundTripKeepsHistoryOnReplace) }
+
+func testCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 	putTestWebtask(t, s, "c", "j")
@@ -63,7 +67,9 @@ func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
 	}
 }
 
-func TestCronHistoryKeepsTheNewest100(t *testing.T) {
+func TestCronHistoryKeepsTheNewest100(t *testing.T) { bothDialects(t, testCronHistoryKeepsTheNewest100) }
+
+func testCronHistoryKeepsTheNewest100(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 	putTestWebtask(t, s, "c", "j")
@@ -108,7 +114,9 @@ func TestCronHistoryKeepsTheNewest100(t *testing.T) {
 	}
 }
 
-func TestCronJobDeletedWithItsWebtask(t *testing.T) {
+func TestCronJobDeletedWithItsWebtask(t *testing.T) { bothDialects(t, testCronJobDeletedWithItsWebtask) }
+
+func testCronJobDeletedWithItsWebtask(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	ctx := context.Background()

@@ -9,7 +9,9 @@ import (
 	"testing"
 )
 
-func TestDataGetPutEtags(t *testing.T) {
+func TestDataGetPutEtags(t *testing.T) { bothDialects(t, testDataGetPutEtags) }
+
+func testDataGetPutEtags(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 
@@ -64,7 +66,9 @@ func TestDataGetPutEtags(t *testing.T) {
 	}
 }
 
-func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
+func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) { bothDialects(t, testDataSurvivesReopenAndDiesWithWebtask) }
+
+func testDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	ctx := context.Background()
@@ -98,7 +102,9 @@ func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
 
 // TestDataConcurrentCompareAndSet: many writers holding the same etag,
 // exactly one wins.
-func TestDataConcurrentCompareAndSet(t *testing.T) {
+func TestDataConcurrentCompareAndSet(t *testing.T) { bothDialects(t, testDataConcurrentCompareAndSet) }
+
+func testDataConcurrentCompareAndSet(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {

@@ -31,8 +31,10 @@ type Options struct {
 	// KEK is the key-encryption key (32 bytes; PostgreSQL only): it wraps
 	// the key sets and seals the master token stored in the database.
 	KEK []byte
-	// Ring seals and unseals webtask secrets. Required with Path; with DSN
-	// it must be nil: the ring is the database's (Store.Ring).
+	// Ring seals and unseals webtask secrets. Required with Path. With DSN,
+	// nil loads the database's key ring (minted by the first daemon); a
+	// ring given must be the Ring of another Store on the same database
+	// (stores of one process sharing it).
 	Ring *keyring.Ring
 	// Now is the clock for created_at/updated_at; nil means time.Now.
 	Now func() time.Time

@@ -11,7 +11,9 @@ import (
 // TestNotFoundSaysWhat: every not-found of the store is an
 // errdefs.ErrNotFound whose caller-facing message says what is missing,
 // so the API sends it as is.
-func TestNotFoundSaysWhat(t *testing.T) {
+func TestNotFoundSaysWhat(t *testing.T) { bothDialects(t, testNotFoundSaysWhat) }
+
+func testNotFoundSaysWhat(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	_, errWebtask := s.GetWebtask(ctx, "c", "w")

@@ -10,7 +10,9 @@ import (
 // TestCollectCodeBlobs: an orphaned blob past the cutoff is removed (from
 // the database and the cache); a blob a stored webtask names and a blob
 // younger than the cutoff are kept.
-func TestCollectCodeBlobs(t *testing.T) {
+func TestCollectCodeBlobs(t *testing.T) { bothDialects(t, testCollectCodeBlobs) }
+
+func testCollectCodeBlobs(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	defer s.Close()

@@ -8,7 +8,9 @@ import (
 	"github.com/webtaskd/webtaskd/api/types"
 )
 
-func TestContainerLimitsRoundTrip(t *testing.T) {
+func TestContainerLimitsRoundTrip(t *testing.T) { bothDialects(t, testContainerLimitsRoundTrip) }
+
+func testContainerLimitsRoundTrip(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.GetLimits(ctx, "c1"); !errors.Is(err, ErrNotFound) {

@@ -23,7 +23,9 @@ func wantPB(t *testing.T, s *Store, name string, want *int) *Webtask {
 }
 
 // A stored webtask keeps an absent pb apart from an explicit 0.
-func TestPBAbsentAndExplicitZero(t *testing.T) {
+func TestPBAbsentAndExplicitZero(t *testing.T) { bothDialects(t, testPBAbsentAndExplicitZero) }
+
+func testPBAbsentAndExplicitZero(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	defer s.Close()

@@ -44,9 +44,6 @@ var migrationLockKey = func() int64 {
 // migration lock, and loads (or, on the first start, mints) the key ring
 // from the database.
 func openPostgres(ctx context.Context, opt Options) (_ *Store, err error) {
-	if opt.Ring != nil {
-		return nil, fmt.Errorf("store: with PostgreSQL the key ring is the database's: Options.Ring must be nil")
-	}
 	if len(opt.KEK) != kekLenBytes {
 		return nil, fmt.Errorf("store: the key-encryption key is %d bytes, want %d (head -c 32 /dev/urandom > file)", len(opt.KEK), kekLenBytes)
 	}
@@ -78,8 +75,10 @@ func openPostgres(ctx context.Context, opt Options) (_ *Store, err error) {
 	s.kek = append([]byte(nil), opt.KEK...)
 	// No checkpointer: mark it stopped.
 	s.stopCheckpointer.Do(func() {})
-	if s.ring, err = s.openRing(ctx); err != nil {
-		return nil, err
+	if s.ring == nil {
+		if s.ring, err = s.openRing(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }

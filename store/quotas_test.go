@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
@@ -12,21 +11,19 @@ import (
 // TestQuotas: a write past a container's quota is ErrDenied saying which
 // quota, and stores nothing; replacing an existing row and other
 // containers are not refused.
-func TestQuotas(t *testing.T) {
+func TestQuotas(t *testing.T) { bothDialects(t, testQuotas) }
+
+func testQuotas(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring, Now: e.clock.Now,
-		Quotas: Quotas{MaxWebtasks: 2, MaxCronJobs: 1, MaxStorageBytes: 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.openWith(t, Options{Quotas: Quotas{MaxWebtasks: 2, MaxCronJobs: 1, MaxStorageBytes: 20}})
 	defer s.Close()
 	for _, n := range []string{"a", "b"} {
 		if _, err := s.PutWebtask(ctx, sample("q", n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = s.PutWebtask(ctx, sample("q", "c"))
+	_, err := s.PutWebtask(ctx, sample("q", "c"))
 	if !errors.Is(err, errdefs.ErrDenied) || !errors.Is(err, ErrQuota) {
 		t.Fatalf("third webtask: %v, want the quota", err)
 	}
@@ -67,14 +64,12 @@ func TestQuotas(t *testing.T) {
 // TestQuotaOverrides: a container's quota overrides (its limits) replace
 // the daemon's for that container only; removing them restores the
 // daemon's.
-func TestQuotaOverrides(t *testing.T) {
+func TestQuotaOverrides(t *testing.T) { bothDialects(t, testQuotaOverrides) }
+
+func testQuotaOverrides(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	s, err := Open(ctx, Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring, Now: e.clock.Now,
-		Quotas: Quotas{MaxWebtasks: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.openWith(t, Options{Quotas: Quotas{MaxWebtasks: 1}})
 	defer s.Close()
 	if _, err := s.PutLimits(ctx, ContainerLimits{Container: "big", Quotas: Quotas{MaxWebtasks: 3}}); err != nil {
 		t.Fatal(err)

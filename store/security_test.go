@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func TestRevokePersistsAndIsImmediate(t *testing.T) {
+func TestRevokePersistsAndIsImmediate(t *testing.T) { bothDialects(t, testRevokePersistsAndIsImmediate) }
+
+func testRevokePersistsAndIsImmediate(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	ctx := context.Background()
@@ -38,7 +40,9 @@ func TestRevokePersistsAndIsImmediate(t *testing.T) {
 	}
 }
 
-func TestResealSecretsThenRetire(t *testing.T) {
+func TestResealSecretsThenRetire(t *testing.T) { bothDialects(t, testResealSecretsThenRetire) }
+
+func testResealSecretsThenRetire(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 	oldKid := e.ring.Current().ID
@@ -82,10 +86,12 @@ func TestResealSecretsThenRetire(t *testing.T) {
 		t.Fatalf("second reseal = %d, %v", n, err)
 	}
 	// The plain value is not in any database file.
-	assertNotInDBFiles(t, e.dir, "after reseal", "日本語", "cb(null, 'hi')")
+	assertNotStored(t, e, "after reseal", "日本語", "cb(null, 'hi')")
 }
 
-func TestReplaceTokenCompareAndSwap(t *testing.T) {
+func TestReplaceTokenCompareAndSwap(t *testing.T) { bothDialects(t, testReplaceTokenCompareAndSwap) }
+
+func testReplaceTokenCompareAndSwap(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -39,21 +38,33 @@ type env struct {
 	dir   string
 	ring  *keyring.Ring
 	clock *fakeClock
+	// PostgreSQL (conformance_test.go): the database and the KEK; dsn is
+	// "" for SQLite.
+	dsn string
+	kek []byte
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	dir := t.TempDir()
-	ring, err := keyring.Open(filepath.Join(dir, "keys"))
+	e := &env{dir: t.TempDir(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}}
+	if isPostgres(t) {
+		newPostgresEnv(t, e)
+		return e
+	}
+	ring, err := keyring.Open(filepath.Join(e.dir, "keys"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{dir: dir, ring: ring, clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)}}
+	e.ring = ring
+	return e
 }
 
-func (e *env) open(t testing.TB) *Store {
+func (e *env) open(t testing.TB) *Store { return e.openWith(t, Options{}) }
+
+// openWith opens a store of e with o's other options.
+func (e *env) openWith(t testing.TB, o Options) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), Options{Path: filepath.Join(e.dir, "webtaskd.db"), Ring: e.ring, Now: e.clock.Now})
+	s, err := Open(context.Background(), e.options(o))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,9 @@ func TestRefusesNewerSchema(t *testing.T) {
 	}
 }
 
-func TestCRUD(t *testing.T) {
+func TestCRUD(t *testing.T) { bothDialects(t, testCRUD) }
+
+func testCRUD(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 
@@ -199,7 +212,9 @@ func TestCRUD(t *testing.T) {
 	}
 }
 
-func TestNilMapsStoredAsEmpty(t *testing.T) {
+func TestNilMapsStoredAsEmpty(t *testing.T) { bothDialects(t, testNilMapsStoredAsEmpty) }
+
+func testNilMapsStoredAsEmpty(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, &Webtask{Container: "c", Name: "n", CodeURL: "https://example.com/x.js"}); err != nil {
@@ -215,7 +230,9 @@ func TestNilMapsStoredAsEmpty(t *testing.T) {
 	}
 }
 
-func TestUpsertKeepsCreatedAt(t *testing.T) {
+func TestUpsertKeepsCreatedAt(t *testing.T) { bothDialects(t, testUpsertKeepsCreatedAt) }
+
+func testUpsertKeepsCreatedAt(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 	first, err := s.PutWebtask(ctx, sample("c", "n"))
@@ -252,7 +269,9 @@ func TestUpsertKeepsCreatedAt(t *testing.T) {
 	}
 }
 
-func TestList(t *testing.T) {
+func TestList(t *testing.T) { bothDialects(t, testList) }
+
+func testList(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	put := func(c, n string, meta map[string]string) {
@@ -311,7 +330,9 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestListDefaultLimit(t *testing.T) {
+func TestListDefaultLimit(t *testing.T) { bothDialects(t, testListDefaultLimit) }
+
+func testListDefaultLimit(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	for i := 0; i < defaultListLimit+5; i++ {
@@ -325,7 +346,9 @@ func TestListDefaultLimit(t *testing.T) {
 	}
 }
 
-func TestReopenPersists(t *testing.T) {
+func TestReopenPersists(t *testing.T) { bothDialects(t, testReopenPersists) }
+
+func testReopenPersists(t *testing.T) {
 	e := newEnv(t)
 	s := e.open(t)
 	ctx := context.Background()
@@ -351,7 +374,9 @@ func TestReopenPersists(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverStoredInPlainText(t *testing.T) {
+func TestSecretsNeverStoredInPlainText(t *testing.T) { bothDialects(t, testSecretsNeverStoredInPlainText) }
+
+func testSecretsNeverStoredInPlainText(t *testing.T) {
 	const secret = "s3cr3t-VALUE-8f2a"
 	const marker = "code-MARKER-77c1"
 	e := newEnv(t)
@@ -363,7 +388,7 @@ func TestSecretsNeverStoredInPlainText(t *testing.T) {
 	if _, err := s.PutWebtask(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	check := func(when string) { t.Helper(); assertNotInDBFiles(t, e.dir, when, secret, marker) }
+	check := func(when string) { t.Helper(); assertNotStored(t, e, when, secret, marker) }
 	check("while open")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -393,7 +418,9 @@ func TestSecretsNeverStoredInPlainText(t *testing.T) {
 	}
 }
 
-func TestSecretsSurviveRotation(t *testing.T) {
+func TestSecretsSurviveRotation(t *testing.T) { bothDialects(t, testSecretsSurviveRotation) }
+
+func testSecretsSurviveRotation(t *testing.T) {
 	e, s := openTestEnv(t)
 	ctx := context.Background()
 	oldKid := e.ring.Current().ID
@@ -417,7 +444,9 @@ func TestSecretsSurviveRotation(t *testing.T) {
 	}
 }
 
-func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
+func TestCacheServesWarmReadsAndInvalidates(t *testing.T) { bothDialects(t, testCacheServesWarmReadsAndInvalidates) }
+
+func testCacheServesWarmReadsAndInvalidates(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.PutWebtask(ctx, sample("c", "n")); err != nil {
@@ -470,7 +499,9 @@ func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
 	}
 }
 
-func TestWebtaskDataCascade(t *testing.T) {
+func TestWebtaskDataCascade(t *testing.T) { bothDialects(t, testWebtaskDataCascade) }
+
+func testWebtaskDataCascade(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	if _, err := s.db.ExecContext(context.Background(), "INSERT INTO webtask_data (container, name, data, etag, updated_at) VALUES ('c','ghost','{}','e',0)"); err == nil {
@@ -498,7 +529,9 @@ func TestWebtaskDataCascade(t *testing.T) {
 	}
 }
 
-func TestConcurrentGetPut(t *testing.T) {
+func TestConcurrentGetPut(t *testing.T) { bothDialects(t, testConcurrentGetPut) }
+
+func testConcurrentGetPut(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	const names = 4
@@ -576,7 +609,9 @@ func TestCloneIsDeep(t *testing.T) {
 
 // A read that started before a write must not put what it read into the
 // cache after the write (the race between a cold Get and a Put).
-func TestStaleFillDropped(t *testing.T) {
+func TestStaleFillDropped(t *testing.T) { bothDialects(t, testStaleFillDropped) }
+
+func testStaleFillDropped(t *testing.T) {
 	s := openTestStore(t)
 	ctx := context.Background()
 	old, err := s.PutWebtask(ctx, sample("c", "n"))
@@ -602,24 +637,13 @@ func TestStaleFillDropped(t *testing.T) {
 // assertNotInDBFiles fails if any database file in dir (db, -wal, -shm)
 // holds plain; control must be found in them (proof that the search sees
 // plain text at all).
-func assertNotInDBFiles(t *testing.T, dir, when, plain, control string) {
+func assertNotStored(t *testing.T, e *env, when, plain, control string) {
 	t.Helper()
-	dbPath := filepath.Join(dir, "webtaskd.db")
-	var all []byte
-	for _, p := range []string{dbPath, dbPath + "-wal", dbPath + "-shm"} {
-		b, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if bytes.Contains(b, []byte(plain)) {
-			t.Fatalf("%s: plaintext secret found in %s", when, filepath.Base(p))
-		}
-		all = append(all, b...)
+	all := e.storedText(t)
+	if bytes.Contains(all, []byte(plain)) {
+		t.Fatalf("%s: plaintext secret found in the stored database", when)
 	}
 	if !bytes.Contains(all, []byte(control)) {
-		t.Fatalf("%s: control marker not found in DB files; the check proves nothing", when)
+		t.Fatalf("%s: control marker not found in the stored database; the check proves nothing", when)
 	}
 }
