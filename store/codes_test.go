@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func TestCodeBlobsContentAddressedAndCached(t *testing.T) { bothDialects(t, testCodeBlobsContentAddressedAndCached) }
+func TestCodeBlobsContentAddressedAndCached(t *testing.T) {
+	bothDialects(t, testCodeBlobsContentAddressedAndCached)
+}
 
 func testCodeBlobsContentAddressedAndCached(t *testing.T) {
 	e := newEnv(t)

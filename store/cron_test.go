@@ -25,7 +25,9 @@ func testCronJobNeedsItsWebtask(t *testing.T) {
 	}
 }
 
-func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) { bothDialects(t, testCronJobRoundTripKeepsHistoryOnReplace) }
+func TestCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
+	bothDialects(t, testCronJobRoundTripKeepsHistoryOnReplace)
+}
 
 func testCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
 	e, s := openTestEnv(t)
@@ -67,7 +69,9 @@ func testCronJobRoundTripKeepsHistoryOnReplace(t *testing.T) {
 	}
 }
 
-func TestCronHistoryKeepsTheNewest100(t *testing.T) { bothDialects(t, testCronHistoryKeepsTheNewest100) }
+func TestCronHistoryKeepsTheNewest100(t *testing.T) {
+	bothDialects(t, testCronHistoryKeepsTheNewest100)
+}
 
 func testCronHistoryKeepsTheNewest100(t *testing.T) {
 	e, s := openTestEnv(t)
@@ -114,7 +118,9 @@ func testCronHistoryKeepsTheNewest100(t *testing.T) {
 	}
 }
 
-func TestCronJobDeletedWithItsWebtask(t *testing.T) { bothDialects(t, testCronJobDeletedWithItsWebtask) }
+func TestCronJobDeletedWithItsWebtask(t *testing.T) {
+	bothDialects(t, testCronJobDeletedWithItsWebtask)
+}
 
 func testCronJobDeletedWithItsWebtask(t *testing.T) {
 	e := newEnv(t)

@@ -66,7 +66,9 @@ func testDataGetPutEtags(t *testing.T) {
 	}
 }
 
-func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) { bothDialects(t, testDataSurvivesReopenAndDiesWithWebtask) }
+func TestDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
+	bothDialects(t, testDataSurvivesReopenAndDiesWithWebtask)
+}
 
 func testDataSurvivesReopenAndDiesWithWebtask(t *testing.T) {
 	e := newEnv(t)

@@ -25,6 +25,11 @@ type dialect interface {
 	metaValue() string
 	// textBytes is an expression: the length in bytes of text column col.
 	textBytes(col string) string
+	// lockRowsOf ends a SELECT that reads rows of table alias in a write
+	// transaction: it locks them against concurrent writers (other
+	// daemons) until the transaction ends. SQLite: "" (its write
+	// transactions are exclusive already: BEGIN IMMEDIATE).
+	lockRowsOf(alias string) string
 	// noLimit is the LIMIT argument meaning "all rows".
 	noLimit() any
 	// notify, when the engine has a change feed, is a statement with two
@@ -156,3 +161,8 @@ type querier interface {
 	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
+
+func (sqliteDialect) lockRowsOf(string) string { return "" }
+
+// NO KEY UPDATE conflicts with itself, not with foreign key checks.
+func (postgresDialect) lockRowsOf(alias string) string { return " FOR NO KEY UPDATE OF " + alias }

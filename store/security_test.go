@@ -7,7 +7,9 @@ import (
 	"testing"
 )
 
-func TestRevokePersistsAndIsImmediate(t *testing.T) { bothDialects(t, testRevokePersistsAndIsImmediate) }
+func TestRevokePersistsAndIsImmediate(t *testing.T) {
+	bothDialects(t, testRevokePersistsAndIsImmediate)
+}
 
 func testRevokePersistsAndIsImmediate(t *testing.T) {
 	e := newEnv(t)

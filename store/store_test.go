@@ -374,7 +374,9 @@ func testReopenPersists(t *testing.T) {
 	}
 }
 
-func TestSecretsNeverStoredInPlainText(t *testing.T) { bothDialects(t, testSecretsNeverStoredInPlainText) }
+func TestSecretsNeverStoredInPlainText(t *testing.T) {
+	bothDialects(t, testSecretsNeverStoredInPlainText)
+}
 
 func testSecretsNeverStoredInPlainText(t *testing.T) {
 	const secret = "s3cr3t-VALUE-8f2a"
@@ -444,7 +446,9 @@ func testSecretsSurviveRotation(t *testing.T) {
 	}
 }
 
-func TestCacheServesWarmReadsAndInvalidates(t *testing.T) { bothDialects(t, testCacheServesWarmReadsAndInvalidates) }
+func TestCacheServesWarmReadsAndInvalidates(t *testing.T) {
+	bothDialects(t, testCacheServesWarmReadsAndInvalidates)
+}
 
 func testCacheServesWarmReadsAndInvalidates(t *testing.T) {
 	s := openTestStore(t)
