@@ -203,26 +203,36 @@ func (s *Store) ListCronJobs(ctx context.Context, o CronListOptions) ([]*CronJob
 }
 
 // AddCronResult records one run of container/name: it appends r, trims the
-// history to the newest CronHistoryKeep results, and updates the job's
-// counters and last_scheduled_at, in one transaction. A job deleted in the
-// meantime gives an error wrapping ErrNotFound and records nothing.
+// history to the newest CronHistoryKeep results, updates the job's
+// counters and last_scheduled_at (which never goes back), and completes
+// the claim of tick r.ScheduledAt if there is one (ClaimCronTick), in one
+// transaction. A job deleted in the meantime gives an error wrapping
+// ErrNotFound and records nothing; so does a claim that expired
+// (ErrClaimExpired: ExpireCronClaims recorded an error for the tick).
 func (s *Store) AddCronResult(ctx context.Context, container, name string, r *CronResult) (err error) {
 	defer s.writeDone(&err)
+	return s.inTx(ctx, func(tx *txn) error {
+		if err := s.completeClaim(ctx, tx, container, name, r.ScheduledAt); err != nil {
+			return err
+		}
+		return s.addCronResult(ctx, tx, container, name, r)
+	})
+}
+
+// addCronResult is AddCronResult inside tx, without the claim.
+func (s *Store) addCronResult(ctx context.Context, tx *txn, container, name string, r *CronResult) error {
 	headersJSON, err := marshalObject(r.Headers)
 	if err != nil {
 		return fmt.Errorf("store: cron result %s/%s: headers: %w", container, name, err)
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: cron result %s/%s: %w", container, name, err)
-	}
-	defer tx.Rollback()
 	errInc := 0
 	if r.Type == CronError {
 		errInc = 1
 	}
+	sch := r.ScheduledAt.UnixNano()
 	res, err := tx.ExecContext(ctx, `UPDATE cron_jobs SET run_count = run_count + 1, error_count = error_count + ?,
-		last_scheduled_at = ? WHERE container = ? AND name = ?`, errInc, r.ScheduledAt.UnixNano(), container, name)
+		last_scheduled_at = CASE WHEN last_scheduled_at < ? THEN ? ELSE last_scheduled_at END
+		WHERE container = ? AND name = ?`, errInc, sch, sch, container, name)
 	if err != nil {
 		return fmt.Errorf("store: cron result %s/%s: %w", container, name, err)
 	}
@@ -232,7 +242,7 @@ func (s *Store) AddCronResult(ctx context.Context, container, name string, r *Cr
 	if _, err := tx.ExecContext(ctx, `INSERT INTO cron_results
 		(container, name, scheduled_at, started_at, completed_at, type, status_code, body, headers)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		container, name, r.ScheduledAt.UnixNano(), r.StartedAt.UnixNano(), r.CompletedAt.UnixNano(),
+		container, name, sch, r.StartedAt.UnixNano(), r.CompletedAt.UnixNano(),
 		r.Type, r.StatusCode, r.Body, string(headersJSON)); err != nil {
 		return fmt.Errorf("store: cron result %s/%s: %w", container, name, err)
 	}
@@ -240,9 +250,6 @@ func (s *Store) AddCronResult(ctx context.Context, container, name string, r *Cr
 		SELECT id FROM cron_results WHERE container = ? AND name = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`,
 		container, name, container, name, CronHistoryKeep); err != nil {
 		return fmt.Errorf("store: cron result %s/%s: trim: %w", container, name, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: cron result %s/%s: %w", container, name, err)
 	}
 	return nil
 }

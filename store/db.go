@@ -84,6 +84,11 @@ type Store struct {
 	gen    uint64
 	closed bool
 
+	// membersMu guards heartbeated: this process heartbeated already
+	// (members.go).
+	membersMu   sync.Mutex
+	heartbeated bool
+
 	// revoked is the in-memory set of revoked jtis (security.go).
 	revMu   sync.RWMutex
 	revoked map[string]struct{}
