@@ -54,7 +54,7 @@ type PutDataOptions struct {
 // GetData returns the stored document of webtask container/name, or an
 // error wrapping ErrNotFound when the webtask does not exist.
 func (s *Store) GetData(ctx context.Context, container, name string) (Data, error) {
-	return readData(ctx, s.db, "", "get", container, name)
+	return readData(ctx, s.db, "get", container, name)
 }
 
 // rowQuerier is what readData reads through: *sql.DB or *sql.Tx.
@@ -65,15 +65,12 @@ type rowQuerier interface {
 // readData reads the document of webtask container/name through q; verb
 // ("get", "put") names the operation in errors. No webtask: an error
 // wrapping ErrWebtaskNotFound.
-//
-// lock ends the query: d.lockRowsOf("w") in a write transaction, so that
-// the compare and set of PutData holds against other daemons' writers.
-func readData(ctx context.Context, q rowQuerier, lock, verb, container, name string) (Data, error) {
+func readData(ctx context.Context, q rowQuerier, verb, container, name string) (Data, error) {
 	var doc, etag sql.NullString
 	// The LEFT JOIN tells "no webtask" (no row) from "no data" (NULLs).
 	err := q.QueryRowContext(ctx, `SELECT d.data, d.etag FROM webtasks w
 		LEFT JOIN webtask_data d ON d.container = w.container AND d.name = w.name
-		WHERE w.container = ? AND w.name = ?`+lock, container, name).Scan(&doc, &etag)
+		WHERE w.container = ? AND w.name = ?`, container, name).Scan(&doc, &etag)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Data{}, fmt.Errorf("store: webtask %s/%s: %w", container, name, ErrWebtaskNotFound)
 	}
@@ -124,7 +121,15 @@ func (s *Store) PutData(ctx context.Context, container, name, doc string, o PutD
 		return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, err)
 	}
 	defer tx.Rollback()
-	cur, err := readData(ctx, tx, s.db.d.lockRowsOf("w"), "put", container, name)
+	if lock := s.db.d.lockRowsOf("webtasks"); lock != "" {
+		// Its own statement: the read below then takes its snapshot
+		// after the lock is granted (READ COMMITTED), so it sees the
+		// document the previous holder committed.
+		if _, err := tx.ExecContext(ctx, `SELECT 1 FROM webtasks WHERE container = ? AND name = ?`+lock, container, name); err != nil {
+			return Data{}, fmt.Errorf("store: put data of %s/%s: %w", container, name, err)
+		}
+	}
+	cur, err := readData(ctx, tx, "put", container, name)
 	if err != nil {
 		return Data{}, err
 	}
