@@ -28,6 +28,9 @@ type Options struct {
 	// DSN is a PostgreSQL URL (postgres://user@host:port/db?…): the store
 	// shared by the daemons of a cluster (postgres.go).
 	DSN string
+	// NodeID names this daemon among those sharing a PostgreSQL store:
+	// module install state (node_modules) is per host, recorded under it.
+	NodeID string
 	// KEK is the key-encryption key (32 bytes; PostgreSQL only): it wraps
 	// the key sets and seals the master token stored in the database.
 	KEK []byte
@@ -62,6 +65,7 @@ type Store struct {
 	// connection from it) and the key-encryption key.
 	pool *pgxpool.Pool
 	kek  []byte
+	node string
 
 	// full is set while writes fail for lack of space (nospace.go).
 	full atomic.Bool
@@ -135,7 +139,7 @@ func Open(ctx context.Context, opt Options) (*Store, error) {
 
 // newStore is the dialect-independent part of a Store on db.
 func newStore(db *conn, opt Options) *Store {
-	return &Store{db: db, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, cache: map[cacheKey]*Webtask{},
+	return &Store{db: db, ring: opt.Ring, now: opt.Now, quotas: opt.Quotas, node: opt.NodeID, cache: map[cacheKey]*Webtask{},
 		checkpointNow: make(chan struct{}, 1), checkpointStop: make(chan struct{}), checkpointDone: make(chan struct{})}
 }
 

@@ -18,11 +18,15 @@ func (s *Store) PutModule(ctx context.Context, m types.Module) (*types.Module, e
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	m.UpdatedAt = s.now().UTC()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO node_modules (name, version, state, error, size_bytes, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (name, version) DO UPDATE SET state = excluded.state, error = excluded.error,
-			size_bytes = excluded.size_bytes, updated_at = excluded.updated_at`,
-		m.Name, m.Version, m.State, m.Error, m.SizeBytes, m.UpdatedAt.UnixNano())
+	cols, vals, key, args := "", "", "", []any{}
+	if s.IsShared() {
+		cols, vals, key, args = "node, ", "?, ", "node, ", []any{s.node}
+	}
+	args = append(args, m.Name, m.Version, m.State, m.Error, m.SizeBytes, m.UpdatedAt.UnixNano())
+	_, err := s.db.ExecContext(ctx, `INSERT INTO node_modules (`+cols+`name, version, state, error, size_bytes, updated_at)
+		VALUES (`+vals+`?, ?, ?, ?, ?, ?)
+		ON CONFLICT (`+key+`name, version) DO UPDATE SET state = excluded.state, error = excluded.error,
+			size_bytes = excluded.size_bytes, updated_at = excluded.updated_at`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: put module %s@%s: %w", m.Name, m.Version, err)
 	}
@@ -32,7 +36,7 @@ func (s *Store) PutModule(ctx context.Context, m types.Module) (*types.Module, e
 // GetModule returns the record of name@version, or an error wrapping
 // ErrModuleNotFound.
 func (s *Store) GetModule(ctx context.Context, name, version string) (*types.Module, error) {
-	ms, err := s.queryModules(ctx, `WHERE name = ? AND version = ?`, name, version)
+	ms, err := s.queryModules(ctx, `name = ? AND version = ?`, ``, name, version)
 	if err != nil {
 		return nil, err
 	}
@@ -45,12 +49,12 @@ func (s *Store) GetModule(ctx context.Context, name, version string) (*types.Mod
 // ModuleVersions returns every known version of name (ordered by version
 // text); none is an empty slice.
 func (s *Store) ModuleVersions(ctx context.Context, name string) ([]types.Module, error) {
-	return s.queryModules(ctx, `WHERE name = ? ORDER BY version`, name)
+	return s.queryModules(ctx, `name = ?`, ` ORDER BY version`, name)
 }
 
 // ListModules returns every module record, by name then version.
 func (s *Store) ListModules(ctx context.Context) ([]types.Module, error) {
-	return s.queryModules(ctx, `ORDER BY name, version`)
+	return s.queryModules(ctx, `true`, ` ORDER BY name, version`)
 }
 
 // DeleteModule removes the record of name@version (an error wrapping
@@ -58,7 +62,8 @@ func (s *Store) ListModules(ctx context.Context) ([]types.Module, error) {
 func (s *Store) DeleteModule(ctx context.Context, name, version string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	res, err := s.db.ExecContext(ctx, `DELETE FROM node_modules WHERE name = ? AND version = ?`, name, version)
+	node, nodeArgs := s.moduleNode()
+	res, err := s.db.ExecContext(ctx, `DELETE FROM node_modules WHERE `+node+`name = ? AND version = ?`, append(nodeArgs, name, version)...)
 	if err != nil {
 		return fmt.Errorf("store: delete module %s@%s: %w", name, version, err)
 	}
@@ -68,9 +73,21 @@ func (s *Store) DeleteModule(ctx context.Context, name, version string) error {
 	return nil
 }
 
-func (s *Store) queryModules(ctx context.Context, where string, args ...any) ([]types.Module, error) {
+// moduleNode scopes module records to this host: on PostgreSQL, shared by
+// the cluster's hosts, the WHERE term (ending in AND) and argument of
+// this node (Options.NodeID); SQLite has one host.
+func (s *Store) moduleNode() (string, []any) {
+	if s.IsShared() {
+		return "node = ? AND ", []any{s.node}
+	}
+	return "", nil
+}
+
+// queryModules returns this host's records matching cond, then order.
+func (s *Store) queryModules(ctx context.Context, cond, order string, args ...any) ([]types.Module, error) {
+	node, nodeArgs := s.moduleNode()
 	out, err := queryAll(ctx, s.db, scanModule,
-		`SELECT name, version, state, error, size_bytes, updated_at FROM node_modules `+where, args...)
+		`SELECT name, version, state, error, size_bytes, updated_at FROM node_modules WHERE `+node+cond+order, append(nodeArgs, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("store: modules: %w", err)
 	}

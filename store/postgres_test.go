@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
+	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/store/backup"
 	"github.com/webtaskd/webtaskd/store/pgtest"
 )
 
@@ -386,5 +389,50 @@ func TestPostgresMasterToken(t *testing.T) {
 	sq := openTestStore(t)
 	if _, err := sq.MasterToken(ctx, valid, mint); !errors.Is(err, ErrNotShared) {
 		t.Fatalf("SQLite MasterToken: %v, want ErrNotShared", err)
+	}
+}
+
+// TestPostgresSnapshotRefused: a backup of a PostgreSQL store is refused
+// with the error saying to use pg_dump plus the key-encryption key file.
+func TestPostgresSnapshotRefused(t *testing.T) {
+	s := openPG(t, pgEnv(t))
+	err := s.Snapshot(context.Background(), t.TempDir()+"/snap.db")
+	if !errors.Is(err, backup.ErrSharedStore) || !errors.Is(err, errdefs.ErrInvalid) ||
+		!strings.Contains(err.Error(), "pg_dump") || !strings.Contains(err.Error(), "key-encryption key file") {
+		t.Fatalf("Snapshot of a PostgreSQL store: %v", err)
+	}
+}
+
+// TestPostgresModulesPerNode: module install state is per host: a record
+// of node a is not node b's.
+func TestPostgresModulesPerNode(t *testing.T) {
+	e := pgEnv(t)
+	ctx := context.Background()
+	var stores [2]*Store
+	for i, node := range []string{"a", "b"} {
+		s, err := Open(ctx, Options{DSN: e.dsn, KEK: e.kek, NodeID: node})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores[i] = s
+	}
+	if _, err := stores[0].PutModule(ctx, types.Module{Name: "lodash", Version: "4.17.21", State: "available"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[1].GetModule(ctx, "lodash", "4.17.21"); !errors.Is(err, ErrModuleNotFound) {
+		t.Fatalf("node b sees node a's module: %v", err)
+	}
+	if _, err := stores[1].PutModule(ctx, types.Module{Name: "lodash", Version: "4.17.21", State: "queued"}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := stores[0].GetModule(ctx, "lodash", "4.17.21"); err != nil || m.State != "available" {
+		t.Fatalf("node a's record: %+v, %v", m, err)
+	}
+	if err := stores[1].DeleteModule(ctx, "lodash", "4.17.21"); err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := stores[0].ListModules(ctx); err != nil || len(ms) != 1 {
+		t.Fatalf("node a's list after b's delete: %+v, %v", ms, err)
 	}
 }

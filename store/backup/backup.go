@@ -56,6 +56,15 @@ var (
 	ErrShortPassphrase = errdefs.Errorf(errdefs.ErrInvalid, "the backup passphrase must be at least %d bytes", MinPassphraseBytes)
 )
 
+// ErrSharedStore: the daemon's store is a cluster's PostgreSQL database,
+// which has no single-host archive: it is backed up with pg_dump, together
+// with the key-encryption key file.
+var ErrSharedStore = errdefs.New(errdefs.ErrInvalid,
+	"this daemon's store is a cluster's PostgreSQL database, which webtaskd does not archive: back it up with pg_dump "+
+		"and keep the key-encryption key file (--key-encryption-key-file) with the dump, in a separate safe place "+
+		"(the key sets and the master token in the dump are wrapped under it: a dump alone opens nothing); "+
+		"wtctl backup archives single-host (SQLite) daemons")
+
 // Header is the archive's clear, authenticated header.
 type Header struct {
 	KDF   string `json:"kdf"` // "scrypt"
