@@ -96,6 +96,8 @@ type Store struct {
 	// revoked is the in-memory set of revoked jtis (security.go).
 	revMu   sync.RWMutex
 	revoked map[string]struct{}
+	// revokedFromDB: AnyRevoked asks the database (CheckRevocationsInDB).
+	revokedFromDB atomic.Bool
 
 	// codes caches content-addressed code blobs (codes.go).
 	codes codeCache

@@ -436,3 +436,24 @@ func TestPostgresModulesPerNode(t *testing.T) {
 		t.Fatalf("node a's list after b's delete: %+v, %v", ms, err)
 	}
 }
+
+// TestPostgresRevocationsFromDB: with CheckRevocationsInDB on, a
+// revocation made on another store is enforced before any reload.
+func TestPostgresRevocationsFromDB(t *testing.T) {
+	e := pgEnv(t)
+	a, b := openPG(t, e), openPG(t, e)
+	ctx := context.Background()
+	if err := a.Revoke(ctx, "j1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, _ := b.AnyRevoked([]string{"x", "j1"}); revoked {
+		t.Fatal("B's in-memory set already holds A's revocation: the test proves nothing")
+	}
+	b.CheckRevocationsInDB(true)
+	if revoked, err := b.AnyRevoked([]string{"x", "j1"}); !revoked || err != nil {
+		t.Fatalf("from the database: %v, %v", revoked, err)
+	}
+	if revoked, err := b.AnyRevoked([]string{"x"}); revoked || err != nil {
+		t.Fatalf("unrevoked from the database: %v, %v", revoked, err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 )
@@ -60,8 +62,11 @@ func (s *Store) Revoke(ctx context.Context, jti, by string) (err error) {
 }
 
 // AnyRevoked reports whether any of jtis is revoked (token.RevokedFunc).
-// It never touches the disk.
+// It never touches the disk, unless CheckRevocationsInDB is on.
 func (s *Store) AnyRevoked(jtis []string) (bool, error) {
+	if s.revokedFromDB.Load() {
+		return s.anyRevokedInDB(jtis)
+	}
 	s.revMu.RLock()
 	defer s.revMu.RUnlock()
 	for _, j := range jtis {
@@ -210,4 +215,33 @@ func (s *Store) ReplaceToken(ctx context.Context, container, name, old, new stri
 		return fmt.Errorf("store: replace token %s/%s: %w", container, name, err)
 	}
 	return fmt.Errorf("store: replace token %s/%s: %w", container, name, ErrTokenChanged)
+}
+
+// revokedQueryTimeout bounds AnyRevoked's database query (it has no
+// context: token.RevokedFunc).
+const revokedQueryTimeout = 5 * time.Second
+
+// CheckRevocationsInDB makes AnyRevoked ask the database (on) instead of
+// the in-memory set, or go back to the set (off). A daemon whose change
+// feed is down turns it on, so another daemon's revocation is enforced at
+// once; when Listen reports ChangeListening again it calls
+// ReloadRevocations and turns it off.
+func (s *Store) CheckRevocationsInDB(on bool) { s.revokedFromDB.Store(on) }
+
+func (s *Store) anyRevokedInDB(jtis []string) (bool, error) {
+	if len(jtis) == 0 {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), revokedQueryTimeout)
+	defer cancel()
+	q := `SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE jti IN (?` + strings.Repeat(", ?", len(jtis)-1) + `))`
+	args := make([]any, len(jtis))
+	for i, j := range jtis {
+		args[i] = j
+	}
+	var revoked bool
+	if err := s.db.QueryRowContext(ctx, q, args...).Scan(&revoked); err != nil {
+		return false, fmt.Errorf("store: revocation check: %w", err)
+	}
+	return revoked, nil
 }
