@@ -1,6 +1,10 @@
-// Package store persists webtasks in SQLite (mattn/go-sqlite3): WAL, foreign
-// keys, embedded numbered migrations, an injectable clock. Secrets are sealed
-// with the keyring's current sealing key before they reach the database.
+// Package store persists webtasks in SQLite (mattn/go-sqlite3: WAL, foreign
+// keys; one host, the default) or in PostgreSQL (pgx/v5; shared by the
+// daemons of a cluster), each dialect with its own embedded numbered
+// migrations, an injectable clock. Secrets are sealed with the keyring's
+// current sealing key before they reach the database. What is common
+// (sealing, caching, validation, quotas) is shared; the SQL differs only
+// where it must (dialect.go).
 package store
 
 import (
