@@ -35,7 +35,9 @@ const (
 	ChangeLimits = "limits"
 	// ChangeCron: a cron job was written or deleted; id "container/name".
 	ChangeCron = "cron"
-	// ChangeContainer: something container-wide changed; id the container.
+	// ChangeContainer: something container-wide changed; id the
+	// container. Reserved: no store write sends it yet (a container's
+	// limits are ChangeLimits).
 	ChangeContainer = "container"
 	// ChangeListening is not sent by writes: Listen reports it once its
 	// LISTEN is in place (id ""). Changes made before may have been missed:
