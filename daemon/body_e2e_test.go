@@ -105,7 +105,8 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 
 	// Put the database back as 0005 left it: pb NOT NULL, 0 for "absent",
 	// no later migration's columns and tables (0007's response budget,
-	// 0008's audit log, 0009's quota overrides, 0010's modules).
+	// 0008's audit log, 0009's quota overrides, 0010's modules, 0011's
+	// cron claims and members).
 	db, err := sql.Open("sqlite3", "file:"+filepath.Join(cfg.DataDir, "webtaskd.db")+"?_foreign_keys=on")
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +115,9 @@ func TestOldStoredWebtaskGetsPBDefaultE2E(t *testing.T) {
 		`ALTER TABLE webtasks DROP COLUMN pb`,
 		`ALTER TABLE webtasks ADD COLUMN pb INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE container_limits DROP COLUMN max_response_bytes`,
+		// 0011: cron tick claims, cluster members.
+		`DROP TABLE IF EXISTS cron_claims`,
+		`DROP TABLE IF EXISTS cluster_members`,
 		// 0010: modules and transpiled code.
 		`DROP TABLE IF EXISTS transpiled`,
 		`DROP TABLE IF EXISTS node_modules`,
