@@ -31,3 +31,27 @@ func TestStartAndDatabases(t *testing.T) {
 		c.Close(ctx)
 	}
 }
+
+// TestStartOwnServer: Start runs a server of the test's own, reachable at
+// DSN, stopped and removed at cleanup.
+func TestStartOwnServer(t *testing.T) {
+	var dir string
+	t.Run("server", func(t *testing.T) {
+		s := Start(t)
+		dir = s.Dir
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, s.NewDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fsync string
+		if err := c.QueryRow(ctx, "SHOW fsync").Scan(&fsync); err != nil || fsync != "off" {
+			t.Errorf("fsync = %q, %v", fsync, err)
+		}
+		c.Close(ctx)
+	})
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("server directory %s left after cleanup: %v", dir, err)
+	}
+}
