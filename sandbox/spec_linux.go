@@ -125,6 +125,12 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	// Explicitly no capabilities at all (nil would keep them).
 	cfg.Capabilities = &configs.Capabilities{}
 	cfg.NoNewPrivileges = true
+	// No session keyring of its own: every sandbox's root maps to the
+	// same host uid, whose kernel key quota (kernel.keys.maxkeys, 200 on
+	// Debian) would otherwise cap the sandboxes of the whole host at 200.
+	// The inherited keyring is out of reach: seccomp refuses keyctl,
+	// add_key and request_key (TestSeccompRulesFire).
+	cfg.NoNewKeyring = true
 	// specconv ignores the spec's process rlimits: set them on the
 	// config, which libcontainer applies (prlimit) to the init process
 	// before it enters the user namespace; every process inherits them.
