@@ -79,6 +79,8 @@ export class CronPane {
   }
 
   async load() {
+    clearTimeout(this.timer);
+    this.seq = (this.seq || 0) + 1; // a preview in flight is stale now
     replace(this.history); replace(this.next);
     try {
       const job = await this.client.getCron(this.getName());
@@ -96,15 +98,22 @@ export class CronPane {
     } catch (e) { this.msg.textContent = 'cannot load the schedule: ' + e.message; }
   }
 
-  async preview() {
+  // preview shows the next five runs of the schedule being typed
+  // (debounced). It is bound to the webtask open when it was asked for: a
+  // preview of a webtask no longer open (switched, renamed, deleted: the
+  // name may be '' in between) is never sent or shown.
+  preview() {
     clearTimeout(this.timer);
+    const name = this.getName();
+    const seq = (this.seq = (this.seq || 0) + 1);
+    if (!name) { replace(this.next); return; }
     this.timer = setTimeout(async () => {
       const s = this.schedule.value.trim();
-      if (!s) { replace(this.next); return; }
+      if (!s || this.getName() !== name) { replace(this.next); return; }
       try {
-        const p = await this.client.cronPreview(this.getName(), s, this.tz.value.trim() || 'UTC');
-        replace(this.next, (p.next || []).map((t) => h('li', null, t)));
-      } catch (e) { replace(this.next, h('li.error', null, e.message)); }
+        const p = await this.client.cronPreview(name, s, this.tz.value.trim() || 'UTC');
+        if (seq === this.seq) replace(this.next, (p.next || []).map((t) => h('li', null, t)));
+      } catch (e) { if (seq === this.seq) replace(this.next, h('li.error', null, e.message)); }
     }, 250);
   }
 
