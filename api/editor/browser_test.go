@@ -227,9 +227,8 @@ func press(key string, vk int64) chromedp.Action[chromedp.Void] {
 }
 
 // chord sends one key press with modifiers (bits: Alt 1, Ctrl 2, Meta 4,
-// Shift 8) and the
-// key's virtual key code, as a keyboard does (CodeMirror reads the code of
-// shifted letters: Ctrl-Shift-M).
+// Shift 8) and the key's virtual key code, as a keyboard does (CodeMirror
+// reads the code of shifted letters: Ctrl-Shift-M).
 func chord(key, code string, vk, mods int64) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
