@@ -255,7 +255,7 @@ func (f *fixture) secretAndMeta(t *testing.T) {
 	b.waitForLong("the dependency available", 3*time.Minute,
 		`document.querySelector('tr[data-dep="`+depPackage.Name+`"] .dep-state[data-state="available"]') || document.querySelector('.dep-state[data-state="failed"]')`)
 	if st := b.str(`window.__depStates.join(' ')`); !strings.HasSuffix(st, "queued available") {
-		t.Errorf("the dependency's states shown: %q, want queued until available", st)
+		t.Fatalf("the dependency's states shown: %q (npm: %q), want queued until available", st, b.text(".dep-error"))
 	}
 	if docsScreenshots() {
 		b.screenshot("docs/editor-dependencies")
@@ -265,8 +265,9 @@ func (f *fixture) secretAndMeta(t *testing.T) {
 		t.Errorf("meta wt-node-dependencies shown as %q, want %q", got, want)
 	}
 
-	b.do("runner tab, save and run", chromedp.Click(chromedp.CSS(`.tab[data-tab="Runner"]`)), chromedp.Click(chromedp.CSS(".run-button")))
-	b.waitFor("the result", `document.querySelector('.run-status') && document.querySelector('.run-status').dataset.status === '200'`)
+	// Ctrl-Enter from another pane saves, runs and shows the runner.
+	b.do("save and run", chromedp.Click(chromedp.CSS(".cm-content")), ctrl("\r"))
+	b.waitFor("the result in the runner", `document.querySelector('.run-status') && document.querySelector('.run-status').dataset.status === '200' && document.querySelector('.run-status').offsetParent`)
 	body := b.text(".run-body-out")
 	if !strings.Contains(body, `"s": "tv-42"`) || !strings.Contains(body, `"m": "teal"`) || !strings.Contains(body, `"d": "from-the-dependency"`) {
 		t.Errorf("run did not use the new secret, meta and dependency: %s", body)

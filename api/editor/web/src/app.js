@@ -113,7 +113,7 @@ class App {
         h('span.brand', null, 'webtaskd'), h('span.container', { title: 'container' }, container), ' / ',
         this.title, this.dirtyMark,
         h('button.primary.save', { type: 'button', title: 'Save (Ctrl/Cmd-S)', onclick: () => this.save() }, 'Save'),
-        h('button.run', { type: 'button', title: 'Save and run (Ctrl/Cmd-Enter)', onclick: () => this.runner.run() }, 'Run'),
+        h('button.run', { type: 'button', title: 'Save and run (Ctrl/Cmd-Enter)', onclick: () => this.run() }, 'Run'),
         opts.allowAccessingLogs === false ? null : h('button.toggle-logs', { type: 'button', title: 'Logs (Ctrl/Cmd-L)', onclick: () => this.toggleLogs() }, 'Logs'),
         themeSel, this.status),
       h('div.main', null,
@@ -154,8 +154,15 @@ class App {
     if (!(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
     const k = ev.key.toLowerCase();
     if (k === 's') { ev.preventDefault(); ev.stopPropagation(); this.save(); } else if (k === 'enter') {
-      ev.preventDefault(); ev.stopPropagation(); this.runner.run();
+      ev.preventDefault(); ev.stopPropagation(); this.run();
     } else if (k === 'l' && this.opts.allowAccessingLogs !== false) { ev.preventDefault(); ev.stopPropagation(); this.toggleLogs(true); }
+  }
+
+  // run saves and runs with the runner's request, showing the runner (its
+  // response) when another pane was open.
+  run() {
+    if (this.tabs.has('Runner')) this.showTab('Runner');
+    return this.runner.run();
   }
 
   toggleLogs(show) {
