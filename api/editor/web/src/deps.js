@@ -40,6 +40,7 @@ const STATE_TEXT = {
   failed: 'failed',
   unknown: 'not on this host yet',
   requesting: 'requesting…',
+  unreadable: 'state unknown',
 };
 
 export class DepsPane {
@@ -74,15 +75,20 @@ export class DepsPane {
     const specs = this.specs();
     const byName = new Map();
     await Promise.all([...new Set(specs.map((s) => s.name))].map(async (name) => {
-      try { byName.set(name, (await this.client.moduleVersions(name)) || []); } catch { byName.set(name, null); }
+      try { byName.set(name, (await this.client.moduleVersions(name)) || []); } catch (e) { byName.set(name, e); }
     }));
     if (gen !== this.gen) return;
     for (const s of specs) {
       const known = byName.get(s.name);
-      const m = known && known.find((v) => v.version === s.version);
       const key = s.name + '@' + s.version;
+      if (known instanceof Error) {
+        // Shown, not polled: the daemon refused the name, or is unreachable.
+        if ((this.states.get(key) || {}).state !== 'queued') this.states.set(key, { state: 'unreadable', error: known.message });
+        continue;
+      }
+      const m = known.find((v) => v.version === s.version);
       if (m) this.states.set(key, { state: m.state, error: m.error });
-      else if (known && !(this.states.get(key) || {}).requested) this.states.set(key, { state: 'unknown' });
+      else if (!(this.states.get(key) || {}).requested) this.states.set(key, { state: 'unknown' });
     }
     this.render();
     const pending = specs.some((s) => (this.states.get(s.name + '@' + s.version) || {}).state === 'queued');
@@ -128,7 +134,7 @@ export class DepsPane {
     const rows = this.specs().map((s) => {
       const st = this.states.get(s.name + '@' + s.version) || { state: 'requesting' };
       const actions = h('td.actions');
-      if (this.editable && (st.state === 'failed' || st.state === 'unknown')) {
+      if (this.editable && (st.state === 'failed' || st.state === 'unknown' || st.state === 'unreadable')) {
         actions.append(h('button.dep-install', { type: 'button', onclick: () => this.provision([s]) }, st.state === 'failed' ? 'Retry' : 'Install'));
       }
       if (this.editable) actions.append(h('button.dep-remove', { type: 'button', onclick: () => this.remove(s.name) }, 'Remove'));
