@@ -33,6 +33,9 @@ func (f *fixture) editorFeatures(t *testing.T) {
 	if got, want := b.text(".cm-panel-lint li"), `Unexpected ";" (line 1, column 48)`; !strings.Contains(got, want) {
 		t.Errorf("lint panel %q, want %q", got, want)
 	}
+	if docsScreenshots() {
+		b.screenshot("docs/editor-syntax")
+	}
 	if n := len(b.requestsWith("/api/syntax/" + container)); n == 0 {
 		t.Error("no request to the daemon's syntax check")
 	}
