@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -63,4 +64,10 @@ func TestCheckSyntax(t *testing.T) {
 	bound := e.sign(&token.Claims{Ten: "test", Jtn: "hello"})
 	wantError(t, e.do("POST", "/api/syntax/test", bound, syntaxBody(t, "x", nil)), 403, "")
 	wantError(t, e.do("POST", "/api/syntax/bad%20name", e.tenant, syntaxBody(t, "x", nil)), 400, "invalid container name")
+
+	// A check changes nothing: it is not an audited management action
+	// (the editor sends one whenever the user pauses typing).
+	if audited(httptest.NewRequest("POST", "/api/syntax/test", nil)) || !audited(httptest.NewRequest("PUT", "/api/webtask/test/x", nil)) {
+		t.Error("syntax checks are audited, or webtask writes are not")
+	}
 }
