@@ -33,7 +33,10 @@ func audited(r *http.Request) bool {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return false
 	}
-	return strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/api/run/")
+	// Runs and syntax checks (the editor's, as the user types) change
+	// nothing: they are not management actions.
+	return strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/api/run/") &&
+		!strings.HasPrefix(r.URL.Path, "/api/syntax/")
 }
 
 // auditLog is the middleware that records every management action whose

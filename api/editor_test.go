@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/andybalholm/brotli"
+
 	"github.com/webtaskd/webtaskd/api/editor"
 )
 
@@ -51,7 +53,7 @@ func TestEditorRoutes(t *testing.T) {
 		plain.Header().Get("Content-Encoding") != "" || !strings.HasPrefix(plain.Header().Get("Content-Type"), "text/javascript") {
 		t.Fatalf("asset: %d %v", plain.Code, plain.Header())
 	}
-	gz := e.do("GET", js, "", "", "Accept-Encoding", "br, gzip;q=0.8")
+	gz := e.do("GET", js, "", "", "Accept-Encoding", "br;q=0.5, gzip;q=0.8")
 	if gz.Header().Get("Content-Encoding") != "gzip" || gz.Body.Len() >= plain.Body.Len() {
 		t.Fatalf("gzip: %q, %d bytes (plain %d)", gz.Header().Get("Content-Encoding"), gz.Body.Len(), plain.Body.Len())
 	}
@@ -65,6 +67,32 @@ func TestEditorRoutes(t *testing.T) {
 	}
 	if w := e.do("GET", js, "", "", "Accept-Encoding", "gzip;q=0"); w.Header().Get("Content-Encoding") != "" {
 		t.Error("gzip sent to a client that refuses it")
+	}
+	// Brotli, precompressed by make assets, for each asset.
+	for _, path := range []string{js, css, "/editor/embed.js", "/editor/LICENSES.txt"} {
+		id := e.do("GET", path, "", "")
+		br := e.do("GET", path, "", "", "Accept-Encoding", "gzip, deflate, br")
+		if br.Code != 200 || br.Header().Get("Content-Encoding") != "br" || br.Body.Len() >= id.Body.Len() {
+			t.Fatalf("%s with br: %d %q, %d bytes (plain %d)", path, br.Code, br.Header().Get("Content-Encoding"), br.Body.Len(), id.Body.Len())
+		}
+		if v := br.Header().Values("Vary"); len(v) != 1 || v[0] != "Accept-Encoding" {
+			t.Errorf("%s: Vary %q", path, v)
+		}
+		unbr, err := io.ReadAll(brotli.NewReader(br.Body))
+		if err != nil || !bytes.Equal(unbr, id.Body.Bytes()) {
+			t.Fatalf("%s: the br body does not decode to the asset (%v; run make assets)", path, err)
+		}
+		if br.Header().Get("ETag") == id.Header().Get("ETag") {
+			t.Errorf("%s: br and identity share the ETag %s", path, id.Header().Get("ETag"))
+		}
+		if w := e.do("GET", path, "", "", "Accept-Encoding", "br", "If-None-Match", br.Header().Get("ETag")); w.Code != 304 {
+			t.Errorf("%s: If-None-Match with br: %d", path, w.Code)
+		}
+	}
+	for ae, want := range map[string]string{"br;q=0.5, gzip": "gzip", "br, gzip": "br", "*": "br", "br;q=0": "", "identity": "", "gzip;q=0.9, br;q=0.9": "br"} {
+		if got := e.do("GET", js, "", "", "Accept-Encoding", ae).Header().Get("Content-Encoding"); got != want {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q, want %q", ae, got, want)
+		}
 	}
 	if w := e.do("GET", js, "", "", "If-None-Match", plain.Header().Get("ETag")); w.Code != 304 {
 		t.Errorf("If-None-Match: %d", w.Code)

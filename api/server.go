@@ -283,6 +283,7 @@ func (s *Server) routes() *echo.Echo {
 	e.PUT("/api/cron/:container/:name/state", s.setCronJobState)
 	e.GET("/api/cron/:container/:name/history", s.cronHistory)
 	e.GET("/api/cron/:container/:name/next", s.cronNext)
+	e.POST("/api/syntax/:container", s.checkSyntax)
 
 	e.Any("/api/run/:container", s.runUnnamed)
 	e.Any("/api/run/:container/:name", s.runNamed)

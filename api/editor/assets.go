@@ -22,6 +22,7 @@ type asset struct {
 	ctype string
 	body  []byte
 	gz    []byte // nil when gzip does not make it smaller
+	br    []byte // brotli, precompressed by make assets; nil when not smaller
 	etag  string
 }
 
@@ -51,7 +52,20 @@ func build(fsys fs.FS) (*bundle, error) {
 		if err != nil {
 			return nil, fmt.Errorf("editor: bundle file %s: %w (run make assets)", name, err)
 		}
-		return newAsset(ctype, b)
+		a, err := newAsset(ctype, b)
+		if err != nil {
+			return nil, err
+		}
+		// Brotli at its best quality is too slow for a start (seconds of
+		// CPU): make assets writes it next to the file (dist/name.br).
+		br, err := fs.ReadFile(fsys, "dist/"+name+".br")
+		if err != nil {
+			return nil, fmt.Errorf("editor: bundle file %s.br: %w (run make assets)", name, err)
+		}
+		if len(br) < len(b) {
+			a.br = br
+		}
+		return a, nil
 	}
 	b := &bundle{hashed: map[string]*asset{}}
 	js, err := read("app.js", "text/javascript; charset=utf-8")

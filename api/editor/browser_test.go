@@ -40,6 +40,21 @@ func chromiumPath(t testing.TB) string {
 	return ""
 }
 
+// npmPath finds the host's npm (make deps installs it), which the daemon
+// runs to provision the dependency scenario's module. Missing, it fails
+// the test in CI (CI=true) and skips it loudly elsewhere.
+func npmPath(t testing.TB) string {
+	t.Helper()
+	if p, err := exec.LookPath("npm"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("npm is not installed (make deps installs it): the editor's dependency scenario cannot run")
+	}
+	t.Skip("SKIPPED: npm is not installed (make deps installs it); in CI this fails")
+	return ""
+}
+
 // browser is one fresh headless chromium (own user data dir) and what it
 // reported: console errors, uncaught exceptions, log entries (CSP).
 type browser struct {
@@ -208,10 +223,17 @@ func (b *browser) waitSteady(what, cond string, d time.Duration) {
 // press sends one key press without a char event (chromedp's KeyEvent
 // also types the key's character, which Enter must not).
 func press(key string, vk int64) chromedp.Action[chromedp.Void] {
+	return chord(key, key, vk, 0)
+}
+
+// chord sends one key press with modifiers (bits: Alt 1, Ctrl 2, Meta 4,
+// Shift 8) and the key's virtual key code, as a keyboard does (CodeMirror
+// reads the code of shifted letters: Ctrl-Shift-M).
+func chord(key, code string, vk, mods int64) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeRawKeyDown, input.DispatchKeyEventTypeKeyUp} {
 			if _, err := cdp.Call(ctx, t, input.DispatchKeyEvent, input.DispatchKeyEventParams{
-				Type: typ, Key: key, Code: key, WindowsVirtualKeyCode: vk, NativeVirtualKeyCode: vk,
+				Type: typ, Key: key, Code: code, WindowsVirtualKeyCode: vk, NativeVirtualKeyCode: vk, Modifiers: mods,
 			}); err != nil {
 				return err
 			}
@@ -274,8 +296,15 @@ func (b *browser) str(expr string) string {
 // waitFor polls the JavaScript condition cond until it is truthy, bounded.
 func (b *browser) waitFor(what, cond string) {
 	b.t.Helper()
+	b.waitForLong(what, 20*time.Second, cond)
+}
+
+// waitForLong is waitFor with its own bound (for what takes a process
+// outside the page, such as an npm install).
+func (b *browser) waitForLong(what string, timeout time.Duration, cond string) {
+	b.t.Helper()
 	_, err := chromedp.Run(b.ctx, chromedp.Poll[bool]("!!("+cond+")",
-		chromedp.WithPollingTimeout(20*time.Second), chromedp.WithPollingInterval(50*time.Millisecond)))
+		chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(50*time.Millisecond)))
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v (console: %q)", what, err, b.consoleMessages())
 	}

@@ -113,43 +113,60 @@ func (h *Handler) serveAsset(c echo.Context) error {
 	return serve(c, a, "public, max-age=31536000, immutable")
 }
 
-// serve writes a, gzipped when the client accepts it, with an ETag.
+// serve writes a, brotli- or gzip-compressed when the client accepts it
+// (the encoding it prefers; brotli on a tie), with an ETag per encoding.
 func serve(c echo.Context, a *asset, cache string) error {
 	hd := c.Response().Header()
 	hd.Set("Content-Type", a.ctype)
 	hd.Set("Cache-Control", cache)
 	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("ETag", `"`+a.etag+`"`)
 	hd.Add("Vary", "Accept-Encoding")
-	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, `"`+a.etag+`"`) {
-		return c.NoContent(http.StatusNotModified)
+	body, coding := a.body, ""
+	ae := c.Request().Header.Get("Accept-Encoding")
+	qbr, qgz := acceptQ(ae, "br"), acceptQ(ae, "gzip")
+	switch {
+	case a.br != nil && qbr > 0 && (qbr >= qgz || a.gz == nil):
+		body, coding = a.br, "br"
+	case a.gz != nil && qgz > 0:
+		body, coding = a.gz, "gzip"
 	}
-	body := a.body
-	if a.gz != nil && acceptsGzip(c.Request().Header.Get("Accept-Encoding")) {
-		hd.Set("Content-Encoding", "gzip")
-		body = a.gz
+	etag := `"` + a.etag + `"`
+	if coding != "" {
+		hd.Set("Content-Encoding", coding)
+		etag = `"` + a.etag + "-" + coding + `"`
+	}
+	hd.Set("ETag", etag)
+	if inm := c.Request().Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, etag) {
+		return c.NoContent(http.StatusNotModified)
 	}
 	return c.Blob(http.StatusOK, a.ctype, body)
 }
 
-// acceptsGzip reports whether an Accept-Encoding value takes gzip (named
-// or "*", with a non-zero q).
-func acceptsGzip(ae string) bool {
+// acceptQ is the q-value an Accept-Encoding value gives coding (named, or
+// "*" when it is not named): 0 when refused or absent, 1 without a q.
+func acceptQ(ae, coding string) float64 {
+	star := 0.0
 	for _, part := range strings.Split(ae, ",") {
 		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 		name = strings.TrimSpace(name)
-		if !strings.EqualFold(name, "gzip") && name != "*" {
+		if !strings.EqualFold(name, coding) && name != "*" {
 			continue
 		}
+		q := 1.0
 		for _, p := range strings.Split(params, ";") {
 			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
 			if strings.EqualFold(k, "q") {
-				if q, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && q == 0 {
-					return false
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil && f >= 0 && f <= 1 {
+					q = f
+				} else {
+					q = 0
 				}
 			}
 		}
-		return true
+		if name != "*" {
+			return q
+		}
+		star = q
 	}
-	return false
+	return star
 }

@@ -22,7 +22,33 @@ func (f *fixture) editorFeatures(t *testing.T) {
 	f.putWebtask(t, "asts", "export default (ctx: any, cb: any) => cb(null, 1);\n", nil, map[string]string{"wt-language": "typescript"})
 	b := newBrowser(t, 90*time.Second)
 	f.open(t, b, "broken", "cb(null, ;")
+	// The daemon's transpiler finds the error (line 1, column 48: the ";"),
+	// the editor underlines it there; Ctrl-Shift-M lists it.
 	b.waitFor("the syntax error underlined", `document.querySelector('.cm-lintRange-error')`)
+	if got := b.text(".cm-lintRange-error"); got != ";" {
+		t.Errorf("underlined %q, want the \";\" the daemon reports", got)
+	}
+	b.do("open the lint panel", chromedp.Click(chromedp.CSS(".cm-content")), chord("M", "KeyM", 77, 2|8))
+	b.waitFor("the lint panel", `document.querySelector('.cm-panel-lint li')`)
+	if got, want := b.text(".cm-panel-lint li"), `Unexpected ";" (line 1, column 48)`; !strings.Contains(got, want) {
+		t.Errorf("lint panel %q, want %q", got, want)
+	}
+	if docsScreenshots() {
+		b.screenshot("docs/editor-syntax")
+	}
+	if n := len(b.requestsWith("/api/syntax/" + container)); n == 0 {
+		t.Error("no request to the daemon's syntax check")
+	}
+	// Checked again as you type: another error, then none.
+	typeCode(b, "module.exports = (ctx, cb) => cb(null, 1));")
+	b.waitFor("the new error listed", `[...document.querySelectorAll('.cm-panel-lint li')].some(e => e.textContent.includes('(line 1, column 42)'))`)
+	if got := b.text(".cm-lintRange-error"); got != ")" {
+		t.Errorf("underlined %q, want the second \")\"", got)
+	}
+	typeCode(b, "module.exports = function (ctx, cb) { cb(null, 1); };")
+	b.waitFor("the underline gone", `document.querySelector('.cm-content').textContent.includes('cb(null, 1)') && !document.querySelector('.cm-lintRange-error')`)
+	b.do("save the fix", ctrl("s"))
+	b.waitFor("saved", `document.querySelector('.dirty').hidden`)
 
 	b.do("switch to nolint", chromedp.Click(chromedp.CSS(`.webtasks li[data-name="nolint"] button`)))
 	b.waitFor("nolint opened", `document.querySelector('.webtask-name').textContent === 'nolint'`)

@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/webtaskd/webtaskd/daemon/daemontest"
+	"github.com/webtaskd/webtaskd/store/modules/modulestest"
 )
 
 const container = "ed"
@@ -45,6 +46,12 @@ func TestEditorInBrowser(t *testing.T) {
 	t.Cleanup(f.allowed.Close)
 	f.other = httptest.NewServer(http.HandlerFunc(host))
 	t.Cleanup(f.other.Close)
+
+	// The dependency scenario's npm package, from a registry on loopback
+	// (the host npm's configuration, as an admin would set it).
+	npmPath(t)
+	reg := modulestest.NewRegistry(t, depPackage)
+	t.Setenv("npm_config_registry", reg.URL())
 
 	cfg := daemontest.Config(t)
 	cfg.API.EditorFrameAncestors = []string{f.allowed.URL}
@@ -217,17 +224,56 @@ func addKV(b *browser, tab, name, value string) {
 	b.waitFor(name+" listed", fmt.Sprintf(`document.querySelector('section.kv[aria-label=%q] td.value[data-key=%q]')`, tab, name))
 }
 
+// depPackage is the npm package the dependency scenario adds.
+var depPackage = modulestest.Package{Name: "wtd-editor-dep", Version: "1.0.0",
+	Files: map[string]string{"index.js": `module.exports = "from-the-dependency";`}}
+
+// secretAndMeta: add a secret, a meta key and a dependency (its
+// provisioning state shown until it is available); the run uses them.
 func (f *fixture) secretAndMeta(t *testing.T) {
-	f.putWebtask(t, "uses", "module.exports = function (ctx, cb) { cb(null, { s: ctx.secrets.TOKEN2, m: ctx.meta.color }); };\n", nil, nil)
-	b := newBrowser(t, 90*time.Second)
+	f.putWebtask(t, "uses", "module.exports = function (ctx, cb) { cb(null, { s: ctx.secrets.TOKEN2, m: ctx.meta.color, "+
+		"d: require('"+depPackage.Name+"') }); };\n", nil, nil)
+	b := newBrowser(t, 5*time.Minute)
 	f.open(t, b, "uses", "ctx.secrets.TOKEN2")
 	addKV(b, "Secrets", "TOKEN2", "tv-42")
 	addKV(b, "Meta", "color", "teal")
-	b.do("runner tab, save and run", chromedp.Click(chromedp.CSS(`.tab[data-tab="Runner"]`)), chromedp.Click(chromedp.CSS(".run-button")))
-	b.waitFor("the result", `document.querySelector('.run-status') && document.querySelector('.run-status').dataset.status === '200'`)
+
+	// Every state the dependency's row shows, in order (a person sees
+	// "queued" before "available"; npm may be quick).
+	b.do("dependencies tab", chromedp.Click(chromedp.CSS(`.tab[data-tab="Dependencies"]`)))
+	b.str(`(() => {
+		window.__depStates = [];
+		const pane = document.querySelector('section.deps');
+		const note = () => {
+			const s = pane.querySelector('tr[data-dep="` + depPackage.Name + `"] .dep-state');
+			if (s && window.__depStates[window.__depStates.length - 1] !== s.dataset.state) window.__depStates.push(s.dataset.state);
+		};
+		new MutationObserver(note).observe(pane, { childList: true, subtree: true, attributes: true });
+		return 'observing';
+	})()`)
+	b.do("add the dependency", chromedp.Click(chromedp.CSS(".dep-spec")), chromedp.KeyEvent(depPackage.Name+"@"+depPackage.Version), chromedp.KeyEvent(kb.Enter))
+	b.waitForLong("the dependency available", 3*time.Minute,
+		`document.querySelector('tr[data-dep="`+depPackage.Name+`"] .dep-state[data-state="available"]') || document.querySelector('.dep-state[data-state="failed"]')`)
+	if st := b.str(`window.__depStates.join(' ')`); !strings.HasSuffix(st, "queued available") {
+		t.Fatalf("the dependency's states shown: %q (npm: %q), want queued until available", st, b.text(".dep-error"))
+	}
+	if docsScreenshots() {
+		b.screenshot("docs/editor-dependencies")
+	}
+	b.do("meta tab", chromedp.Click(chromedp.CSS(`.tab[data-tab="Meta"]`)))
+	if got, want := b.text(`section.kv[aria-label="Meta"] td.value[data-key="wt-node-dependencies"]`), `{"`+depPackage.Name+`":"1.0.0"}`; got != want {
+		t.Errorf("meta wt-node-dependencies shown as %q, want %q", got, want)
+	}
+
+	// Ctrl-Enter from another pane saves, runs and shows the runner.
+	b.do("save and run", chromedp.Click(chromedp.CSS(".cm-content")), ctrl("\r"))
+	b.waitFor("the result in the runner", `document.querySelector('.run-status') && document.querySelector('.run-status').dataset.status === '200' && document.querySelector('.run-status').offsetParent`)
 	body := b.text(".run-body-out")
-	if !strings.Contains(body, `"s": "tv-42"`) || !strings.Contains(body, `"m": "teal"`) {
-		t.Errorf("run did not use the new secret and meta: %s", body)
+	if !strings.Contains(body, `"s": "tv-42"`) || !strings.Contains(body, `"m": "teal"`) || !strings.Contains(body, `"d": "from-the-dependency"`) {
+		t.Errorf("run did not use the new secret, meta and dependency: %s", body)
+	}
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
 	}
 }
 

@@ -63,20 +63,7 @@ func Needed(code, language string) bool {
 // ErrInvalid error naming its line and column (1-based) and never quotes
 // more than esbuild's message.
 func Transform(code, language string) (string, error) {
-	loader := api.LoaderJS
-	file := "webtask.js"
-	if language == TypeScript {
-		loader, file = api.LoaderTS, "webtask.ts"
-	}
-	res := api.Transform(code, api.TransformOptions{
-		Loader:     loader,
-		Format:     api.FormatCommonJS,
-		Platform:   api.PlatformNode,
-		Engines:    []api.Engine{{Name: api.EngineNode, Version: target}},
-		Sourcefile: file,
-		Footer:     unwrapDefault,
-		LogLevel:   api.LogLevelSilent,
-	})
+	res := api.Transform(code, options(language))
 	if len(res.Errors) > 0 {
 		m := res.Errors[0]
 		if m.Location != nil {
@@ -86,6 +73,24 @@ func Transform(code, language string) (string, error) {
 		return "", errdefs.Errorf(errdefs.ErrInvalid, "Unable to compile submitted %s: %s", languageName(language), m.Text)
 	}
 	return string(res.Code), nil
+}
+
+// options are the esbuild options of Transform (and Check) for language.
+func options(language string) api.TransformOptions {
+	loader := api.LoaderJS
+	file := "webtask.js"
+	if language == TypeScript {
+		loader, file = api.LoaderTS, "webtask.ts"
+	}
+	return api.TransformOptions{
+		Loader:     loader,
+		Format:     api.FormatCommonJS,
+		Platform:   api.PlatformNode,
+		Engines:    []api.Engine{{Name: api.EngineNode, Version: target}},
+		Sourcefile: file,
+		Footer:     unwrapDefault,
+		LogLevel:   api.LogLevelSilent,
+	}
 }
 
 func languageName(language string) string {

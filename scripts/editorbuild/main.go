@@ -1,13 +1,15 @@
 // Command editorbuild bundles the Extension Editor's browser code
 // (api/editor/web) into api/editor/dist with esbuild's Go API: app.js and
 // app.css (CodeMirror 6 and the editor), embed.js (the embedding library)
-// and LICENSES.txt (the license text of every npm package in the bundle).
+// and LICENSES.txt (the license text of every npm package in the bundle),
+// each with its brotli-compressed form (name.br).
 // The output depends only on the sources and the pinned packages
 // (package-lock.json), so a rebuild of an unchanged tree changes nothing
 // (.ci/run checks it). Run by `make assets`, which first runs `npm ci`.
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +18,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/andybalholm/brotli"
 	"github.com/evanw/esbuild/pkg/api"
 )
 
@@ -55,16 +58,43 @@ func build(src, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	for _, f := range res.OutputFiles {
-		if err := os.WriteFile(f.Path, f.Contents, 0o644); err != nil {
-			return err
-		}
-	}
 	lic, err := licenses(src, res.Metafile)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(out, "LICENSES.txt"), lic, 0o644)
+	files := map[string][]byte{filepath.Join(out, "LICENSES.txt"): lic}
+	for _, f := range res.OutputFiles {
+		files[f.Path] = f.Contents
+	}
+	for path, body := range files {
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			return err
+		}
+		br, err := compressBrotli(body)
+		if err != nil {
+			return fmt.Errorf("brotli %s: %w", path, err)
+		}
+		if err := os.WriteFile(path+".br", br, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compressBrotli is body at brotli's best quality: done here, once per
+// build (the daemon serves these bytes to clients accepting br and never
+// compresses per request). The encoder is deterministic, so a rebuild of
+// unchanged sources leaves the .br files unchanged.
+func compressBrotli(body []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w := brotli.NewWriterLevel(&buf, brotli.BestCompression)
+	if _, err := w.Write(body); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // licenses gathers the LICENSE file of every npm package that contributed

@@ -95,6 +95,21 @@ export class Client {
     return this.request('GET', this.cronPath(name) + '/next', { query: { schedule, tz, count: '5' } });
   }
 
+  // checkSyntax answers the syntax errors of code under meta, from the
+  // daemon's transpiler: [{line, column, message}].
+  async checkSyntax(code, meta) {
+    const r = await this.request('POST', '/api/syntax/' + enc(this.container), { body: { code, meta } });
+    return r.errors;
+  }
+
+  // requestModules asks the daemon to provision modules [{name, version}]
+  // and answers their states at once ([{name, version, state, error}]).
+  requestModules(modules) { return this.request('POST', '/api/env/node/modules', { body: { modules } }); }
+
+  // moduleVersions lists the known versions of an npm package with their
+  // states (scoped names are encoded as one path segment).
+  moduleVersions(name) { return this.request('GET', '/api/env/node/modules/' + enc(name)); }
+
   // logs streams the container's log records (SSE over fetch, so that the
   // token travels in a header) to onRecord until signal aborts.
   async logs(onRecord, signal) {

@@ -11,6 +11,7 @@ import { KVPane, validateMeta } from './kv.js';
 import { Runner } from './runner.js';
 import { LogsPane } from './logs.js';
 import { StoragePane, CronPane } from './data.js';
+import { DepsPane, META_DEPS } from './deps.js';
 import { TEMPLATES } from './templates.js';
 import { Theme } from './theme.js';
 import { Bridge } from './bridge.js';
@@ -74,8 +75,14 @@ class App {
     this.secretsPane = new KVPane({ title: 'Secrets', secret: true, onChange: (m) => { this.secrets = m; this.markDirty(); } });
     this.metaPane = new KVPane({
       title: 'Meta',
-      onChange: (m) => { this.meta = m; this.code.setMeta(m); this.codeHost.dataset.language = this.code.language; this.markDirty(); },
+      onChange: (m) => { this.setMeta(m); this.deps.set(m); },
       validate: validateMeta,
+    });
+    this.deps = new DepsPane(this.client, (deps) => {
+      const m = { ...this.meta };
+      if (Object.keys(deps).length) m[META_DEPS] = JSON.stringify(deps); else delete m[META_DEPS];
+      this.setMeta(m);
+      this.metaPane.set(m, { editable: this.opts.allowEditingMeta !== false });
     });
     this.paramsPane = new KVPane({ title: 'Params' });
     this.runner = new Runner({
@@ -88,7 +95,7 @@ class App {
     this.cron = new CronPane(this.client, () => this.name);
 
     const tabs = [['Runner', this.runner.el], ['Secrets', this.secretsPane.el], ['Meta', this.metaPane.el],
-      ['Params', this.paramsPane.el], ['Storage', this.storage.el], ['Schedule', this.cron.el]]
+      ['Dependencies', this.deps.el], ['Params', this.paramsPane.el], ['Storage', this.storage.el], ['Schedule', this.cron.el]]
       .filter(([t]) => (t !== 'Storage' || opts.allowEditingStorage !== false) && (t !== 'Schedule' || opts.allowEditingSchedule !== false));
     this.tabBar = h('div.tabs', { role: 'tablist' });
     this.tabBody = h('div.tab-body');
@@ -106,7 +113,7 @@ class App {
         h('span.brand', null, 'webtaskd'), h('span.container', { title: 'container' }, container), ' / ',
         this.title, this.dirtyMark,
         h('button.primary.save', { type: 'button', title: 'Save (Ctrl/Cmd-S)', onclick: () => this.save() }, 'Save'),
-        h('button.run', { type: 'button', title: 'Save and run (Ctrl/Cmd-Enter)', onclick: () => this.runner.run() }, 'Run'),
+        h('button.run', { type: 'button', title: 'Save and run (Ctrl/Cmd-Enter)', onclick: () => this.run() }, 'Run'),
         opts.allowAccessingLogs === false ? null : h('button.toggle-logs', { type: 'button', title: 'Logs (Ctrl/Cmd-L)', onclick: () => this.toggleLogs() }, 'Logs'),
         themeSel, this.status),
       h('div.main', null,
@@ -114,7 +121,9 @@ class App {
         this.codeHost,
         h('div.side', null, this.tabBar, this.tabBody)),
       this.logsBox);
-    this.code = new CodeEditor(this.codeHost, { onChange: () => this.markDirty(), names });
+    this.code = new CodeEditor(this.codeHost, {
+      onChange: () => this.markDirty(), names, check: (code) => this.client.checkSyntax(code, this.meta),
+    });
     this.theme.set(opts.theme || 'auto');
     themeSel.value = this.theme.mode;
     this.showTab('Runner');
@@ -145,8 +154,15 @@ class App {
     if (!(ev.ctrlKey || ev.metaKey) || ev.altKey) return;
     const k = ev.key.toLowerCase();
     if (k === 's') { ev.preventDefault(); ev.stopPropagation(); this.save(); } else if (k === 'enter') {
-      ev.preventDefault(); ev.stopPropagation(); this.runner.run();
+      ev.preventDefault(); ev.stopPropagation(); this.run();
     } else if (k === 'l' && this.opts.allowAccessingLogs !== false) { ev.preventDefault(); ev.stopPropagation(); this.toggleLogs(true); }
+  }
+
+  // run saves and runs with the runner's request, showing the runner (its
+  // response) when another pane was open.
+  run() {
+    if (this.tabs.has('Runner')) this.showTab('Runner');
+    return this.runner.run();
   }
 
   toggleLogs(show) {
@@ -157,6 +173,15 @@ class App {
   showTab(t) {
     for (const [name, el] of this.tabs) el.hidden = name !== t;
     for (const b of this.tabBar.children) b.setAttribute('aria-selected', String(b.dataset.tab === t));
+  }
+
+  // setMeta replaces the draft's meta (unsaved): the code's mode and
+  // linter follow it.
+  setMeta(m) {
+    this.meta = m;
+    this.code.setMeta(m);
+    this.codeHost.dataset.language = this.code.language;
+    this.markDirty();
   }
 
   markDirty() {
@@ -221,6 +246,7 @@ class App {
       note: w.secretsVisible ? '' : 'This token may not decrypt the secrets of this webtask; saving keeps them unchanged.',
     });
     this.metaPane.set(this.meta, { editable: this.opts.allowEditingMeta !== false });
+    this.deps.set(this.meta, { editable: this.opts.allowEditingMeta !== false && this.opts.allowEditingDependencies !== false });
     this.params = jwtClaims(w.token).pctx || {};
     this.paramsPane.set(this.params, { editable: false, note: 'Params are claims of the webtask\'s token (pctx), set when it is issued.' });
     for (const li of this.list.children) li.firstChild.setAttribute('aria-current', String(li.dataset.name === name));

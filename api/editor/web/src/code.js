@@ -3,12 +3,12 @@
 import { EditorView, keymap, lineNumbers, highlightActiveLine, highlightActiveLineGutter, drawSelection } from '@codemirror/view';
 import { EditorState, Compartment } from '@codemirror/state';
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
-import { syntaxHighlighting, defaultHighlightStyle, bracketMatching, indentOnInput, syntaxTree, foldGutter } from '@codemirror/language';
+import { syntaxHighlighting, defaultHighlightStyle, bracketMatching, indentOnInput, foldGutter } from '@codemirror/language';
 import { searchKeymap, highlightSelectionMatches } from '@codemirror/search';
 import { autocompletion, completionKeymap, closeBrackets, closeBracketsKeymap } from '@codemirror/autocomplete';
-import { linter, lintGutter } from '@codemirror/lint';
+import { linter, lintGutter, lintKeymap } from '@codemirror/lint';
 import { javascript, javascriptLanguage } from '@codemirror/lang-javascript';
-import { json } from '@codemirror/lang-json';
+import { json, jsonParseLinter } from '@codemirror/lang-json';
 import { html } from '@codemirror/lang-html';
 import { oneDark } from '@codemirror/theme-one-dark';
 
@@ -54,20 +54,25 @@ function ctxCompletions(names) {
   };
 }
 
-// syntaxLinter underlines the parser's error nodes (line and column come
-// from the editor; no code is evaluated).
-const syntaxLinter = linter((view) => {
-  const out = [];
-  syntaxTree(view.state).cursor().iterate((node) => {
-    if (node.type.isError && out.length < 50) {
-      const from = node.from, to = Math.max(node.to, Math.min(node.from + 1, view.state.doc.length));
-      out.push({ from, to, severity: 'error', message: 'syntax error' });
-    }
-  });
-  return out;
-}, { delay: 400 });
+// daemonLinter underlines the syntax errors the daemon's transpiler (the
+// one create/update use) reports for the code; check(code) answers
+// [{line, column, message}] (1-based, the column in UTF-16 units). The
+// lint extension debounces (delay) and drops answers for an older text.
+function daemonLinter(check) {
+  return linter(async (view) => {
+    const doc = view.state.doc;
+    let errors;
+    try { errors = await check(doc.toString()); } catch { return []; }
+    return (errors || []).map((e) => {
+      const line = doc.line(Math.min(Math.max(e.line, 1), doc.lines));
+      const from = Math.min(line.from + Math.max(e.column, 1) - 1, line.to);
+      const to = Math.min(from + 1, doc.length);
+      return { from, to, severity: 'error', source: 'webtaskd', message: e.message + ' (line ' + e.line + ', column ' + e.column + ')' };
+    });
+  }, { delay: 500 });
+}
 
-// styleNonce is the page's CSP style nonce (its <meta>), for CodeMirror's
+// styleNonce is// styleNonce is the page's CSP style nonce (its <meta>), for CodeMirror's
 // generated <style> elements.
 function styleNonce() {
   const m = document.querySelector('meta[name="webtaskd-style-nonce"]');
@@ -75,7 +80,10 @@ function styleNonce() {
 }
 
 export class CodeEditor {
-  constructor(parent, { onChange, names }) {
+  // check(code) is the daemon's syntax check of code under the current
+  // meta (POST /api/syntax/{container}).
+  constructor(parent, { onChange, names, check }) {
+    this.check = check;
     this.lang = new Compartment();
     this.theme = new Compartment();
     this.lint = new Compartment();
@@ -91,7 +99,7 @@ export class CodeEditor {
           syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
           autocompletion({ override: null }),
           javascriptLanguage.data.of({ autocomplete: ctxCompletions(names) }),
-          keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap, ...completionKeymap, indentWithTab]),
+          keymap.of([...closeBracketsKeymap, ...defaultKeymap, ...searchKeymap, ...historyKeymap, ...completionKeymap, ...lintKeymap, indentWithTab]),
           this.lang.of(javascript()), this.theme.of([]), this.lint.of([]),
           EditorView.updateListener.of((u) => { if (u.docChanged && !this.silent) onChange(); }),
           EditorView.contentAttributes.of({ 'aria-label': 'webtask code' }),
@@ -101,26 +109,31 @@ export class CodeEditor {
     });
   }
 
-  // load replaces the document (not an edit: no change event, no undo).
-  load(code, meta) {
-    const lang = languageFor(meta);
-    const lintOn = (meta['wt-editor-linter'] || '').toLowerCase() !== 'disabled';
-    this.silent = true;
-    this.view.dispatch({
-      changes: { from: 0, to: this.view.state.doc.length, insert: code },
-      effects: [this.lang.reconfigure(lang.ext), this.lint.reconfigure(lintOn ? [syntaxLinter, lintGutter()] : [])],
-    });
-    this.silent = false;
-    this.language = lang.name;
-    this.linting = lintOn;
+  // lintExtensions are the lint extensions for meta: the daemon's check for
+  // JavaScript and TypeScript, JSON.parse for JSON, none for HTML/Mustache
+  // or when wt-editor-linter is disabled.
+  lintExtensions(lang, meta) {
+    if ((meta['wt-editor-linter'] || '').toLowerCase() === 'disabled') return [];
+    if (lang.name === 'json') return [linter(jsonParseLinter(), { delay: 500 }), lintGutter()];
+    if (lang.name === 'html') return [];
+    return [daemonLinter((code) => this.check(code)), lintGutter()];
   }
 
-  setMeta(meta) {
+  // load replaces the document (not an edit: no change event, no undo).
+  load(code, meta) {
+    this.silent = true;
+    this.view.dispatch({ changes: { from: 0, to: this.view.state.doc.length, insert: code }, effects: this.configure(meta) });
+    this.silent = false;
+  }
+
+  setMeta(meta) { this.view.dispatch({ effects: this.configure(meta) }); }
+
+  configure(meta) {
     const lang = languageFor(meta);
-    const lintOn = (meta['wt-editor-linter'] || '').toLowerCase() !== 'disabled';
-    this.view.dispatch({ effects: [this.lang.reconfigure(lang.ext), this.lint.reconfigure(lintOn ? [syntaxLinter, lintGutter()] : [])] });
+    const lint = this.lintExtensions(lang, meta);
     this.language = lang.name;
-    this.linting = lintOn;
+    this.linting = lint.length > 0;
+    return [this.lang.reconfigure(lang.ext), this.lint.reconfigure(lint)];
   }
 
   setCode(code) {

@@ -22,27 +22,34 @@ export class StoragePane {
       this.msg, this.conflict);
   }
 
+  // load shows the open webtask's storage (an answer for a webtask no
+  // longer open is dropped).
   async load() {
     this.conflict.hidden = true;
+    const seq = (this.seq = (this.seq || 0) + 1);
+    const name = this.getName();
+    if (!name) return;
     try {
-      const d = await this.client.getData(this.getName());
+      const d = await this.client.getData(name);
+      if (seq !== this.seq) return;
       this.etag = d.etag;
       this.text.value = d.data || '';
       this.msg.textContent = d.etag === null ? 'never written' : 'version ' + d.etag;
-    } catch (e) { this.msg.textContent = 'cannot load storage: ' + e.message; }
+    } catch (e) { if (seq === this.seq) this.msg.textContent = 'cannot load storage: ' + e.message; }
   }
 
   async save(force) {
     const mine = this.text.value;
+    const name = this.getName();
     try {
-      const d = await this.client.putData(this.getName(), mine, force ? undefined : this.etag);
+      const d = await this.client.putData(name, mine, force ? undefined : this.etag);
       this.etag = d.etag;
       this.conflict.hidden = true;
       this.msg.textContent = 'saved, version ' + d.etag;
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 409) { this.msg.textContent = 'not saved: ' + e.message; return; }
       let theirs = { data: '', etag: null };
-      try { theirs = await this.client.getData(this.getName()); } catch { /* shown as empty */ }
+      try { theirs = await this.client.getData(name); } catch { /* shown as empty */ }
       this.msg.textContent = 'conflict: someone else wrote the storage since you loaded it; your text is kept below';
       this.conflict.hidden = false;
       replace(this.conflict,
@@ -78,33 +85,50 @@ export class CronPane {
       this.msg, h('h4', null, 'Next runs'), this.next, h('h4', null, 'History'), this.history);
   }
 
+  // load shows the job of the open webtask. Like preview, it is bound to
+  // the webtask open when it started: once another one is (or none, in the
+  // middle of a rename or delete), it asks and shows nothing more.
   async load() {
+    clearTimeout(this.timer);
+    const seq = (this.seq = (this.seq || 0) + 1); // a preview or load in flight is stale now
+    const name = this.getName();
     replace(this.history); replace(this.next);
+    if (!name) return;
+    const current = () => seq === this.seq && this.getName() === name;
     try {
-      const job = await this.client.getCron(this.getName());
+      const job = await this.client.getCron(name);
+      if (!current()) return;
       this.job = job;
       this.schedule.value = job ? job.schedule : '';
       this.tz.value = job ? job.tz : '';
       this.active.checked = !job || job.state === 'active';
       this.msg.textContent = job ? 'runs: ' + job.run_count + ', errors: ' + job.error_count : 'no schedule';
       if (job) {
-        const hist = await this.client.cronHistory(this.getName());
+        const hist = await this.client.cronHistory(name);
+        if (!current()) return;
         replace(this.history, (hist || []).slice(0, 20).map((r) => h('li', null,
           r.started_at + ' ' + r.type + ' ' + (r.statusCode || ''))));
       }
       this.preview();
-    } catch (e) { this.msg.textContent = 'cannot load the schedule: ' + e.message; }
+    } catch (e) { if (current()) this.msg.textContent = 'cannot load the schedule: ' + e.message; }
   }
 
-  async preview() {
+  // preview shows the next five runs of the schedule being typed
+  // (debounced). It is bound to the webtask open when it was asked for: a
+  // preview of a webtask no longer open (switched, renamed, deleted: the
+  // name may be '' in between) is never sent or shown.
+  preview() {
     clearTimeout(this.timer);
+    const name = this.getName();
+    const seq = (this.seq = (this.seq || 0) + 1);
+    if (!name) { replace(this.next); return; }
     this.timer = setTimeout(async () => {
       const s = this.schedule.value.trim();
-      if (!s) { replace(this.next); return; }
+      if (!s || this.getName() !== name) { replace(this.next); return; }
       try {
-        const p = await this.client.cronPreview(this.getName(), s, this.tz.value.trim() || 'UTC');
-        replace(this.next, (p.next || []).map((t) => h('li', null, t)));
-      } catch (e) { replace(this.next, h('li.error', null, e.message)); }
+        const p = await this.client.cronPreview(name, s, this.tz.value.trim() || 'UTC');
+        if (seq === this.seq) replace(this.next, (p.next || []).map((t) => h('li', null, t)));
+      } catch (e) { if (seq === this.seq) replace(this.next, h('li.error', null, e.message)); }
     }, 250);
   }
 
