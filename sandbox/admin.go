@@ -69,7 +69,7 @@ func (m *Manager) Inspect(id string) (types.SandboxInfo, error) {
 // Status reports pool and sandbox counts and the parent cgroup's figures.
 func (m *Manager) Status() types.FleetStatus {
 	st := types.FleetStatus{
-		PoolTarget:   m.cfg.PoolSize,
+		PoolTarget:   m.poolTargetNow(),
 		MaxSandboxes: m.cfg.MaxSandboxes,
 		Sandboxes:    map[types.SandboxState]int{types.SandboxPooled: 0, types.SandboxRunning: 0, types.SandboxPaused: 0},
 	}

@@ -24,8 +24,19 @@ func (m *Manager) PoolLen() int {
 	return len(m.pool)
 }
 
+// PoolWaiters is the number of containers waiting for a pooled sandbox.
+func (m *Manager) PoolWaiters() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.ps.waiters)
+}
+
 // CgroupMounts lists the mount points of every cgroup hierarchy.
 var CgroupMounts = cgroupMounts
 
 // FirstChild returns the oldest child of pid (node under tini), or 0.
 var FirstChild = firstChild
+
+// PoolTarget is the pool's target size for base, the never-seen
+// containers' arrivals, the time now, a boot's duration and the bound.
+var PoolTarget = poolTarget

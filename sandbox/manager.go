@@ -57,6 +57,7 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[string]*entry // by webtask container
 	pool    []Sandbox         // ready pooled sandboxes, oldest first
+	ps      poolState         // the pool's boots, waiters and demand
 	// dying are sandboxes reaped or evicted but not yet destroyed: List
 	// shows them until they are gone.
 	dying  map[Sandbox]struct{}
@@ -404,8 +405,16 @@ func (m *Manager) start(e *entry) {
 		return
 	}
 
-	sb, served := m.takePooled(e.container, limits), types.ServedPooled
-	if sb == nil {
+	var sb Sandbox
+	var served types.Served
+	if m.poolServes(limits) {
+		sb, served, err = m.fromPool(e.container, limits)
+		if err != nil {
+			m.log.Error("sandbox start failed", "container", e.container, "err", err)
+			fail(err)
+			return
+		}
+	} else {
 		served = types.ServedCold
 		began := time.Now()
 		sb, err = m.newSandbox(e.container, limits)

@@ -15,17 +15,19 @@ import (
 func TestFakePoolTakeAndRefill(t *testing.T) {
 	f := newFakeFactory(t)
 	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 2 })
-	p1 := recv(t, f.started, "pool boot 1")
-	p2 := recv(t, f.started, "pool boot 2")
-
+	// The pool boots in parallel: either may be ready first.
+	boots := map[string]*fakeSandbox{}
+	for _, what := range []string{"pool boot 1", "pool boot 2"} {
+		s := recv(t, f.started, what)
+		boots[s.ID()] = s
+	}
+	eventually(t, waitBound, "pool of 2 ready", func() bool { return m.PoolLen() == 2 })
 	a := mustCall(t, m, "a")
-	if a.Served != types.ServedPooled || a.SandboxID != p1.ID() {
-		t.Fatalf("first call of a: served %s by %s, want pooled by %s", a.Served, a.SandboxID, p1.ID())
-	}
 	b := mustCall(t, m, "b")
-	if b.Served != types.ServedPooled || b.SandboxID != p2.ID() {
-		t.Fatalf("first call of b: served %s by %s, want pooled by %s", b.Served, b.SandboxID, p2.ID())
+	if a.Served != types.ServedPooled || b.Served != types.ServedPooled || boots[a.SandboxID] == nil || boots[b.SandboxID] == nil || a.SandboxID == b.SandboxID {
+		t.Fatalf("first calls of a and b: served %s by %s and %s by %s, want pooled by the two pool boots", a.Served, a.SandboxID, b.Served, b.SandboxID)
 	}
+	p1 := boots[a.SandboxID]
 	// The pool refills behind the takes.
 	p3 := recv(t, f.started, "pool refill 1")
 	p4 := recv(t, f.started, "pool refill 2")
@@ -431,5 +433,111 @@ func TestFakeExternalFreezeThawed(t *testing.T) {
 	}
 	if s.isDestroyed() {
 		t.Fatal("the thawed sandbox was destroyed")
+	}
+}
+
+func TestPoolTarget(t *testing.T) {
+	now := time.Now()
+	every := func(n int, gap time.Duration) []time.Time {
+		var d []time.Time
+		for i := range n {
+			d = append(d, now.Add(-time.Duration(n-1-i)*gap))
+		}
+		return d
+	}
+	for _, c := range []struct {
+		name    string
+		demands []time.Time
+		boot    time.Duration
+		bound   int
+		want    int
+	}{
+		{"no demand: the configured size", nil, 100 * time.Millisecond, 64, 2},
+		{"a few slow arrivals: the configured size", every(3, 500*time.Millisecond), 100 * time.Millisecond, 64, 2},
+		{"20/s, boots of 100 ms: 20 in 950 ms over a 200 ms lead", every(20, 50*time.Millisecond), 100 * time.Millisecond, 64, 5},
+		{"20/s, boots of 300 ms", every(20, 50*time.Millisecond), 300 * time.Millisecond, 64, 13},
+		{"a sudden burst: all of it, never more", every(5, time.Millisecond), 100 * time.Millisecond, 64, 5},
+		{"bounded", every(20, time.Millisecond), 100 * time.Millisecond, 3, 5},
+		{"no room", every(20, time.Millisecond), 100 * time.Millisecond, 0, 2},
+	} {
+		if got := sandbox.PoolTarget(2, c.demands, now, c.boot, c.bound); got != c.want {
+			t.Errorf("%s: target %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// TestFakePoolWaiterTakesBootInFlight: a never-seen container that finds
+// the pool empty takes the first pooled sandbox to finish booting; it
+// never waits for a boot of its own when another ends first.
+func TestFakePoolWaiterTakesBootInFlight(t *testing.T) {
+	f := newFakeFactory(t)
+	f.gate = make(chan struct{})
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 1 })
+	got := make(chan *sandbox.Call, 1)
+	go func() { got <- mustCall(t, m, "a") }()
+	eventually(t, waitBound, "the call waiting for a pooled sandbox", func() bool { return m.PoolWaiters() == 1 })
+	// The pool's boot began before the call; let exactly one boot end.
+	select {
+	case f.gate <- struct{}{}:
+	case <-time.After(waitBound):
+		t.Fatal("no boot waiting")
+	}
+	first := recv(t, f.started, "first boot to end")
+	c := recv(t, got, "call of a")
+	if c.SandboxID != first.ID() || c.Served != types.ServedCold {
+		t.Fatalf("a served %s by %s, want cold (it waited) by the first boot to end, %s", c.Served, c.SandboxID, first.ID())
+	}
+	close(f.gate) // let the rest end for Close
+}
+
+// TestFakePoolGrowsWithBurstAndShrinks: never-seen containers arriving
+// faster than the pool refills raise its target; without them for a while
+// the pool shrinks back to PoolSize, destroying the extra sandboxes.
+func TestFakePoolGrowsWithBurstAndShrinks(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 1 })
+	recv(t, f.started, "pool boot")
+	const burst = 8
+	for i := range burst {
+		mustCall(t, m, fmt.Sprintf("c%d", i))
+	}
+	if st := m.Status(); st.PoolTarget < burst {
+		t.Fatalf("pool target after a burst of %d: %d, want at least %d", burst, st.PoolTarget, burst)
+	}
+	eventually(t, waitBound, "pool grown", func() bool { return m.PoolLen() >= burst })
+	m.ReapAt(time.Now().Add(time.Minute)) // a minute without new containers
+	if n := m.PoolLen(); n != 1 {
+		t.Fatalf("pool after a quiet minute: %d ready, want 1", n)
+	}
+	f.mu.Lock()
+	destroyed := 0
+	for _, s := range f.all {
+		if s.Info().Container == "" && s.isDestroyed() {
+			destroyed++
+		}
+	}
+	f.mu.Unlock()
+	if destroyed < burst-1 {
+		t.Fatalf("%d pooled sandboxes destroyed by the shrink, want at least %d", destroyed, burst-1)
+	}
+	if st := m.Status(); st.PoolTarget != 1 {
+		t.Fatalf("pool target after the shrink: %d, want 1", st.PoolTarget)
+	}
+}
+
+// TestFakePoolGrowthBoundedByMaxSandboxes: the pool never grows past what
+// MaxSandboxes leaves to assign.
+func TestFakePoolGrowthBoundedByMaxSandboxes(t *testing.T) {
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) {
+		c.PoolSize = 1
+		c.MaxSandboxes = 6
+	})
+	for i := range 5 {
+		mustCall(t, m, fmt.Sprintf("c%d", i))
+	}
+	// 5 assigned of 6: one more may be assigned, the configured pool holds it.
+	if st := m.Status(); st.PoolTarget != 1 {
+		t.Fatalf("pool target with 5 of 6 sandboxes assigned: %d, want 1", st.PoolTarget)
 	}
 }

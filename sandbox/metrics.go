@@ -74,7 +74,7 @@ func (m *Manager) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCo
 var (
 	descSandboxes = prometheus.NewDesc("webtaskd_sandboxes", "Live sandboxes by state (pooled, running, paused).", []string{"state"}, nil)
 	descPoolSize  = prometheus.NewDesc("webtaskd_pool_size", "Pre-warmed sandboxes ready in the pool.", nil, nil)
-	descPoolWant  = prometheus.NewDesc("webtaskd_pool_target", "Configured pool size (--pool-size).", nil, nil)
+	descPoolWant  = prometheus.NewDesc("webtaskd_pool_target", "Pool target size: --pool-size, raised while never-seen containers arrive faster than the pool refills.", nil, nil)
 	descFleetMem  = prometheus.NewDesc("webtaskd_fleet_memory_bytes", "Memory charged to the parent cgroup of all sandboxes.", nil, nil)
 	descBudget    = prometheus.NewDesc("webtaskd_fleet_memory_budget_bytes", "Memory budget of the parent cgroup (--memory-budget; 0 = none).", nil, nil)
 	descFleetOOMs = prometheus.NewDesc("webtaskd_fleet_oom_kills", "OOM kills counted by the parent cgroup (sandboxes and budget).", nil, nil)

@@ -69,6 +69,7 @@ func (m *Manager) reap(now time.Time) {
 	for _, e := range busy {
 		m.thawExternal(e)
 	}
+	m.shrinkPool(now)
 }
 
 // thawExternal thaws e's sandbox if something outside froze it.

@@ -3,6 +3,7 @@
 //
 //	loadgen warm   -a URL -b URL [-deps URL] warm latency (c=1) and throughput (c=32)
 //	loadgen first  -pool URL -nopool URL    time to first response of a never-seen container
+//	loadgen burst  -url URL                 first responses of a burst of never-seen containers
 //	loadgen memory -url URL                 memory charged per idle warm sandbox
 //	loadgen ttfb   -a URL -b URL            time to the first body byte of a streamed response
 //
@@ -62,6 +63,8 @@ func main() {
 		err = warm(os.Args[2:])
 	case "first":
 		err = first(os.Args[2:])
+	case "burst":
+		err = burst(os.Args[2:])
 	case "memory":
 		err = memory(os.Args[2:])
 	case "ttfb":
@@ -303,7 +306,7 @@ func (d *daemon) waitPool() error {
 		if err := d.do("GET", "/api/admin/status", nil, &st); err != nil {
 			return err
 		}
-		if st.Fleet.PoolReady == st.Fleet.PoolTarget {
+		if st.Fleet.PoolReady >= st.Fleet.PoolTarget {
 			return nil
 		}
 		if time.Now().After(deadline) {
