@@ -41,6 +41,7 @@ func newID() string {
 // (bounded by ctx) for its agent to be ready. Errors wrap ErrStart.
 func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox, retErr error) {
 	id := newID()
+	began := time.Now()
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -51,6 +52,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
 	rt, err := libcontainer.Create(h.root, id, cfg)
+	created := time.Now()
 	if err != nil {
 		return nil, fmt.Errorf("%w: create: %w", ErrStart, err)
 	}
@@ -127,6 +129,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		Init:       true,
 	}
 	runErr := rt.Run(proc)
+	ran := time.Now()
 	// The runtime holds its own copies now.
 	_ = childEnd.Close()
 	_ = outW.Close()
@@ -184,7 +187,10 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	}
 	// The agent answered: node runs, and is tini's only child yet.
 	s.nodePid = firstChild(s.pid)
-	s.log.Debug("sandbox ready", "pid", s.pid, "node_pid", s.nodePid)
+	// The boot's steps: libcontainer's config and state, its runtime up
+	// to tini's exec, node's boot and the agent's until ready.
+	s.log.Debug("sandbox ready", "pid", s.pid, "node_pid", s.nodePid,
+		"create_ms", ms(created.Sub(began)), "run_ms", ms(ran.Sub(created)), "node_ms", ms(time.Since(ran)))
 	return s, nil
 }
 
@@ -214,3 +220,6 @@ func (s *lcSandbox) pumpStdio(wg *sync.WaitGroup, r *os.File, stream string, bud
 		}
 	}
 }
+
+// ms is d in milliseconds, for logs.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
