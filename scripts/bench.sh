@@ -14,6 +14,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CALLS=${BENCH_CALLS:-2000}
 FIRST=${BENCH_FIRST:-20}
 WARM_CONTAINERS=${BENCH_WARM_CONTAINERS:-200}
+BURST=${BENCH_BURST:-30}
 
 CGO_ENABLED=1 $GO build -tags seccomp -o bin/webtaskd ./cmd/webtaskd
 $GO build -o bin/loadgen ./scripts/loadgen
@@ -22,7 +23,7 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK" /run/webtaskd-bench-pool /run/webtaskd-bench-nopool /run/webtaskd-bench-mem
+  rm -rf "$WORK" /run/webtaskd-bench-pool /run/webtaskd-bench-nopool /run/webtaskd-bench-mem /run/webtaskd-bench-burst
 }
 trap cleanup EXIT
 
@@ -96,11 +97,18 @@ for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 PIDS=()
 
+echo "bench: (b') a burst of $BURST never-seen containers, one every 50 ms, default flags" >&2
+start_daemon burst 18724
+bin/loadgen burst -url http://127.0.0.1:18724 -data "$WORK/burst" -k "$BURST" -gap 50ms -rest 2 >"$WORK/burst.json"
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
+
 echo "bench: (c) $WARM_CONTAINERS idle warm sandboxes under a 4 GiB budget" >&2
 start_daemon mem 18723 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --max-sandboxes 0
 bin/loadgen memory -url http://127.0.0.1:18723 -data "$WORK/mem" -k "$WARM_CONTAINERS" >"$WORK/memory.json"
 
-TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json")
+TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json" -burst "$WORK/burst.json")
 MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup)"
 echo
 echo "Machine: $MACHINE"
@@ -120,7 +128,7 @@ OUT=docs/PERFORMANCE.md
   echo "Raw results:"
   echo
   echo '```json'
-  cat "$WORK/warm.json" "$WORK/ttfb.json" "$WORK/first.json" "$WORK/memory.json"
+  cat "$WORK/warm.json" "$WORK/ttfb.json" "$WORK/first.json" "$WORK/burst.json" "$WORK/memory.json"
   echo '```'
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -84,10 +84,17 @@ func burst(args []string) error {
 	if len(all) > 0 {
 		maxMS = float64(all[len(all)-1].Microseconds()) / 1000
 	}
-	return emit(map[string]any{
-		"containers": *k, "gap_ms": gap.Milliseconds(), "rounds": perRound,
-		"all": out, "max_ms": maxMS, "served": served,
-	})
+	return emit(burstResult{Containers: *k, GapMS: gap.Milliseconds(), Rounds: perRound, All: out, MaxMS: maxMS, Served: served})
+}
+
+// burstResult is what burst prints (read back by report).
+type burstResult struct {
+	Containers int            `json:"containers"`
+	GapMS      int64          `json:"gap_ms"`
+	Rounds     []dist         `json:"rounds"`
+	All        dist           `json:"all"`
+	MaxMS      float64        `json:"max_ms"`
+	Served     map[string]int `json:"served"`
 }
 
 // waitPoolRest waits until the pool is back at its resting size: target
