@@ -13,10 +13,10 @@ import (
 // The pool keeps generic sandboxes booted for never-seen containers whose
 // memory limit is the default one. Its target size is PoolSize, raised to
 // the demand expected while a sandbox boots (poolTarget), and it boots up
-// to poolMaxBooting sandboxes at once. A container that finds the pool
-// empty does not boot its own: it waits for the next pooled sandbox to be
-// ready (a boot is under way for every waiter), so a boot that began
-// before the call is never wasted.
+// to poolMaxBooting sandboxes at once ahead of demand. A container that
+// finds the pool empty does not boot its own: it waits for the next pooled
+// sandbox to be ready (a boot is under way for every waiter), so a boot
+// that began before the call is never wasted.
 const (
 	// poolRetryWait is the pause after a failed pool boot (waiters still
 	// get boots of their own: a failure is theirs to report).
@@ -129,10 +129,11 @@ func (m *Manager) fromPool(name string, l types.Limits) (Sandbox, types.Served, 
 	}
 }
 
-// awaitBoot waits for the boot handed to waiter w, bounded by
-// StartTimeout and Close.
+// awaitBoot waits for the boot handed to waiter w, bounded by Close and
+// by StartTimeout (plus a margin for the hand-off): a boot began for w
+// when it joined, and every boot ends within StartTimeout.
 func (m *Manager) awaitBoot(w chan poolResult) poolResult {
-	t := time.NewTimer(m.cfg.StartTimeout)
+	t := time.NewTimer(m.cfg.StartTimeout + time.Second)
 	defer t.Stop()
 	var err error
 	select {
@@ -181,7 +182,9 @@ func (m *Manager) poolPlanLocked(now time.Time, bound int) (start, target int) {
 	if now.After(ps.retryAt) {
 		need = max(need, target-len(m.pool)+len(ps.waiters))
 	}
-	start = min(need-ps.booting, poolMaxBooting-ps.booting)
+	// Boots ahead of demand are bounded; every waiter may have its own
+	// (as if it booted itself: it then waits at most one boot).
+	start = min(need, max(poolMaxBooting, len(ps.waiters))) - ps.booting
 	return max(start, 0), target
 }
 
