@@ -51,7 +51,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.Limits.Pids, "pids", s.Limits.Pids, "default sandbox task (pids) limit")
 	fs.IntVar(&s.Limits.TmpMB, "tmp-mb", s.Limits.TmpMB, "size of each sandbox's /tmp in MiB")
 	fs.DurationVar(&s.IdleTimeout, "idle-timeout", s.IdleTimeout, "destroy a sandbox idle this long")
-	fs.IntVar(&s.PoolSize, "pool-size", s.PoolSize, "pre-booted generic sandboxes kept ready for never-seen containers (0 disables)")
+	fs.IntVar(&s.PoolSize, "pool-size", s.PoolSize, "pre-booted generic sandboxes kept ready for never-seen containers at rest; the pool grows above it with their rate (0 disables)")
 	fs.IntVar(&s.MaxSandboxes, "max-sandboxes", s.MaxSandboxes, "sandboxes assigned to containers at most; more evicts the least recently used idle one (0: no cap)")
 	fs.Var(byteSize{&s.MemoryBudgetBytes}, "memory-budget", "memory limit of the parent cgroup of all sandboxes, a `size` with a unit, e.g. 4GiB (0: none)")
 	fs.DurationVar(&s.FreezeAfter, "freeze-after", s.FreezeAfter, "freeze a sandbox idle this long, thaw it on the next call (0: never)")

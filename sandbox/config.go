@@ -132,9 +132,12 @@ type Config struct {
 	OnToken agent.TokenHandler
 
 	// PoolSize is how many generic, pre-booted sandboxes (agent ready, no
-	// user code) wait for a never-seen container; 0 disables the pool. Pool
-	// sandboxes boot with Limits and serve containers whose memory limit
-	// equals Limits.MemoryMB (V8's heap limit is fixed at boot).
+	// user code) wait for a never-seen container at rest; 0 disables the
+	// pool. While never-seen containers arrive faster than it refills, the
+	// pool grows above it (bounded, pool.go) and shrinks back when they
+	// stop. Pool sandboxes boot with Limits and serve containers whose
+	// memory limit equals Limits.MemoryMB (V8's heap limit is fixed at
+	// boot).
 	PoolSize int
 	// MaxSandboxes caps the sandboxes assigned to containers (the pool comes
 	// on top); starting one more evicts the least recently used idle one.
