@@ -16,14 +16,13 @@ import (
 // spell) before the next.
 func burst(args []string) error {
 	fs := flag.NewFlagSet("burst", flag.ExitOnError)
-	base := fs.String("url", "", "daemon base URL")
-	data := fs.String("data", "", "its data dir (master.token)")
+	open := daemonFlags(fs)
 	k := fs.Int("k", 30, "never-seen containers per burst")
 	gap := fs.Duration("gap", 50*time.Millisecond, "time between two first calls")
 	rounds := fs.Int("rounds", 1, "bursts")
 	rest := fs.Int("rest", 2, "the pool's resting size (--pool-size)")
 	_ = fs.Parse(args)
-	d, err := newDaemon(*base, *data)
+	d, err := open()
 	if err != nil {
 		return err
 	}

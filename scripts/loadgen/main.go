@@ -263,6 +263,14 @@ func newDaemon(base, dataDir string) (*daemon, error) {
 	return &daemon{base: strings.TrimRight(base, "/"), token: strings.TrimSpace(string(raw))}, nil
 }
 
+// daemonFlags registers -url and -data (the daemon's base URL and data
+// dir) on fs and returns what opens the daemon once fs is parsed.
+func daemonFlags(fs *flag.FlagSet) func() (*daemon, error) {
+	base := fs.String("url", "", "daemon base URL")
+	data := fs.String("data", "", "its data dir (master.token)")
+	return func() (*daemon, error) { return newDaemon(*base, *data) }
+}
+
 func (d *daemon) do(method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -429,12 +437,11 @@ func first(args []string) error {
 // parent cgroup.
 func memory(args []string) error {
 	fs := flag.NewFlagSet("memory", flag.ExitOnError)
-	base := fs.String("url", "", "daemon base URL (pool 0, 4GiB budget)")
-	data := fs.String("data", "", "its data dir")
+	open := daemonFlags(fs)
 	k := fs.Int("k", 200, "warm containers to start")
 	settle := fs.Duration("settle", 3*time.Second, "idle time before measuring")
 	_ = fs.Parse(args)
-	d, err := newDaemon(*base, *data)
+	d, err := open()
 	if err != nil {
 		return err
 	}
