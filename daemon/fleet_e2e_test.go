@@ -34,9 +34,11 @@ func fleetStatus(t *testing.T, env *Env) types.FleetStatus {
 	return body.Fleet
 }
 
+// waitPoolFull waits until at least n pooled sandboxes are ready (the
+// pool grows above its configured size while new containers arrive).
 func waitPoolFull(t *testing.T, env *Env, n int) {
 	t.Helper()
-	WaitFor(t, fmt.Sprintf("pool of %d ready", n), 30*time.Second, func() bool { return fleetStatus(t, env).PoolReady == n })
+	WaitFor(t, fmt.Sprintf("pool of %d ready", n), 30*time.Second, func() bool { return fleetStatus(t, env).PoolReady >= n })
 }
 
 // sandboxOf returns the live sandbox of container (fails when none).

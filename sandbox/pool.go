@@ -11,8 +11,8 @@ import (
 )
 
 // The pool keeps generic sandboxes booted for never-seen containers whose
-// memory limit is the default one. Its target size is PoolSize, raised to
-// the demand expected while a sandbox boots (poolTarget), and it boots up
+// memory limit is the default one. Its target size is PoolSize plus the
+// demand expected while a sandbox boots (poolTarget), and it boots up
 // to poolMaxBooting sandboxes at once ahead of demand. A container that
 // finds the pool empty does not boot its own: it waits for the next pooled
 // sandbox to be ready (a boot is under way for every waiter), so a boot
@@ -62,17 +62,18 @@ type poolResult struct {
 }
 
 // poolTarget is the pool size that covers the demand expected while
-// sandboxes boot: the never-seen containers of the window (demands, oldest
-// first), seen as a rate over at least the lead time (twice a boot), times
-// that lead time; never below base nor above base+bound.
+// sandboxes boot, with base spare on top: the never-seen containers of the
+// window (demands, oldest first), seen as a rate over at least the lead
+// time (twice a boot), times that lead time; a single one is no rate.
+// Never more than base+bound.
 func poolTarget(base int, demands []time.Time, now time.Time, boot time.Duration, bound int) int {
-	if len(demands) == 0 || bound <= 0 {
+	if len(demands) < 2 || bound <= 0 {
 		return base
 	}
 	lead := max(2*boot, poolLeadMin)
 	span := max(now.Sub(demands[0]), lead)
-	want := int(math.Ceil(float64(len(demands)) * lead.Seconds() / span.Seconds()))
-	return min(max(base, want), base+bound)
+	extra := int(math.Floor(float64(len(demands)) * lead.Seconds() / span.Seconds()))
+	return base + min(extra, bound)
 }
 
 // poolServes reports whether a container with limits l can get a pooled
