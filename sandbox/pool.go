@@ -13,10 +13,11 @@ import (
 // The pool keeps generic sandboxes booted for never-seen containers whose
 // memory limit is the default one. Its target size is PoolSize plus the
 // demand expected while a sandbox boots (poolTarget), and it boots up
-// to poolMaxBooting sandboxes at once ahead of demand. A container that
-// finds the pool empty does not boot its own: it waits for the next pooled
-// sandbox to be ready (a boot is under way for every waiter), so a boot
-// that began before the call is never wasted.
+// to poolMaxBooting sandboxes at once. A container that finds the pool
+// empty does not boot its own: it waits for the next pooled sandbox to be
+// ready (first come, first served; a boot is under way for each waiter as
+// the bound allows), so a boot that began before the call is never
+// wasted.
 const (
 	// poolRetryWait is the pause after a failed pool boot (waiters still
 	// get boots of their own: a failure is theirs to report).
@@ -48,6 +49,7 @@ var poolMaxBooting = max(2, 2*runtime.NumCPU())
 type poolState struct {
 	booting int
 	waiters []chan poolResult // FIFO; each buffered 1
+	overdue int               // waiters past half their wait (awaitBoot)
 	demands []time.Time       // never-seen containers within poolDemandWindow
 	last    time.Time         // the latest never-seen container
 	boot    time.Duration     // moving average of a pool boot
@@ -130,20 +132,47 @@ func (m *Manager) fromPool(name string, l types.Limits) (Sandbox, types.Served, 
 	}
 }
 
-// awaitBoot waits for the boot handed to waiter w, bounded by Close and
-// by StartTimeout (plus a margin for the hand-off): a boot began for w
-// when it joined, and every boot ends within StartTimeout.
+// awaitBoot waits for the boot handed to waiter w (first come, first
+// served), bounded by Close and by one and a half StartTimeout (plus a
+// margin for the hand-off): a waiter still waiting after half of it is
+// overdue and gets a boot of its own beyond poolMaxBooting, which ends
+// within StartTimeout.
 func (m *Manager) awaitBoot(w chan poolResult) poolResult {
-	t := time.NewTimer(m.cfg.StartTimeout + time.Second)
+	half := time.NewTimer(m.cfg.StartTimeout / 2)
+	defer half.Stop()
+	t := time.NewTimer(m.cfg.StartTimeout*3/2 + time.Second)
 	defer t.Stop()
+	overdue := false
+	defer func() {
+		if overdue {
+			m.mu.Lock()
+			m.ps.overdue--
+			m.mu.Unlock()
+		}
+	}()
 	var err error
-	select {
-	case r := <-w:
-		return r
-	case <-t.C:
-		err = fmt.Errorf("%w: no pooled sandbox booted within %s", ErrStart, m.cfg.StartTimeout)
-	case <-m.stop:
-		err = ErrClosed
+wait:
+	for {
+		select {
+		case r := <-w:
+			return r
+		case <-half.C:
+			m.mu.Lock()
+			for _, o := range m.ps.waiters {
+				if o == w {
+					overdue = true
+					m.ps.overdue++
+				}
+			}
+			m.mu.Unlock()
+			m.wakeRefill()
+		case <-t.C:
+			err = fmt.Errorf("%w: no pooled sandbox booted within %s", ErrStart, m.cfg.StartTimeout*3/2)
+			break wait
+		case <-m.stop:
+			err = ErrClosed
+			break wait
+		}
 	}
 	m.mu.Lock()
 	for i, o := range m.ps.waiters {
@@ -183,9 +212,10 @@ func (m *Manager) poolPlanLocked(now time.Time, bound int) (start, target int) {
 	if now.After(ps.retryAt) {
 		need = max(need, target-len(m.pool)+len(ps.waiters))
 	}
-	// Boots ahead of demand are bounded; every waiter may have its own
-	// (as if it booted itself: it then waits at most one boot).
-	start = min(need, max(poolMaxBooting, len(ps.waiters))) - ps.booting
+	// Boots are bounded (node's boot is CPU bound: more at once only slow
+	// each one, and the waiters are served first come, first served),
+	// except one more for every overdue waiter.
+	start = min(need, poolMaxBooting+ps.overdue) - ps.booting
 	return max(start, 0), target
 }
 

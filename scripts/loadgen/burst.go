@@ -29,6 +29,7 @@ func burst(args []string) error {
 	var all []time.Duration
 	served := map[string]int{}
 	var perRound []dist
+	var order [][]float64
 	for r := range *rounds {
 		names := make([]string, *k)
 		for i := range names {
@@ -65,6 +66,11 @@ func burst(args []string) error {
 			}
 			served[kinds[i]]++
 		}
+		ms := make([]float64, len(lat))
+		for i, l := range lat {
+			ms[i] = float64(l.Microseconds()) / 1000
+		}
+		order = append(order, ms)
 		all = append(all, lat...)
 		perRound = append(perRound, summarize(append([]time.Duration(nil), lat...)))
 		// Free the burst's sandboxes: the next round starts from rest.
@@ -83,7 +89,7 @@ func burst(args []string) error {
 	if len(all) > 0 {
 		maxMS = float64(all[len(all)-1].Microseconds()) / 1000
 	}
-	return emit(burstResult{Containers: *k, GapMS: gap.Milliseconds(), Rounds: perRound, All: out, MaxMS: maxMS, Served: served})
+	return emit(burstResult{Containers: *k, GapMS: gap.Milliseconds(), Rounds: perRound, All: out, MaxMS: maxMS, Served: served, Order: order})
 }
 
 // burstResult is what burst prints (read back by report).
@@ -94,6 +100,8 @@ type burstResult struct {
 	All        dist           `json:"all"`
 	MaxMS      float64        `json:"max_ms"`
 	Served     map[string]int `json:"served"`
+	// Order is each round's first responses in arrival order (ms).
+	Order [][]float64 `json:"order_ms"`
 }
 
 // waitPoolRest waits until the pool is back at its resting size: target
