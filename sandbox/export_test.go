@@ -40,3 +40,11 @@ var FirstChild = firstChild
 // PoolTarget is the pool's target size for base, the never-seen
 // containers' arrivals, the time now, a boot's duration and the bound.
 var PoolTarget = poolTarget
+
+// SetPoolMaxBooting sets the bound on the pool's boots at once until the
+// test ends.
+func SetPoolMaxBooting(t interface{ Cleanup(func()) }, n int) {
+	old := poolMaxBooting
+	poolMaxBooting = n
+	t.Cleanup(func() { poolMaxBooting = old })
+}

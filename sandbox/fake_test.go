@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ type fakeFactory struct {
 	frozenWait chan *fakeSandbox
 	release    chan struct{} // closing it ends every held invocation
 	gate       chan struct{} // when non-nil, starts wait for it
+	booting    atomic.Int32  // starts under way (waiting for gate included)
 
 	mu         sync.Mutex
 	n          int
@@ -65,6 +67,8 @@ func (f *fakeFactory) violate(format string, a ...any) {
 }
 
 func (f *fakeFactory) New(ctx context.Context, o sandbox.StartOptions) (sandbox.Sandbox, error) {
+	f.booting.Add(1)
+	defer f.booting.Add(-1)
 	if f.gate != nil {
 		select {
 		case <-f.gate:

@@ -542,3 +542,32 @@ func TestFakePoolGrowthBoundedByMaxSandboxes(t *testing.T) {
 		t.Fatalf("pool target with 5 of 6 sandboxes assigned: %d, want 1", st.PoolTarget)
 	}
 }
+
+// TestFakePoolBootsBoundedOverdueWaiterGetsOne: the pool's boots are
+// bounded, waiting containers included; a container still waiting after
+// half the start timeout gets a boot of its own beyond the bound.
+func TestFakePoolBootsBoundedOverdueWaiterGetsOne(t *testing.T) {
+	sandbox.SetPoolMaxBooting(t, 1)
+	f := newFakeFactory(t)
+	f.gate = make(chan struct{})
+	m := newFakeManager(t, f, func(c *sandbox.Config) {
+		c.PoolSize = 1
+		c.StartTimeout = 2 * time.Second
+	})
+	got := make(chan *sandbox.Call, 2)
+	for _, name := range []string{"a", "b"} {
+		go func() { got <- mustCall(t, m, name) }()
+	}
+	eventually(t, waitBound, "two containers waiting", func() bool { return m.PoolWaiters() == 2 })
+	if n := f.booting.Load(); n != 1 {
+		t.Fatalf("%d boots under way with two waiters and a bound of 1, want 1", n)
+	}
+	// Past half the start timeout both are overdue: a boot each.
+	eventually(t, waitBound, "a boot for each overdue waiter", func() bool { return f.booting.Load() == 3 })
+	close(f.gate)
+	for range 2 {
+		if c := recv(t, got, "call of a waiter"); c.Served != types.ServedCold {
+			t.Fatalf("a waiter was served %s, want cold", c.Served)
+		}
+	}
+}
