@@ -120,8 +120,8 @@ func startCPUMeter(b *testing.B, h *harness) *cpuMeter {
 
 func (m *cpuMeter) report(b *testing.B) {
 	n := float64(b.N)
-	b.ReportMetric(float64((selfCPU(b) - m.self0).Nanoseconds())/n, "client-cpu-ns/op")
-	b.ReportMetric(float64((procCPU(b, m.agentPid) - m.agent0).Nanoseconds())/n, "agent-cpu-ns/op")
+	b.ReportMetric(float64((selfCPU(b)-m.self0).Nanoseconds())/n, "client-cpu-ns/op")
+	b.ReportMetric(float64((procCPU(b, m.agentPid)-m.agent0).Nanoseconds())/n, "agent-cpu-ns/op")
 }
 
 func selfCPU(b *testing.B) time.Duration {
