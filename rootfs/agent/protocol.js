@@ -40,18 +40,32 @@ chan.on('close', () => process.exit(0));
 // the same bytes with writev, one buffer and one bookkeeping entry per
 // message). The write syscall (which wakes the daemon) is most of the
 // agent's cost per call; when the daemon sends many invocations in one
-// chunk, their results share it.
+// chunk, their results share it. A tick that sends more than
+// FLUSH_CHARS writes what it has at once, so the string stays bounded.
+const FLUSH_CHARS = 1 << 20;
 let out = '';
+let flushScheduled = false;
 
 function flushOut() {
+  flushScheduled = false;
+  if (out.length === 0) return;
   const s = out;
   out = '';
   chan.write(s);
 }
 
 function sendRaw(line) {
-  if (out.length === 0) nextTick(flushOut);
   out += line;
+  if (out.length >= FLUSH_CHARS) {
+    const s = out;
+    out = '';
+    chan.write(s);
+    return;
+  }
+  if (!flushScheduled) {
+    flushScheduled = true;
+    nextTick(flushOut);
+  }
 }
 
 // listen hands every complete line read from the channel to handleLine.

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -63,6 +64,33 @@ func TestOneWritePerTick(t *testing.T) {
 			if err := json.Unmarshal([]byte(l), &m); err != nil || m.Op != tc.ops[i] || m.ID != want {
 				t.Fatalf("message %d %q (%v), want op %s of %d", i, l, err, tc.ops[i], want)
 			}
+		}
+	}
+}
+
+// TestLargeTickInOrder: a tick that sends more than the agent coalesces
+// into one write (3 MiB of log lines) still delivers every message whole
+// and in order, then the result.
+func TestLargeTickInOrder(t *testing.T) {
+	h := startAgent(t)
+	req := newReq(`module.exports = function (cb) {
+		for (let i = 0; i < 48; i++) console.log(String(i).padStart(2, '0') + 'x'.repeat(64 * 1024));
+		cb(null, 'done');
+	}`)
+	req.LogLimitBytes = 0
+	if resp := h.do(t, req); resp.Status != 200 || string(resp.Body) != `"done"` {
+		t.Fatalf("%d %s", resp.Status, resp.Body)
+	}
+	deadline := time.After(testDeadline)
+	for i := 0; i < 48; i++ {
+		select {
+		case l := <-h.logc:
+			want := fmt.Sprintf("%02d", i) + strings.Repeat("x", 64*1024)
+			if l.Msg != want {
+				t.Fatalf("log line %d: %d bytes starting %q", i, len(l.Msg), l.Msg[:min(len(l.Msg), 8)])
+			}
+		case <-deadline:
+			t.Fatalf("only %d of 48 log lines arrived", i)
 		}
 	}
 }
