@@ -141,10 +141,7 @@ func (s *lcSandbox) Invoke(ctx context.Context, req *agent.Request, timeout time
 	resp, err := s.client.DoTimeout(ctx, req, timeout)
 	if err == nil && resp.Stream != nil {
 		// In flight until its body is closed.
-		go func() {
-			<-resp.Stream.Closed()
-			done()
-		}()
+		resp.Stream.AfterClose(done)
 		return resp, nil
 	}
 	defer done()

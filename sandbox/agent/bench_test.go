@@ -3,7 +3,10 @@ package agent_test
 import (
 	"context"
 	"io"
+	"os"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,7 +21,9 @@ func BenchmarkDo(b *testing.B) {
 	ctx := context.Background()
 	h.do(b, req) // compile once
 	b.ReportAllocs()
+	cpu := startCPUMeter(b, h)
 	b.ResetTimer()
+	defer cpu.report(b)
 	for b.Loop() {
 		resp, err := h.client.Do(ctx, req)
 		if err != nil || resp.Status != 200 {
@@ -38,7 +43,9 @@ func benchParallel(b *testing.B, req *agent.Request) {
 	h.do(b, req)
 	b.ReportAllocs()
 	b.SetParallelism(8)
+	cpu := startCPUMeter(b, h)
 	b.ResetTimer()
+	defer cpu.report(b)
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
@@ -77,7 +84,9 @@ func BenchmarkStreamFirstByte(b *testing.B) {
 	ctx := context.Background()
 	var ttfb time.Duration
 	b.ReportAllocs()
+	cpu := startCPUMeter(b, h)
 	b.ResetTimer()
+	defer cpu.report(b)
 	for b.Loop() {
 		began := time.Now()
 		resp, err := h.client.Do(ctx, req)
@@ -94,4 +103,48 @@ func BenchmarkStreamFirstByte(b *testing.B) {
 		resp.Stream.Close()
 	}
 	b.ReportMetric(float64(ttfb.Nanoseconds())/float64(b.N), "ttfb-ns/op")
+}
+
+// cpuMeter reports the CPU time per operation of both ends of the channel:
+// this process (the client, as the daemon) and the agent process.
+type cpuMeter struct {
+	agentPid      int
+	self0, agent0 time.Duration
+}
+
+func startCPUMeter(b *testing.B, h *harness) *cpuMeter {
+	m := &cpuMeter{agentPid: h.cmd.Process.Pid}
+	m.self0, m.agent0 = selfCPU(b), procCPU(b, m.agentPid)
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B) {
+	n := float64(b.N)
+	b.ReportMetric(float64((selfCPU(b)-m.self0).Nanoseconds())/n, "client-cpu-ns/op")
+	b.ReportMetric(float64((procCPU(b, m.agentPid)-m.agent0).Nanoseconds())/n, "agent-cpu-ns/op")
+}
+
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is pid's user and system time (/proc/<pid>/stat, in clock
+// ticks of 10 ms: meaningful over many operations only).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("parsing /proc/%d/stat: %q", pid, s)
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }

@@ -124,7 +124,13 @@ func spawnAgent(t testing.TB, dir string, env ...string) (net.Conn, *exec.Cmd) {
 		t.Fatal(err)
 	}
 	theirs := os.NewFile(uintptr(fds[1]), "agent-chan-child")
-	cmd := exec.Command(node, "--max-old-space-size=64", script)
+	args := []string{"--max-old-space-size=64"}
+	if d := os.Getenv("WEBTASKD_AGENT_CPU_PROF_DIR"); d != "" {
+		// Profiling the agent under the benchmarks (docs/PERFORMANCE.md):
+		// node writes a .cpuprofile there when it exits.
+		args = append(args, "--cpu-prof", "--cpu-prof-dir="+d)
+	}
+	cmd := exec.Command(node, append(args, script)...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Env = env
 	cmd.Stdout = os.Stderr

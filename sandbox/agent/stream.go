@@ -40,6 +40,7 @@ type Stream struct {
 	wake      chan struct{}
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close
+	onClose   func()        // run once by Close (AfterClose)
 }
 
 func newStream(c *Client, id uint64, req *Request, capability string) *Stream {
@@ -165,12 +166,37 @@ func (s *Stream) Close() error {
 	s.mu.Lock()
 	s.chunks, s.cur = nil, nil
 	s.mu.Unlock()
-	s.closeOnce.Do(func() { close(s.closed) })
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.mu.Lock()
+		f := s.onClose
+		s.onClose = nil
+		s.mu.Unlock()
+		if f != nil {
+			f()
+		}
+	})
 	return nil
 }
 
 // Closed is closed once Close was called.
 func (s *Stream) Closed() <-chan struct{} { return s.closed }
+
+// AfterClose arranges for f to run once, in the first Close (at once when
+// the stream is already closed): a callback instead of a goroutine waiting
+// on Closed. One callback per stream; a second replaces the first.
+func (s *Stream) AfterClose(f func()) {
+	s.mu.Lock()
+	select {
+	case <-s.closed:
+		s.mu.Unlock()
+		f()
+		return
+	default:
+	}
+	s.onClose = f
+	s.mu.Unlock()
+}
 
 // control writes a flow-control message for invocation id: "credit" (n
 // bytes) or "abort".

@@ -322,3 +322,25 @@ func TestRequestBodyFailureAborts(t *testing.T) {
 		t.Fatalf("next call %d", r.Status)
 	}
 }
+
+// AfterClose runs its callback once, at the first Close, or at once on a
+// closed stream.
+func TestStreamAfterClose(t *testing.T) {
+	h := startAgent(t)
+	resp := doStream(t, h, newReq(`module.exports = function (ctx, req, res) { res.write('x'); };`))
+	calls := 0
+	resp.Stream.AfterClose(func() { calls++ })
+	if calls != 0 {
+		t.Fatal("AfterClose ran before Close")
+	}
+	resp.Stream.Close()
+	resp.Stream.Close()
+	if calls != 1 {
+		t.Fatalf("callback ran %d times, want 1", calls)
+	}
+	late := false
+	resp.Stream.AfterClose(func() { late = true })
+	if !late {
+		t.Fatal("AfterClose on a closed stream did not run at once")
+	}
+}

@@ -573,13 +573,13 @@ func report(args []string) error {
 	}
 	fmt.Printf("| measure | webtaskd | bare node | ratio / difference | target | |\n|---|---|---|---|---|---|\n")
 	diff := wt.Latency.P50 - nd.Latency.P50
-	fmt.Printf("| warm latency p50, c=1 | %.3f ms | %.3f ms | +%.3f ms | <= node + 0.3 ms | %s |\n", wt.Latency.P50, nd.Latency.P50, diff, ok(diff <= 0.3))
+	fmt.Printf("| warm latency p50, c=1 | %.3f ms | %.3f ms | +%.3f ms | <= node + 0.1 ms | %s |\n", wt.Latency.P50, nd.Latency.P50, diff, ok(diff <= 0.1))
 	fmt.Printf("| warm latency p99, c=1 | %.3f ms | %.3f ms | +%.3f ms | - | |\n", wt.Latency.P99, nd.Latency.P99, wt.Latency.P99-nd.Latency.P99)
 	r := wt.RPS / nd.RPS
-	fmt.Printf("| warm throughput, c=32 | %.0f req/s | %.0f req/s | %.2fx | >= 0.5x | %s |\n", wt.RPS, nd.RPS, r, ok(r >= 0.5))
+	fmt.Printf("| warm throughput, c=32 | %.0f req/s | %.0f req/s | %.2fx | >= 0.7x | %s |\n", wt.RPS, nd.RPS, r, ok(r >= 0.7))
 	tw, tn := tt["webtaskd"], tt["node"]
-	fmt.Printf("| time to first byte, streamed response, c=1 (p50 / p99) | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f ms | - | |\n",
-		tw.P50, tw.P99, tn.P50, tn.P99, tw.P50-tn.P50)
+	fmt.Printf("| time to first byte, streamed response, c=1 (p50 / p99) | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f ms | <= node + 0.2 ms | %s |\n",
+		tw.P50, tw.P99, tn.P50, tn.P99, tw.P50-tn.P50, ok(tw.P50-tn.P50 <= 0.2))
 	if wd, ok := w["webtaskd_deps"]; ok {
 		fmt.Printf("| warm latency p50, c=1, webtask with 3 module dependencies | %.3f ms | %.3f ms | +%.3f ms | - | |\n", wd.Latency.P50, nd.Latency.P50, wd.Latency.P50-nd.Latency.P50)
 		fmt.Printf("| warm throughput, c=32, webtask with 3 module dependencies | %.0f req/s | %.0f req/s | %.2fx | - | |\n", wd.RPS, nd.RPS, wd.RPS/nd.RPS)
