@@ -47,6 +47,10 @@ type Config struct {
 	// and budgets the request body bytes buffered at once (nil: neither).
 	// Not a setting: the daemon builds it from its httplimit.Config.
 	Guard *httplimit.Guard
+	// NodeID names this daemon in the X-Wt-Node header of every response
+	// (which cluster member served it). Not a setting of the API: the
+	// daemon's --node-id.
+	NodeID string
 	// EditorFrameAncestors are the origins that may frame the editor (CSP
 	// frame-ancestors sources such as https://app.example or 'self');
 	// empty: any origin.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"time"
@@ -40,6 +41,8 @@ var (
 // goes, a write stalls past the write timeout, the daemon shuts down, or
 // its token is revoked (or an ancestor), expires or loses its key set
 // (re-checked every logRecheckInterval against the store's revocations).
+// On a cluster member the other members' output of the container is merged
+// in (Cluster.FollowPeers), so a reader sees the container wherever it runs.
 func (s *Server) streamLogs(c echo.Context) error {
 	claims, container, err := s.containerParam(c)
 	if err != nil {
@@ -62,7 +65,30 @@ func (s *Server) streamLogs(c echo.Context) error {
 		return err // logstream.ErrClosed: 503
 	}
 	defer sub.Close()
+	if s.cluster != nil {
+		// The container's output on the other members, merged into this
+		// reader's bounded queue (each member's lines in their order).
+		ctx, cancel := context.WithCancel(c.Request().Context())
+		defer cancel()
+		peersDone := s.cluster.FollowPeers(ctx, container, backlog, follow, sub.Push)
+		if !follow {
+			select { // their backlogs, bounded
+			case <-peersDone:
+			case <-time.After(peerBacklogWait):
+			case <-ctx.Done():
+			}
+		}
+	}
+	s.serveLogEvents(c, sub, follow, func() error { return s.verifier.Check(claims, s.now()) })
+	return nil
+}
 
+// serveLogEvents writes sub's records as Server-Sent Events (one record a
+// "data:" line, "event: ping" keep-alives) until the client goes, a write
+// stalls past the write timeout, the hub closes or recheck (every
+// logRecheckInterval; nil: never) fails; with follow false, only what is
+// queued now.
+func (s *Server) serveLogEvents(c echo.Context, sub *logstream.Subscription, follow bool, recheck func() error) {
 	res := c.Response()
 	h := res.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream")
@@ -80,7 +106,7 @@ func (s *Server) streamLogs(c echo.Context) error {
 		return rc.Flush() == nil
 	}
 	if !write(sseOpen) {
-		return nil
+		return
 	}
 	var buf []byte
 	send := func() bool {
@@ -96,31 +122,35 @@ func (s *Server) streamLogs(c echo.Context) error {
 	}
 	if !follow {
 		send()
-		return nil
+		return
 	}
 	ping := time.NewTicker(s.cfg.LogPingInterval)
 	defer ping.Stop()
-	recheck := time.NewTicker(logRecheckInterval)
-	defer recheck.Stop()
+	var rechecks <-chan time.Time
+	if recheck != nil {
+		t := time.NewTicker(logRecheckInterval)
+		defer t.Stop()
+		rechecks = t.C
+	}
 	ctx := c.Request().Context()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
-		case <-recheck.C:
-			if err := s.verifier.Check(claims, s.now()); err != nil {
+			return
+		case <-rechecks:
+			if err := recheck(); err != nil {
 				s.log.Debug("log stream ended: its token is no longer valid", "req_id", reqID(c), "err", err)
-				return nil
+				return
 			}
 		case <-sub.Done():
-			return nil
+			return
 		case <-ping.C:
 			if !write(ssePing) {
-				return nil
+				return
 			}
 		case <-sub.Ready():
 			if !send() {
-				return nil
+				return
 			}
 		}
 	}

@@ -38,6 +38,10 @@ import (
 // HeaderRequestID carries the request id on every response.
 const HeaderRequestID = "X-Wt-Request-Id"
 
+// HeaderNode names, on every response, the daemon (--node-id) that served
+// it.
+const HeaderNode = "X-Wt-Node"
+
 // Store is the webtask persistence the API needs (*store.Store).
 type Store interface {
 	PutWebtask(ctx context.Context, w *store.Webtask) (*store.Webtask, error)
@@ -111,6 +115,9 @@ type Deps struct {
 	// Audit records management actions and backs GET /api/admin/audit;
 	// nil records nothing.
 	Audit AuditStore
+	// Cluster is this daemon's view of the other cluster members (peer
+	// log streams, the member list); nil in single-host mode.
+	Cluster Cluster
 	// ReadyChecks are the parts GET /readyz checks, by name ("store",
 	// "sandboxes"); none means ready whenever the API answers.
 	ReadyChecks map[string]ReadyCheck
@@ -192,8 +199,10 @@ type Server struct {
 	collector       CodeCollector
 	moduleCollector ModuleCollector
 	audit           AuditStore
+	cluster         Cluster
 
 	idPrefix string
+	node     []string // the X-Wt-Node header value (shared, capacity 1)
 	idSeq    atomic.Uint64
 }
 
@@ -241,9 +250,13 @@ func New(cfg Config, d Deps) (*Server, error) {
 		collector:       d.Collector,
 		moduleCollector: d.ModuleCollector,
 		audit:           d.Audit,
+		cluster:         d.Cluster,
 		verifier:        token.Verifier{Keys: d.Keys, Revoked: d.Revoked},
 		remote:          newRemoteCache(cfg.MaxBodyBytes, d.Now, cfg.AllowPrivateCodeURLs),
 		idPrefix:        hex.EncodeToString(b[:]),
+	}
+	if cfg.NodeID != "" {
+		s.node = []string{cfg.NodeID}[:1:1] // an append copies
 	}
 	s.metrics = promhttp.HandlerFor(d.Metrics, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(d.Logger.Handler(), slog.LevelWarn)})
 	s.e = s.routes()
@@ -304,6 +317,8 @@ func (s *Server) routes() *echo.Echo {
 	e.PUT("/api/admin/containers/:container/limits", s.putLimits)
 	e.DELETE("/api/admin/containers/:container/limits", s.deleteLimits)
 	e.GET("/metrics", s.serveMetrics)
+	e.GET("/api/cluster/members", s.listMembers)
+	e.GET("/api/cluster/logs/:container", s.peerLogs)
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)
 	e.POST("/api/admin/backup", s.backup)
@@ -314,14 +329,19 @@ func (s *Server) routes() *echo.Echo {
 }
 
 // requestID gives every request an id (x-wt-request-id response header):
-// a per-process random prefix and a counter, one allocation.
+// a per-process random prefix and a counter, one allocation; and names the
+// node serving it (x-wt-node).
 func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var buf [40]byte
 		b := append(buf[:0], s.idPrefix...)
 		b = append(b, '-')
 		b = strconv.AppendUint(b, s.idSeq.Add(1), 36)
-		c.Response().Header()[HeaderRequestID] = []string{string(b)}
+		h := c.Response().Header()
+		h[HeaderRequestID] = []string{string(b)}
+		if s.node != nil {
+			h[HeaderNode] = s.node
+		}
 		return next(c)
 	}
 }

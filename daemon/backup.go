@@ -34,6 +34,9 @@ type backupManifest struct {
 // meanwhile (the API holds its key lock), so every key set the snapshot
 // uses is in the archive.
 func (d *Daemon) Backup(ctx context.Context, passphrase []byte, w io.Writer) error {
+	if d.cfg.Cluster.Shared() {
+		return errClusterBackup
+	}
 	if len(passphrase) < backup.MinPassphraseBytes {
 		return backup.ErrShortPassphrase
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/webtaskd/webtaskd/api"
 	"github.com/webtaskd/webtaskd/api/httplimit"
+	"github.com/webtaskd/webtaskd/daemon/cluster"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/logstream"
 	"github.com/webtaskd/webtaskd/store"
@@ -76,6 +77,12 @@ type Config struct {
 	// (<data-dir>/modules), cgroup parent and logger are set by the daemon
 	// when it opens.
 	Modules modules.Config
+
+	// Cluster makes the daemon a member of a cluster sharing a PostgreSQL
+	// store (--store postgres://…, --node-id, --advertise-url,
+	// --cluster-url, --key-encryption-key-file); its zero value is the
+	// single-host mode on the embedded SQLite store.
+	Cluster cluster.Config
 
 	// Clock is the time source of the API (token windows, rate limits) and
 	// the store (timestamps). Not a flag: nil means time.Now; tests inject
@@ -155,7 +162,7 @@ func (c *Config) Validate() error {
 	if sb.CgroupParent == "" { // automatic (resolveCgroupParent): valid either way
 		sb.CgroupParent = sandbox.DefaultCgroupParent
 	}
-	errs = append(errs, c.API.Validate(), sb.Validate(), c.Logs.Validate(), c.HTTP.Validate(), c.Modules.Validate())
+	errs = append(errs, c.Cluster.Validate(c.ListenAddr), c.API.Validate(), sb.Validate(), c.Logs.Validate(), c.HTTP.Validate(), c.Modules.Validate())
 	return errors.Join(errs...)
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/httplimit"
 	"github.com/webtaskd/webtaskd/api/types"
+	"github.com/webtaskd/webtaskd/daemon/cluster"
 	"github.com/webtaskd/webtaskd/daemon/cron"
 	"github.com/webtaskd/webtaskd/sandbox"
 	"github.com/webtaskd/webtaskd/sandbox/agent"
@@ -64,6 +65,10 @@ type Daemon struct {
 	logs  *logstream.Hub             // real-time webtask output
 	cron  *cron.Scheduler            // runs the cron jobs
 	mods  *modules.Manager           // provisions npm modules
+	// Cluster mode (member.go): the membership, the change feed's stop.
+	member   *cluster.Member
+	feedStop context.CancelFunc
+	feedDone chan struct{}
 	api   atomic.Pointer[api.Server] // serves ctx.storage once built
 	srv   *http.Server
 	ln    net.Listener
@@ -160,8 +165,16 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Name: "webtaskd_log_records_dropped_total",
 		Help: "Webtask log records dropped because a real-time log reader was too slow (counted per reader).",
 	}, func() float64 { return float64(d.logs.DroppedTotal()) }))
+	cronCluster, err := d.cronCluster()
+	if err != nil {
+		return err
+	}
+	if d.member, err = d.newMember(); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
 	if d.cron, err = cron.New(cron.Config{
-		Store: d.store,
+		Store:   d.store,
+		Cluster: cronCluster,
 		// A run waits for a queue slot, maybe a sandbox boot, then the
 		// webtask's own exec timeout answers.
 		RunTimeout: d.cfg.Sandbox.QueueTimeout + d.cfg.Sandbox.ExecTimeout + 30*time.Second,
@@ -173,6 +186,11 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	mgr := d.mgr
 	apiCfg := d.cfg.API
 	apiCfg.Guard = guard
+	apiCfg.NodeID = d.cfg.Cluster.NodeID
+	var member api.Cluster
+	if d.member != nil {
+		member = d.member
+	}
 	handler, err := api.New(apiCfg, api.Deps{
 		Store:     d.store,
 		Keys:      d.ring,
@@ -200,6 +218,7 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Collector:       d.store,
 		ModuleCollector: d.mods,
 		Audit:           d.store,
+		Cluster:         member,
 		ReadyChecks: map[string]api.ReadyCheck{
 			"store":     d.store.Ping,
 			"sandboxes": func(context.Context) error { return mgr.Ready() },
@@ -224,6 +243,10 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		cronHost = u.Host
 	}
 	if err := d.cron.Start(ctx, handler.Handler(), cronHost); err != nil {
+		_ = d.ln.Close()
+		return err
+	}
+	if err := d.startMember(ctx); err != nil {
 		_ = d.ln.Close()
 		return err
 	}
@@ -302,7 +325,8 @@ func (d *Daemon) Close(ctx context.Context) error {
 
 func (d *Daemon) closeResources(ctx context.Context) error {
 	var errs []error
-	d.stopGC() // before the modules and the store close
+	d.stopMember() // before the store closes
+	d.stopGC()     // before the modules and the store close
 	if d.cron != nil {
 		if err := d.cron.Stop(ctx); err != nil { // idempotent
 			errs = append(errs, err)

@@ -34,6 +34,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) to serve HTTPS with; reloaded on SIGHUP")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of --tls-cert-file")
 
+	cl := &c.Cluster
+	fs.StringVar(&cl.Store, "store", cl.Store, "sqlite (the default: <data-dir>/webtaskd.db) or postgres://user@host:port/db, the store shared by the members of a cluster")
+	fs.StringVar(&cl.NodeID, "node-id", cl.NodeID, "this daemon's name (x-wt-node header, cluster members, cron claims); empty = the host name")
+	fs.StringVar(&cl.AdvertiseURL, "advertise-url", cl.AdvertiseURL, "cluster: the URL the other members reach this daemon at; empty = http://<listen address>")
+	fs.StringVar(&cl.ClusterURL, "cluster-url", cl.ClusterURL, "cluster: the load balancer's URL, through which cron runs go (to the container's warm member); empty = run where claimed")
+	fs.StringVar(&cl.KEKFile, "key-encryption-key-file", cl.KEKFile, "cluster: file of 32 random bytes, the same on every member, wrapping the key sets in the database (required with --store postgres://)")
+
 	a := &c.API
 	fs.StringVar(&a.PublicURL, "public-url", a.PublicURL, "base URL of webtask URLs; empty = from the request's Host")
 	fs.BoolVar(&a.AllowPrivateCodeURLs, "allow-private-code-urls", a.AllowPrivateCodeURLs, "let remote webtask code come from loopback, private and link-local addresses")

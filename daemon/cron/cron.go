@@ -13,14 +13,11 @@
 package cron
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -106,6 +103,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now defaults to time.Now.
 	Now func() time.Time
+	// Cluster, when set, makes this scheduler one of a cluster's: each
+	// tick is claimed and runs on one member only (claim.go).
+	Cluster *Cluster
 }
 
 type key struct{ container, name string }
@@ -120,12 +120,14 @@ type Scheduler struct {
 	mu      sync.Mutex
 	h       http.Handler
 	entries map[key]rcron.EntryID
+	specs   map[key]string // schedule and zone of each entry
 	running map[key]bool // a run in progress: the next tick is skipped
 	started bool
 	stopped bool
 
-	runCtx    context.Context // canceled by Stop: aborts runs in flight
-	cancelRun context.CancelFunc
+	runCtx     context.Context // canceled by Stop: aborts runs in flight
+	cancelRun  context.CancelFunc
+	expireDone chan struct{} // closed when the claim expiry loop ended (cluster)
 }
 
 // New returns a scheduler that is not running yet.
@@ -148,9 +150,12 @@ func New(cfg Config) (*Scheduler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Cluster != nil && cfg.Cluster.Claims == nil {
+		return nil, errors.New("cron: Cluster.Claims is required")
+	}
 	s := &Scheduler{
 		cfg: cfg, log: cfg.Logger,
-		entries: map[key]rcron.EntryID{}, running: map[key]bool{},
+		entries: map[key]rcron.EntryID{}, specs: map[key]string{}, running: map[key]bool{},
 	}
 	s.runCtx, s.cancelRun = context.WithCancel(context.Background())
 	// Each job carries its own zone (CRON_TZ); the scheduler's clock is UTC.
@@ -189,6 +194,14 @@ func (s *Scheduler) Start(ctx context.Context, h http.Handler, host string) erro
 	}
 	s.c.Start()
 	s.started = true
+	if cl := s.cfg.Cluster; cl != nil {
+		every := cl.ExpireEvery
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		s.expireDone = make(chan struct{})
+		go s.expireLoop(every)
+	}
 	s.log.Info("cron scheduler started", "jobs", len(s.entries))
 	return nil
 }
@@ -206,10 +219,11 @@ func (s *Scheduler) Put(j *store.CronJob) error {
 
 func (s *Scheduler) putLocked(j *store.CronJob) error {
 	k := key{j.Container, j.Name}
-	if id, ok := s.entries[k]; ok {
-		s.c.Remove(id)
-		delete(s.entries, k)
+	spec := j.TZ + " " + j.Schedule
+	if _, ok := s.entries[k]; ok && j.State == store.CronActive && s.specs[k] == spec {
+		return nil // unchanged: keep the entry (and its next tick)
 	}
+	s.removeLocked(k)
 	if j.State != store.CronActive {
 		return nil
 	}
@@ -219,7 +233,57 @@ func (s *Scheduler) putLocked(j *store.CronJob) error {
 	}
 	r := &run{s: s, k: k}
 	r.id = s.c.Schedule(sched, r)
-	s.entries[k] = r.id
+	s.entries[k], s.specs[k] = r.id, spec
+	return nil
+}
+
+func (s *Scheduler) removeLocked(k key) {
+	if id, ok := s.entries[k]; ok {
+		s.c.Remove(id)
+		delete(s.entries, k)
+		delete(s.specs, k)
+	}
+}
+
+// Sync schedules container/name as the store has it now, or unschedules it
+// when it is gone (a cluster member told that another changed it).
+func (s *Scheduler) Sync(ctx context.Context, container, name string) error {
+	j, err := s.cfg.Store.GetCronJob(ctx, container, name)
+	if errors.Is(err, store.ErrNotFound) {
+		s.Remove(container, name)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return s.Put(j)
+}
+
+// Reload brings every schedule in step with the store: active jobs
+// scheduled (unchanged ones keep their entries), the others unscheduled
+// (a cluster member that may have missed changes).
+func (s *Scheduler) Reload(ctx context.Context) error {
+	jobs, err := s.cfg.Store.ListCronJobs(ctx, store.CronListOptions{State: store.CronActive})
+	if err != nil {
+		return fmt.Errorf("cron: reloading jobs: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	active := map[key]bool{}
+	for _, j := range jobs {
+		active[key{j.Container, j.Name}] = true
+		if err := s.putLocked(j); err != nil {
+			s.log.Warn("cron job not scheduled", "container", j.Container, "name", j.Name, "err", err)
+		}
+	}
+	for k := range s.entries {
+		if !active[k] {
+			s.removeLocked(k)
+		}
+	}
 	return nil
 }
 
@@ -257,11 +321,7 @@ func (s *Scheduler) Record(j *store.CronJob, last *store.CronResult, now time.Ti
 func (s *Scheduler) Remove(container, name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := key{container, name}
-	if id, ok := s.entries[k]; ok {
-		s.c.Remove(id)
-		delete(s.entries, k)
-	}
+	s.removeLocked(key{container, name})
 }
 
 // Scheduled reports whether container/name is scheduled (for tests and
@@ -285,6 +345,9 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	s.mu.Unlock()
 	done := s.c.Stop() // no new runs; done when the running ones return
 	s.cancelRun()
+	if s.expireDone != nil {
+		<-s.expireDone // returns at once once runCtx is canceled
+	}
 	select {
 	case <-done.Done():
 		return nil
@@ -324,7 +387,16 @@ func (r *run) Run() {
 	if scheduled.IsZero() || scheduled.After(started) {
 		scheduled = started.Truncate(time.Second)
 	}
-	s.runOnce(r.k, scheduled.UTC(), started)
+	s.fire(r.k, scheduled.UTC(), started)
+}
+
+// fire runs tick scheduled of job k when this member wins its claim (always
+// on a single host).
+func (s *Scheduler) fire(k key, scheduled, started time.Time) {
+	if !s.claim(k, scheduled) {
+		return
+	}
+	s.runOnce(k, scheduled, started)
 }
 
 // RunNow runs container/name once, as a tick scheduled now would, and
@@ -408,97 +480,6 @@ func RunToken(job *store.CronJob, w *store.Webtask) string {
 		}
 	}
 	return job.Token
-}
-
-// call POSTs the job record to the webtask through the API handler.
-func (s *Scheduler) call(ctx context.Context, job *store.CronJob, w *store.Webtask, scheduled, started time.Time) *store.CronResult {
-	rec := Record(job, nil, started)
-	rec.Token = ""
-	body, _ := json.Marshal(rec) // plain strings, maps and times: cannot fail
-	path := "/api/run/" + url.PathEscape(job.Container) + "/" + url.PathEscape(job.Name)
-	res := &store.CronResult{ScheduledAt: scheduled, StartedAt: started}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, path, bytes.NewReader(body))
-	if err != nil {
-		res.CompletedAt, res.Type, res.Body = s.cfg.Now().UTC(), store.CronError, "cron: "+err.Error()
-		return res
-	}
-	req.RequestURI = path
-	req.Host = s.cfg.Host
-	req.RemoteAddr = "127.0.0.1:0"
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "webtaskd-cron")
-	req.Header.Set("Authorization", "Bearer "+RunToken(job, w))
-	rw := newRecorder(s.cfg.MaxResultBodyBytes)
-	s.mu.Lock()
-	h := s.h
-	s.mu.Unlock()
-	cutOff := serve(h, rw, req)
-	res.CompletedAt = s.cfg.Now().UTC()
-	res.StatusCode = rw.status()
-	res.Body = rw.body.String()
-	res.Headers = map[string]string{}
-	for k, v := range rw.header {
-		if len(v) > 0 {
-			res.Headers[strings.ToLower(k)] = v[0]
-		}
-	}
-	res.Type = store.CronSuccess
-	if res.StatusCode >= 400 || cutOff {
-		// A cut-off stream (http.ErrAbortHandler) is what a network
-		// caller sees as a dropped connection: an error.
-		res.Type = store.CronError
-	}
-	return res
-}
-
-// serve runs h in-process; a handler aborting its response
-// (http.ErrAbortHandler, as a cut-off stream does) returns true, as net/http
-// would drop the connection. Other panics propagate.
-func serve(h http.Handler, w http.ResponseWriter, r *http.Request) (aborted bool) {
-	defer func() {
-		if p := recover(); p != nil {
-			if p != http.ErrAbortHandler {
-				panic(p)
-			}
-			aborted = true
-		}
-	}()
-	h.ServeHTTP(w, r)
-	return false
-}
-
-// recorder is an http.ResponseWriter keeping the status, headers and the
-// first max bytes of the body.
-type recorder struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-	max    int
-}
-
-func newRecorder(max int) *recorder { return &recorder{header: http.Header{}, max: max} }
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	r.WriteHeader(http.StatusOK)
-	if room := r.max - r.body.Len(); room > 0 {
-		r.body.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
-}
-
-func (r *recorder) status() int {
-	if r.code == 0 {
-		return http.StatusOK
-	}
-	return r.code
 }
 
 // cronLogger adapts slog to robfig's logger (it logs panics of jobs).

@@ -238,6 +238,11 @@ func (s *Subscription) push(enc []byte) {
 	}
 }
 
+// Push queues enc, one record already encoded (a cluster peer's), for this
+// reader only, under the same bounds as published records: when the queue
+// is full it is dropped and counted. It never blocks.
+func (s *Subscription) Push(enc []byte) { s.push(enc) }
+
 // Ready is signalled when Take has something to return.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 
