@@ -62,17 +62,17 @@ type Daemon struct {
 	ring  *keyring.Ring
 	store *store.Store
 	mgr   *sandbox.Manager
-	logs  *logstream.Hub             // real-time webtask output
-	cron  *cron.Scheduler            // runs the cron jobs
-	mods  *modules.Manager           // provisions npm modules
+	logs  *logstream.Hub   // real-time webtask output
+	cron  *cron.Scheduler  // runs the cron jobs
+	mods  *modules.Manager // provisions npm modules
 	// Cluster mode (member.go): the membership, the change feed's stop.
 	member   *cluster.Member
 	feedStop context.CancelFunc
 	feedDone chan struct{}
-	api   atomic.Pointer[api.Server] // serves ctx.storage once built
-	srv   *http.Server
-	ln    net.Listener
-	tls   *certReloader // nil: plain HTTP
+	api      atomic.Pointer[api.Server] // serves ctx.storage once built
+	srv      *http.Server
+	ln       net.Listener
+	tls      *certReloader // nil: plain HTTP
 
 	// The automatic code-blob collection (gc.go).
 	gcStop     chan struct{}

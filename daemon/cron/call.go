@@ -115,4 +115,3 @@ func (r *recorder) status() int {
 	}
 	return r.code
 }
-

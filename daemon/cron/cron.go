@@ -121,7 +121,7 @@ type Scheduler struct {
 	h       http.Handler
 	entries map[key]rcron.EntryID
 	specs   map[key]string // schedule and zone of each entry
-	running map[key]bool // a run in progress: the next tick is skipped
+	running map[key]bool   // a run in progress: the next tick is skipped
 	started bool
 	stopped bool
 
