@@ -100,33 +100,8 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 			d.closeResources(context.Background())
 		}
 	}()
-	dbPath, keysDir := filepath.Join(d.cfg.DataDir, DatabaseFile), filepath.Join(d.cfg.DataDir, KeysDir)
-	if err := checkKeySets(ctx, dbPath, keysDir); err != nil {
-		return fmt.Errorf("key sets: %w", err)
-	}
-	for _, dir := range []string{d.cfg.DataDir, keysDir} {
-		if err := d.ensureDir(dir, dataDirMode); err != nil {
-			return fmt.Errorf("data dir: %w", err)
-		}
-	}
-	if d.cfg.TLSCertFile != "" {
-		if d.tls, err = newCertReloader(d.cfg.TLSCertFile, d.cfg.TLSKeyFile); err != nil {
-			return err
-		}
-	}
-	if err := os.MkdirAll(d.cfg.Sandbox.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state dir: %w", err)
-	}
-	if d.ring, err = keyring.Open(keysDir); err != nil {
-		return fmt.Errorf("key sets: %w", err)
-	}
-	if d.store, err = store.Open(ctx, store.Options{
-		Path:   dbPath,
-		Ring:   d.ring,
-		Now:    d.cfg.Clock,
-		Quotas: d.cfg.Quotas,
-	}); err != nil {
-		return fmt.Errorf("database: %w", err)
+	if err := d.openStore(ctx); err != nil {
+		return err
 	}
 	if err := d.ensureMasterToken(); err != nil {
 		return fmt.Errorf("master token: %w", err)
@@ -261,6 +236,59 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 	return nil
 }
 
+// openStore opens the data dir, the key sets and the store: the SQLite
+// database and key set files in the data dir, or (cluster mode) the
+// PostgreSQL store, whose key sets are in the database, wrapped under the
+// key-encryption key. It also loads the TLS certificate and makes the
+// state dir.
+func (d *Daemon) openStore(ctx context.Context) (err error) {
+	dbPath, keysDir := filepath.Join(d.cfg.DataDir, DatabaseFile), filepath.Join(d.cfg.DataDir, KeysDir)
+	dirs := []string{d.cfg.DataDir}
+	if !d.cfg.Cluster.Shared() {
+		if err := checkKeySets(ctx, dbPath, keysDir); err != nil {
+			return fmt.Errorf("key sets: %w", err)
+		}
+		dirs = append(dirs, keysDir)
+	}
+	for _, dir := range dirs {
+		if err := d.ensureDir(dir, dataDirMode); err != nil {
+			return fmt.Errorf("data dir: %w", err)
+		}
+	}
+	if d.cfg.TLSCertFile != "" {
+		if d.tls, err = newCertReloader(d.cfg.TLSCertFile, d.cfg.TLSKeyFile); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(d.cfg.Sandbox.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state dir: %w", err)
+	}
+	if d.cfg.Cluster.Shared() {
+		if d.store, err = store.Open(ctx, store.Options{
+			DSN:    d.cfg.Cluster.Store,
+			KEK:    d.cfg.Cluster.KEK,
+			Now:    d.cfg.Clock,
+			Quotas: d.cfg.Quotas,
+		}); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
+		d.ring = d.store.Ring()
+		return nil
+	}
+	if d.ring, err = keyring.Open(keysDir); err != nil {
+		return fmt.Errorf("key sets: %w", err)
+	}
+	if d.store, err = store.Open(ctx, store.Options{
+		Path:   dbPath,
+		Ring:   d.ring,
+		Now:    d.cfg.Clock,
+		Quotas: d.cfg.Quotas,
+	}); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
 // ReloadTLS loads the TLS certificate and key files again (SIGHUP); on
 // error the daemon keeps serving the previous ones. Without TLS it does
 // nothing.
@@ -358,15 +386,31 @@ func (d *Daemon) closeResources(ctx context.Context) error {
 // ensureMasterToken loads <data-dir>/master.token, or mints and writes a new
 // one when it is missing or no longer verifies (for example after it was
 // revoked or its key set was retired). It runs at start and after every
-// revocation and key retirement.
+// revocation and key retirement. In cluster mode the token is the
+// cluster's, kept sealed in the database (the first member mints it; a
+// member that finds it invalid mints the next one for all), and the file
+// is this member's copy.
 func (d *Daemon) ensureMasterToken() error {
 	d.masterMu.Lock()
 	defer d.masterMu.Unlock()
 	path := filepath.Join(d.cfg.DataDir, MasterTokenFile)
 	v := token.Verifier{Keys: d.ring, Revoked: d.store.AnyRevoked}
+	valid := func(tok string) bool { _, err := v.Verify(tok, time.Now()); return err == nil }
+	mint := func() (string, error) {
+		return token.Sign(d.ring.Current(), &token.Claims{}) // no ten: master; no dd: unlimited delegation
+	}
+	if d.cfg.Cluster.Shared() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		tok, err := d.store.MasterToken(ctx, valid, mint)
+		if err != nil {
+			return err
+		}
+		return d.keepMasterToken(path, tok)
+	}
 	if raw, err := os.ReadFile(path); err == nil {
 		tok := strings.TrimSpace(string(raw))
-		if _, err := v.Verify(tok, time.Now()); err == nil {
+		if valid(tok) {
 			d.masterToken = tok
 			return d.tighten(path, 0o600)
 		}
@@ -374,15 +418,24 @@ func (d *Daemon) ensureMasterToken() error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	tok, err := token.Sign(d.ring.Current(), &token.Claims{}) // no ten: master; no dd: unlimited delegation
+	tok, err := mint()
 	if err != nil {
 		return err
+	}
+	return d.keepMasterToken(path, tok)
+}
+
+// keepMasterToken makes tok the master token and writes it to path unless
+// the file holds it already. Call with masterMu held.
+func (d *Daemon) keepMasterToken(path, tok string) error {
+	d.masterToken = tok
+	if raw, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(raw)) == tok {
+		return d.tighten(path, 0o600)
 	}
 	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
 		return err
 	}
-	d.masterToken = tok
-	d.log.Info("master token created", "file", path)
+	d.log.Info("master token written", "file", path)
 	return nil
 }
 
