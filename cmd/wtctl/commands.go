@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -48,27 +49,66 @@ func newSandboxesCmd(opts *connOptions) *cobra.Command {
 		Short:   "List live sandboxes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var list []types.SandboxInfo
-			if err := opts.call(cmd.Context(), "GET", "/api/admin/sandboxes", nil, &list); err != nil {
+			ts, err := opts.targets(cmd.Context())
+			if err != nil {
 				return err
 			}
-			sort.Slice(list, func(i, j int) bool { return list[i].Container < list[j].Container })
-			if asJSON {
-				return writeJSON(cmd, list)
+			lists, answered, ferr := fanOut(cmd.Context(), cmd.ErrOrStderr(), ts, func(ctx context.Context, c *client) ([]types.SandboxInfo, error) {
+				var list []types.SandboxInfo
+				return list, c.do(ctx, "GET", "/api/admin/sandboxes", nil, &list)
+			})
+			if ferr != nil && len(answered) == 0 {
+				return ferr
 			}
+			// In a cluster each sandbox is labelled with its member.
+			var all []nodeSandbox
+			for i, list := range lists {
+				for _, s := range list {
+					all = append(all, nodeSandbox{Node: answered[i].node, SandboxInfo: s})
+				}
+			}
+			sort.SliceStable(all, func(i, j int) bool {
+				if all[i].Container != all[j].Container {
+					return all[i].Container < all[j].Container
+				}
+				return all[i].Node < all[j].Node
+			})
+			if asJSON {
+				if err := writeJSON(cmd, all); err != nil {
+					return err
+				}
+				return ferr
+			}
+			clustered := len(ts) > 1 || ts[0].node != ""
 			now := time.Now()
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			if clustered {
+				fmt.Fprint(w, "NODE\t")
+			}
 			fmt.Fprintln(w, "ID\tCONTAINER\tPID\tSTATE\tUPTIME\tIDLE\tMEMORY\tCALLS")
-			for _, s := range list {
+			for _, s := range all {
+				if clustered {
+					fmt.Fprintf(w, "%s\t", s.Node)
+				}
 				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%d\n", s.ID, s.Container, s.Pid, s.State,
 					age(now, s.CreatedAt), age(now, s.LastUsedAt), mib(s.MemoryBytes), s.Invocations)
 			}
-			return w.Flush()
+			if err := w.Flush(); err != nil {
+				return err
+			}
+			return ferr
 		},
 	}
 	cmd.PersistentFlags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.AddCommand(newSandboxInspectCmd(opts, &asJSON), newSandboxKillCmd(opts), newSandboxTopCmd(opts))
 	return cmd
+}
+
+// nodeSandbox is a sandbox with the cluster member running it (Node
+// empty, and left out of JSON, on a single host).
+type nodeSandbox struct {
+	Node string `json:"node,omitempty"`
+	types.SandboxInfo
 }
 
 func newWebtasksCmd(opts *connOptions) *cobra.Command {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/url"
@@ -142,28 +143,63 @@ func newStatusCmd(opts *connOptions) *cobra.Command {
 		Short: "Daemon health and pool state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := opts.client()
+			ts, err := opts.targets(cmd.Context())
 			if err != nil {
 				return err
 			}
-			var health map[string]string
-			if err := c.do(cmd.Context(), "GET", "/healthz", nil, &health); err != nil {
-				return err
+			sts, answered, ferr := fanOut(cmd.Context(), cmd.ErrOrStderr(), ts, fetchStatus)
+			if ferr != nil && len(answered) == 0 {
+				return ferr
 			}
-			var st statusBody
-			if err := c.do(cmd.Context(), "GET", "/api/admin/status", nil, &st); err != nil {
-				return err
+			if len(ts) == 1 && ts[0].node == "" { // a single host: as ever
+				st := sts[0]
+				if asJSON {
+					return writeJSON(cmd, map[string]any{"health": st.Health, "fleet": st.Fleet})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "daemon: %s (%s)\n", st.Health, ts[0].c.base)
+				printStatus(cmd.OutOrStdout(), st.Fleet)
+				return nil
 			}
 			if asJSON {
-				return writeJSON(cmd, map[string]any{"health": health["status"], "fleet": st.Fleet})
+				for i := range sts {
+					sts[i].Node = answered[i].node
+				}
+				if err := writeJSON(cmd, map[string]any{"members": sts}); err != nil {
+					return err
+				}
+				return ferr
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "daemon: %s (%s)\n", health["status"], c.base)
-			printStatus(cmd.OutOrStdout(), st.Fleet)
-			return nil
+			for i, st := range sts {
+				if i > 0 {
+					fmt.Fprintln(cmd.OutOrStdout())
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "member %s: %s (%s)\n", answered[i].node, st.Health, answered[i].c.base)
+				printStatus(cmd.OutOrStdout(), st.Fleet)
+			}
+			return ferr
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// memberStatus is one daemon's health and fleet status.
+type memberStatus struct {
+	Node   string            `json:"node,omitempty"`
+	Health string            `json:"health"`
+	Fleet  types.FleetStatus `json:"fleet"`
+}
+
+func fetchStatus(ctx context.Context, c *client) (memberStatus, error) {
+	var health map[string]string
+	if err := c.do(ctx, "GET", "/healthz", nil, &health); err != nil {
+		return memberStatus{}, err
+	}
+	var st statusBody
+	if err := c.do(ctx, "GET", "/api/admin/status", nil, &st); err != nil {
+		return memberStatus{}, err
+	}
+	return memberStatus{Health: health["status"], Fleet: st.Fleet}, nil
 }
 
 func printStatus(out io.Writer, st types.FleetStatus) {

@@ -1,0 +1,173 @@
+package clustertest
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/webtaskd/webtaskd/daemon/daemontest"
+)
+
+// Failover bounds (issue 12, scenario 2).
+const (
+	// failoverBound: a failed member's containers are served again this
+	// long after it failed, and no request sent later fails.
+	failoverBound = 3 * time.Second
+	// failoverWindow is how long the load runs after a failure.
+	failoverWindow = failoverBound + 3*time.Second
+)
+
+// sample is one request of the load.
+type sample struct {
+	sent time.Time
+	node string
+	err  error
+}
+
+// load calls every container through HAProxy, one request at a time per
+// container, until stopped; it keeps every outcome.
+type load struct {
+	mu      sync.Mutex
+	samples map[string][]sample
+	stop    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func startLoad(c *Cluster, containers []string) *load {
+	l := &load{samples: map[string][]sample{}, stop: make(chan struct{})}
+	for _, ct := range containers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				s := sample{sent: time.Now()}
+				r, err := Do("GET", c.LB+"/api/run/"+ct+"/count", "", nil)
+				if err == nil && r.Status != 200 {
+					err = fmt.Errorf("status %d: %s", r.Status, r.Body)
+				}
+				s.node, s.err = r.Node(), err
+				l.mu.Lock()
+				l.samples[ct] = append(l.samples[ct], s)
+				l.mu.Unlock()
+				select { // pace: about 20 requests a second per container
+				case <-l.stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) end() {
+	close(l.stop)
+	l.wg.Wait()
+}
+
+// since returns container ct's samples sent at or after t.
+func (l *load) since(ct string, t time.Time) []sample {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []sample
+	for _, s := range l.samples[ct] {
+		if !s.sent.Before(t) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestFailover: a member SIGKILLed, then one SIGSTOPped, under load: its
+// containers are served again within 3 s, no request sent after that
+// fails, the other members' containers never move; after a restart (or
+// SIGCONT) its containers go home (issue 12, scenario 2).
+func TestFailover(t *testing.T) {
+	t.Parallel()
+	c := Start(t, Options{})
+	const n = 24
+	var containers []string
+	home := map[string]string{}
+	for i := range n {
+		ct := fmt.Sprintf("fo%02d", i)
+		containers = append(containers, ct)
+		Must(t, 200, "PUT", c.LB+"/api/webtask/"+ct+"/count", c.Master, map[string]any{"code": counter(1)})
+		home[ct] = Must(t, 200, "GET", c.LB+"/api/run/"+ct+"/count", "", nil).Node()
+	}
+	byNode := map[string][]string{}
+	for ct, h := range home {
+		byNode[h] = append(byNode[h], ct)
+	}
+	t.Logf("containers per member: a %d, b %d, c %d", len(byNode["a"]), len(byNode["b"]), len(byNode["c"]))
+	for _, id := range NodeIDs {
+		if len(byNode[id]) == 0 {
+			t.Fatalf("member %s is home to no container: cannot test its failure", id)
+		}
+	}
+	l := startLoad(c, containers)
+	defer l.end()
+
+	fail := func(what, victim string, breakIt, repair func()) {
+		t.Helper()
+		begin := time.Now()
+		breakIt()
+		failedAt := time.Now()
+		deadline := failedAt.Add(failoverWindow)
+		for time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond) // the load's window, not synchronisation
+		}
+		for _, ct := range containers {
+			after := l.since(ct, failedAt.Add(failoverBound))
+			if len(after) == 0 {
+				t.Errorf("%s: container %s: no request completed %s after the failure", what, ct, failoverBound)
+			}
+			for _, s := range after {
+				if s.err != nil {
+					t.Errorf("%s: container %s: request sent %s after the failure failed: %v", what, ct, s.sent.Sub(failedAt).Round(time.Millisecond), s.err)
+				}
+			}
+			if home[ct] == victim {
+				continue
+			}
+			for _, s := range l.since(ct, begin) {
+				if s.err != nil || s.node != home[ct] {
+					t.Errorf("%s: container %s of member %s was disturbed: served by %q (%v)", what, ct, home[ct], s.node, s.err)
+					break
+				}
+			}
+		}
+		repair()
+		// Back home: each of the victim's containers served by it again.
+		back := time.Now()
+		daemontest.WaitFor(t, what+": the containers of "+victim+" back home", 15*time.Second, func() bool {
+			for _, ct := range byNode[victim] {
+				s := l.since(ct, time.Now().Add(-200*time.Millisecond))
+				if len(s) == 0 || s[len(s)-1].node != victim {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("%s: %d containers of %s back home %s after the repair", what, len(byNode[victim]), victim, time.Since(back).Round(time.Millisecond))
+	}
+
+	// SIGKILL the member with the most containers.
+	ids := append([]string(nil), NodeIDs...)
+	sort.Slice(ids, func(i, j int) bool { return len(byNode[ids[i]]) > len(byNode[ids[j]]) })
+	killed := c.Node(ids[0])
+	fail("SIGKILL", killed.ID, func() { killed.Kill(t) }, func() { killed.Restart(t) })
+	if t.Failed() {
+		return
+	}
+	// SIGSTOP another (a hung member: connections accepted, never answered).
+	hung := c.Node(ids[1])
+	fail("SIGSTOP", hung.ID, func() { hung.Signal(t, syscall.SIGSTOP) }, func() { hung.Signal(t, syscall.SIGCONT) })
+}
