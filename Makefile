@@ -14,7 +14,7 @@ LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # make run keeps its data in ./var; sandbox state stays on /run (tmpfs).
 RUN_FLAGS  ?= --data-dir $(CURDIR)/var
 
-.PHONY: all deps deps-vm build run test test-cgroupv2 test-unit bench fuzz soak clean fmt assets install uninstall
+.PHONY: all deps deps-vm build run cluster bench-cluster test test-cgroupv2 test-unit bench fuzz soak clean fmt assets install uninstall
 
 # make install: DESTDIR stages the whole tree under another root (tests,
 # packages); PREFIX is where the binaries live on the target.
@@ -41,6 +41,16 @@ build: deps
 
 run: build
 	./bin/webtaskd serve $(RUN_FLAGS)
+
+# A cluster on this machine for trying it: PostgreSQL, three members and
+# HAProxy on 127.0.0.1:8730 (docs/CLUSTER.md); Ctrl-C stops it.
+cluster: build
+	scripts/cluster/run.sh
+
+# Cluster figures (not a CI gate): 3-vs-1 throughput, HAProxy vs direct
+# latency, revocation and invalidation latencies (docs/PERFORMANCE.md).
+bench-cluster: deps
+	$(GO) test -tags $(TAGS) -count=1 -run '^$$' -bench . -benchtime 1x -timeout 20m ./daemon/clustertest
 
 # Vet plus every test. Sandbox and end-to-end tests need root (they start
 # real libcontainer sandboxes) and say so loudly when skipped.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,5 +300,21 @@ func testInvalidation(t *testing.T, c *Cluster) {
 	t.Logf("B served the new code %s after the update on A", time.Since(start).Round(time.Millisecond))
 	if served != "warm" || last.Calls < 3 {
 		t.Fatalf("the new code was served %q after %d calls of the sandbox, want B's warm sandbox", served, last.Calls)
+	}
+}
+
+// TestDocsShipTheHAProxyConfig: docs/CLUSTER.md shows the configuration
+// make cluster and these tests use, verbatim.
+func TestDocsShipTheHAProxyConfig(t *testing.T) {
+	cfg, err := os.ReadFile("../../scripts/cluster/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/CLUSTER.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```haproxy\n"+string(cfg)+"```") {
+		t.Fatal("docs/CLUSTER.md does not show scripts/cluster/haproxy.cfg verbatim: copy it in")
 	}
 }
