@@ -11,7 +11,6 @@ import (
 	"github.com/webtaskd/webtaskd/api/types"
 	"github.com/webtaskd/webtaskd/daemon/cluster"
 	"github.com/webtaskd/webtaskd/daemon/cron"
-	"github.com/webtaskd/webtaskd/store"
 )
 
 // sharedStore is what a cluster member needs of the store beyond what a
@@ -129,6 +128,3 @@ func (d *Daemon) feedHandlers(ss sharedStore) cluster.Handlers {
 		},
 	}
 }
-
-// Unused until the store's shared-mode types land.
-var _ = store.ErrNotFound
