@@ -21,15 +21,16 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { echo "make cluste
 
 mkdir -p "$dir"
 chmod 0755 "$dir"
-pgdata=$dir/pg
+pgroot=$dir/pg # the postgres user's: data, log, socket
+pgdata=$pgroot/data
 pgport=${CLUSTER_PG_PORT:-8739}
 as_pg() { runuser -u postgres -- "$@"; }
 if [ ! -d "$pgdata" ]; then
-	install -d -o postgres -g postgres -m 0700 "$pgdata"
+	install -d -o postgres -g postgres -m 0700 "$pgroot"
 	as_pg "$pgbin/initdb" -D "$pgdata" -A trust -U postgres --no-sync -E UTF8 --locale C >/dev/null
 fi
-as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$dir/pg.log" -w \
-	-o "-c port=$pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgdata -c fsync=off" start >/dev/null
+as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$pgroot/log" -w \
+	-o "-c port=$pgport -c listen_addresses=127.0.0.1 -c unix_socket_directories=$pgroot -c fsync=off" start >/dev/null
 pids=()
 cleanup() {
 	trap - EXIT INT TERM
@@ -39,8 +40,8 @@ cleanup() {
 	as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null || true
 }
 trap cleanup EXIT INT TERM
-as_pg psql -h 127.0.0.1 -p "$pgport" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'webtaskd'" | grep -q 1 ||
-	as_pg psql -h 127.0.0.1 -p "$pgport" -U postgres -qc "CREATE DATABASE webtaskd"
+as_pg "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'webtaskd'" | grep -q 1 ||
+	as_pg "$pgbin/psql" -h 127.0.0.1 -p "$pgport" -U postgres -qc "CREATE DATABASE webtaskd"
 
 kek=$dir/kek
 [ -s "$kek" ] || (umask 077 && head -c 32 /dev/urandom >"$kek")
