@@ -16,7 +16,7 @@ import (
 // Cluster is a member's view of the other members of its cluster
 // (daemon/cluster). The API reaches it only through this interface.
 type Cluster interface {
-	// Members lists the live members, this one marked Self.
+	// Members lists the live members.
 	Members(ctx context.Context) ([]types.Member, error)
 	// FollowPeers streams container's webtask output from every other
 	// live member into push (encoded records, each peer's in its order),
@@ -38,7 +38,7 @@ var (
 // other members' backlogs.
 const peerBacklogWait = 2 * time.Second
 
-// listMembers is GET /api/cluster/members (master only): the live members
+// listMembers is GET /api/admin/cluster/members (master only): the live members
 // (wtctl fans its admin views out over them).
 func (s *Server) listMembers(c echo.Context) error {
 	if err := s.master(c); err != nil {

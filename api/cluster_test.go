@@ -14,7 +14,7 @@ import (
 type fakeCluster struct{ followed []string }
 
 func (f *fakeCluster) Members(context.Context) ([]types.Member, error) {
-	return []types.Member{{ID: "a", URL: "http://a", Self: true}, {ID: "b", URL: "http://b"}}, nil
+	return []types.Member{{NodeID: "a", URL: "http://a"}, {NodeID: "b", URL: "http://b"}}, nil
 }
 
 func (f *fakeCluster) FollowPeers(_ context.Context, container string, _ logstream.Backlog, _ bool, push func([]byte)) <-chan struct{} {
@@ -47,8 +47,8 @@ func TestClusterRoutes(t *testing.T) {
 	e := buildEnv(t, envOptions{deps: func(_ *env, d *Deps) { d.Cluster = fc }})
 
 	// The member list: master only.
-	wantError(t, e.do("GET", "/api/cluster/members", e.tenant, ""), 403, "")
-	if m := decode[[]types.Member](t, e.do("GET", "/api/cluster/members", e.master, "")); len(m) != 2 || !m[0].Self {
+	wantError(t, e.do("GET", "/api/admin/cluster/members", e.tenant, ""), 403, "")
+	if m := decode[[]types.Member](t, e.do("GET", "/api/admin/cluster/members", e.master, "")); len(m) != 2 || m[0].NodeID != "a" {
 		t.Fatalf("members %+v", m)
 	}
 	// The peer log route: the peer credential only, never an API token.
@@ -70,6 +70,6 @@ func TestClusterRoutes(t *testing.T) {
 	}
 	// Single host: no cluster routes.
 	single := newEnv(t, Config{})
-	wantError(t, single.do("GET", "/api/cluster/members", single.master, ""), 404, "this daemon is not a cluster member")
+	wantError(t, single.do("GET", "/api/admin/cluster/members", single.master, ""), 404, "this daemon is not a cluster member")
 	wantError(t, single.do("GET", "/api/cluster/logs/test", "peer-secret", ""), 404, "this daemon is not a cluster member")
 }

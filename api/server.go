@@ -317,7 +317,7 @@ func (s *Server) routes() *echo.Echo {
 	e.PUT("/api/admin/containers/:container/limits", s.putLimits)
 	e.DELETE("/api/admin/containers/:container/limits", s.deleteLimits)
 	e.GET("/metrics", s.serveMetrics)
-	e.GET("/api/cluster/members", s.listMembers)
+	e.GET("/api/admin/cluster/members", s.listMembers)
 	e.GET("/api/cluster/logs/:container", s.peerLogs)
 	e.GET("/api/admin/keys", s.listKeys)
 	e.POST("/api/admin/keys/rotate", s.rotateKeys)

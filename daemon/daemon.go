@@ -140,16 +140,12 @@ func (d *Daemon) Open(ctx context.Context) (err error) {
 		Name: "webtaskd_log_records_dropped_total",
 		Help: "Webtask log records dropped because a real-time log reader was too slow (counted per reader).",
 	}, func() float64 { return float64(d.logs.DroppedTotal()) }))
-	cronCluster, err := d.cronCluster()
-	if err != nil {
-		return err
-	}
 	if d.member, err = d.newMember(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	if d.cron, err = cron.New(cron.Config{
 		Store:   d.store,
-		Cluster: cronCluster,
+		Cluster: d.cronCluster(),
 		// A run waits for a queue slot, maybe a sandbox boot, then the
 		// webtask's own exec timeout answers.
 		RunTimeout: d.cfg.Sandbox.QueueTimeout + d.cfg.Sandbox.ExecTimeout + 30*time.Second,
@@ -267,6 +263,7 @@ func (d *Daemon) openStore(ctx context.Context) (err error) {
 		if d.store, err = store.Open(ctx, store.Options{
 			DSN:    d.cfg.Cluster.Store,
 			KEK:    d.cfg.Cluster.KEK,
+			NodeID: d.cfg.Cluster.NodeID,
 			Now:    d.cfg.Clock,
 			Quotas: d.cfg.Quotas,
 		}); err != nil {

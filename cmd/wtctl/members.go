@@ -19,7 +19,7 @@ type target struct {
 }
 
 // targets returns the daemons an admin view fans out over: every live
-// member when --url is a cluster member (GET /api/cluster/members, each
+// member when --url is a cluster member (GET /api/admin/cluster/members, each
 // asked at its advertised URL with the same master token), else the
 // daemon of --url alone.
 func (o *connOptions) targets(ctx context.Context) ([]target, error) {
@@ -28,7 +28,7 @@ func (o *connOptions) targets(ctx context.Context) ([]target, error) {
 		return nil, err
 	}
 	var members []types.Member
-	err = c.do(ctx, "GET", "/api/cluster/members", nil, &members)
+	err = c.do(ctx, "GET", "/api/admin/cluster/members", nil, &members)
 	var ae *apiError
 	if errors.As(err, &ae) && ae.Code == http.StatusNotFound {
 		return []target{{c: c}}, nil // not a cluster member (or an older daemon)
@@ -40,7 +40,7 @@ func (o *connOptions) targets(ctx context.Context) ([]target, error) {
 	for _, m := range members {
 		mc := *c
 		mc.base = m.URL
-		out = append(out, target{node: m.ID, c: &mc})
+		out = append(out, target{node: m.NodeID, c: &mc})
 	}
 	return out, nil
 }

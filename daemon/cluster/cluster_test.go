@@ -146,6 +146,7 @@ func TestFeedAppliesChangesAndResyncs(t *testing.T) {
 		Cron:        func(_ context.Context, c, n string) { rec("cron " + c + "/" + n) },
 		Container:   func(c string) { rec("container " + c) },
 		Resync:      func(context.Context) error { rec("resync"); return nil },
+		Connected:   func(up bool) { rec(fmt.Sprint("up ", up)) },
 	}
 	l := &fakeListener{done: make(chan struct{}), sessions: [][][2]string{
 		{{KindListening, ""}, {KindWebtask, "c/n"}, {KindRevocation, "j1"}, {KindKeys, "*"}, {KindLimits, "c"}, {KindCron, "c/job"}, {KindContainer, "c"}, {"bogus", "x"}},
@@ -164,10 +165,10 @@ func TestFeedAppliesChangesAndResyncs(t *testing.T) {
 	cancel()
 	<-done
 	want := []string{
-		"resync", "webtask c/n", "revocations", "keys *", "limits c", "cron c/job", "container c",
-		"resync", // lost: caches dropped
+		"resync", "up true", "webtask c/n", "revocations", "keys *", "limits c", "cron c/job", "container c",
+		"up false", "resync", // lost: caches dropped
 		"resync", // the failed attempt
-		"resync", "webtask d/m", "resync",
+		"resync", "up true", "webtask d/m", "up false", "resync",
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -185,16 +186,16 @@ type fakeMembers struct {
 func (f *fakeMembers) Heartbeat(_ context.Context, node, url string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.m[node] = types.Member{ID: node, URL: url, LastSeen: time.Now()}
+	f.m[node] = types.Member{NodeID: node, URL: url, HeartbeatAt: time.Now()}
 	return nil
 }
 
-func (f *fakeMembers) Members(_ context.Context, since time.Time) ([]types.Member, error) {
+func (f *fakeMembers) Members(_ context.Context, since time.Duration) ([]types.Member, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []types.Member
 	for _, m := range f.m {
-		if !m.LastSeen.Before(since) {
+		if time.Since(m.HeartbeatAt) <= since {
 			out = append(out, m)
 		}
 	}

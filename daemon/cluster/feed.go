@@ -48,6 +48,10 @@ type Handlers struct {
 	// Resync drops every cache and reloads revocations, key sets and cron
 	// jobs: after the feed was (re)connected, and while it is down.
 	Resync func(ctx context.Context) error
+	// Connected tells when the feed goes down (false: from now on the
+	// caches cannot be trusted) and when it is listening again (true,
+	// after its Resync).
+	Connected func(up bool)
 }
 
 // Feed timing.
@@ -90,6 +94,7 @@ func (f *Feed) Run(ctx context.Context) {
 			return
 		}
 		if wasUp {
+			f.h.Connected(false)
 			f.log.Warn("change feed lost; caches dropped until it is back", "err", err)
 		}
 		f.resync(ctx) // no stale cache while down
@@ -124,6 +129,7 @@ func (f *Feed) apply(ctx context.Context, kind, id string) {
 		// on arrives.
 		f.resync(ctx)
 		if !f.up.Swap(true) {
+			f.h.Connected(true)
 			f.log.Debug("change feed listening")
 		}
 		return

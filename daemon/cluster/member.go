@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
@@ -16,8 +15,9 @@ import (
 type MemberStore interface {
 	// Heartbeat records that node is alive and reachable at url (now).
 	Heartbeat(ctx context.Context, node, url string) error
-	// Members lists the members whose last heartbeat is at or after since.
-	Members(ctx context.Context, since time.Time) ([]types.Member, error)
+	// Members lists the members whose last heartbeat is within since of
+	// now, ordered by node id.
+	Members(ctx context.Context, since time.Duration) ([]types.Member, error)
 }
 
 // heartbeatTimeout bounds one heartbeat or member list read.
@@ -122,11 +122,10 @@ func (m *Member) beat(ctx context.Context) error {
 	if err := m.store.Heartbeat(ctx, m.cfg.NodeID, url); err != nil {
 		return err
 	}
-	list, err := m.store.Members(ctx, m.now().Add(-m.cfg.MemberTTL))
+	list, err := m.store.Members(ctx, m.cfg.MemberTTL)
 	if err != nil {
 		return err
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	m.mu.Lock()
 	if !sameMembers(m.members, list) {
 		close(m.changed)
@@ -142,24 +141,16 @@ func sameMembers(a, b []types.Member) bool {
 		return false
 	}
 	for i := range a {
-		if a[i].ID != b[i].ID || a[i].URL != b[i].URL {
+		if a[i].NodeID != b[i].NodeID || a[i].URL != b[i].URL {
 			return false
 		}
 	}
 	return true
 }
 
-// Members reads the live members from the store, this one marked Self.
+// Members reads the live members from the store.
 func (m *Member) Members(ctx context.Context) ([]types.Member, error) {
-	list, err := m.store.Members(ctx, m.now().Add(-m.cfg.MemberTTL))
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	for i := range list {
-		list[i].Self = list[i].ID == m.cfg.NodeID
-	}
-	return list, nil
+	return m.store.Members(ctx, m.cfg.MemberTTL)
 }
 
 // peers returns the other live members of the last heartbeat round and a
@@ -169,7 +160,7 @@ func (m *Member) peers() ([]types.Member, <-chan struct{}) {
 	defer m.mu.Unlock()
 	out := make([]types.Member, 0, len(m.members))
 	for _, p := range m.members {
-		if p.ID != m.cfg.NodeID && p.URL != "" {
+		if p.NodeID != m.cfg.NodeID && p.URL != "" {
 			out = append(out, p)
 		}
 	}

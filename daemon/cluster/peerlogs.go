@@ -42,15 +42,15 @@ func (m *Member) FollowPeers(ctx context.Context, container string, b logstream.
 			peers, changed := m.peers()
 			for _, p := range peers {
 				mu.Lock()
-				if open[p.ID] {
+				if open[p.NodeID] {
 					mu.Unlock()
 					continue
 				}
 				from := b
-				if at, ok := dropped[p.ID]; ok {
+				if at, ok := dropped[p.NodeID]; ok {
 					from = logstream.Backlog{Max: max(b.Max, 1000), Since: at}
 				}
-				open[p.ID] = true
+				open[p.NodeID] = true
 				mu.Unlock()
 				wg.Add(1)
 				go func(id, base string) {
@@ -63,7 +63,7 @@ func (m *Member) FollowPeers(ctx context.Context, container string, b logstream.
 					delete(open, id)
 					dropped[id] = m.now()
 					mu.Unlock()
-				}(p.ID, p.URL)
+				}(p.NodeID, p.URL)
 			}
 			if !follow {
 				return

@@ -38,6 +38,40 @@ func TestCluster(t *testing.T) {
 	t.Run("Storage", func(t *testing.T) { testStorage(t, c) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, c) })
 	t.Run("Invalidation", func(t *testing.T) { testInvalidation(t, c) })
+	t.Run("ReadyzWithoutPostgres", func(t *testing.T) { testReadyzWithoutPostgres(t, c) })
+}
+
+// testReadyzWithoutPostgres: members that lost PostgreSQL fail /readyz
+// (HAProxy takes them out of the rotation) and pass it again once it is
+// back.
+func testReadyzWithoutPostgres(t *testing.T, c *Cluster) {
+	db := c.DSN[strings.LastIndex(c.DSN, "/")+1:]
+	db = db[:strings.IndexByte(db, '?')]
+	admin := strings.Replace(c.DSN, "/"+db+"?", "/postgres?", 1)
+	ctx := context.Background()
+	pgExec(ctx, t, admin, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS false")
+	pgExec(ctx, t, admin, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", db)
+	ready := func(want int) func() bool {
+		return func() bool {
+			for _, n := range c.Nodes {
+				if r, err := Get(n.URL()+"/readyz", ""); err != nil || r.Status != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	daemontest.WaitFor(t, "every member's /readyz failing without PostgreSQL", 10*time.Second, ready(503))
+	daemontest.WaitFor(t, "HAProxy answering 503 with no member in the rotation", 10*time.Second, func() bool {
+		r, err := Get(c.LB+"/api/run/aff00/count", "")
+		return err == nil && r.Status == 503
+	})
+	pgExec(ctx, t, admin, "ALTER DATABASE "+db+" ALLOW_CONNECTIONS true")
+	daemontest.WaitFor(t, "every member ready again with PostgreSQL back", 10*time.Second, ready(200))
+	daemontest.WaitFor(t, "HAProxy serving again", 10*time.Second, func() bool {
+		r, err := Get(c.LB+"/api/run/aff00/count", "")
+		return err == nil && r.Status == 200
+	})
 }
 
 // testAffinity: 60 containers × 5 calls through HAProxy: each container
