@@ -79,7 +79,7 @@ func isExec(p string) bool {
 
 // Start brings up PostgreSQL, three members and HAProxy; all of it is
 // stopped and removed when the test ends.
-func Start(t *testing.T, o Options) *Cluster {
+func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	daemontest.RequireRoot(t)
 	hp := Need(t, "haproxy")
@@ -126,7 +126,7 @@ func Start(t *testing.T, o Options) *Cluster {
 }
 
 // newNode lays out member id (not started).
-func (c *Cluster) newNode(t *testing.T, dir, id string, o Options) *Node {
+func (c *Cluster) newNode(t testing.TB, dir, id string, o Options) *Node {
 	suffix := daemontest.RandHex(3) + "-" + id
 	n := &Node{
 		ID:           id,
@@ -166,7 +166,7 @@ func (c *Cluster) newNode(t *testing.T, dir, id string, o Options) *Node {
 }
 
 // startHAProxy runs HAProxy in the foreground with the shipped config.
-func (c *Cluster) startHAProxy(t *testing.T, bin, bind string) {
+func (c *Cluster) startHAProxy(t testing.TB, bin, bind string) {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	cfg := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "cluster", "haproxy.cfg")
@@ -183,21 +183,25 @@ func (c *Cluster) startHAProxy(t *testing.T, bin, bind string) {
 	// Serving once every member is reachable through it (a request
 	// without a container key goes round-robin).
 	seen := map[string]bool{}
-	daemontest.WaitFor(t, "HAProxy routing to every member", 20*time.Second, func() bool {
+	deadline := time.Now().Add(sandboxtest.Scale(20 * time.Second))
+	for len(seen) < len(c.Nodes) {
 		select {
 		case <-c.hpDone:
 			t.Fatal("haproxy exited")
 		default:
 		}
-		if r, err := Get(c.LB+"/healthz", ""); err == nil && r.Status == 200 {
-			seen[r.Header.Get("X-Wt-Node")] = true
+		if time.Now().After(deadline) {
+			t.Fatalf("HAProxy did not route to every member within 20s (seen %v)", seen)
 		}
-		return len(seen) == len(c.Nodes)
-	})
+		if r, err := Get(c.LB+"/healthz", ""); err == nil && r.Status == 200 {
+			seen[r.Node()] = true
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
 }
 
 // stop ends HAProxy and the members.
-func (c *Cluster) stop(t *testing.T) {
+func (c *Cluster) stop(t testing.TB) {
 	if c.haproxy != nil {
 		_ = c.haproxy.Process.Signal(syscall.SIGTERM)
 		select {
