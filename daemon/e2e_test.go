@@ -26,14 +26,8 @@ func TestMain(m *testing.M) {
 // configuration from the environment, "READY <addr>" on stdout, then serve
 // until killed.
 func runChildDaemon() int {
-	cfg := daemon.DefaultConfig()
-	fs := newFlagSet()
-	cfg.RegisterFlags(fs)
-	if err := cfg.ParseFlags(fs, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := EnvConfig()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}

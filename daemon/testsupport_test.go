@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bufio"
-	"flag"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
-func newFlagSet() *flag.FlagSet { return flag.NewFlagSet("child", flag.ContinueOnError) }
 
 func slogToStderr() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
 

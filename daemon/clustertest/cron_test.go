@@ -34,18 +34,7 @@ func TestCronMinuteBoundaries(t *testing.T) {
 	}
 	second := first.Add(time.Minute)
 	results := func(tick time.Time) map[string]int {
-		out := map[string]int{}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		pgQuery(ctx, t, c.DSN, `SELECT name, count(*) FROM cron_results WHERE container = 'cronc' AND scheduled_at = $1 GROUP BY name`,
-			func(r pgx.Rows) error {
-				var name string
-				var n int
-				err := r.Scan(&name, &n)
-				out[name] = n
-				return err
-			}, tick.UnixNano())
-		return out
+		return countBy(t, c.DSN, `SELECT name, count(*) FROM cron_results WHERE container = 'cronc' AND scheduled_at = $1 GROUP BY name`, tick.UnixNano())
 	}
 	waitTick := func(tick time.Time) {
 		t.Helper()
@@ -54,17 +43,7 @@ func TestCronMinuteBoundaries(t *testing.T) {
 	}
 	waitTick(first)
 	// The member that claimed most of the first tick dies before the second.
-	claims := map[string]int{}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	pgQuery(ctx, t, c.DSN, `SELECT node, count(*) FROM cron_claims WHERE container = 'cronc' AND tick = $1 GROUP BY node`,
-		func(r pgx.Rows) error {
-			var node string
-			var n int
-			err := r.Scan(&node, &n)
-			claims[node] = n
-			return err
-		}, first.UnixNano())
-	cancel()
+	claims := countBy(t, c.DSN, `SELECT node, count(*) FROM cron_claims WHERE container = 'cronc' AND tick = $1 GROUP BY node`, first.UnixNano())
 	winner := ""
 	for node, n := range claims {
 		if winner == "" || n > claims[winner] {
@@ -89,4 +68,20 @@ func TestCronMinuteBoundaries(t *testing.T) {
 	if total != 2*jobs {
 		t.Errorf("%d results over the two ticks, want exactly %d", total, 2*jobs)
 	}
+}
+
+// countBy runs a query of (key, count) rows and returns them as a map.
+func countBy(t *testing.T, dsn, sql string, args ...any) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pgQuery(ctx, t, dsn, sql, func(r pgx.Rows) error {
+		var k string
+		var n int
+		err := r.Scan(&k, &n)
+		out[k] = n
+		return err
+	}, args...)
+	return out
 }

@@ -78,13 +78,20 @@ func Must(t testing.TB, want int, method, url, tok string, body any) Response {
 	return r
 }
 
-// pgExec runs one statement on dsn and returns the rows it affected.
-func pgExec(ctx context.Context, t testing.TB, dsn, sql string, args ...any) int64 {
+// pgConnect connects to dsn; the caller closes the connection.
+func pgConnect(ctx context.Context, t testing.TB, dsn string) *pgx.Conn {
 	t.Helper()
 	conn, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatalf("postgres: %v", err)
 	}
+	return conn
+}
+
+// pgExec runs one statement on dsn and returns the rows it affected.
+func pgExec(ctx context.Context, t testing.TB, dsn, sql string, args ...any) int64 {
+	t.Helper()
+	conn := pgConnect(ctx, t, dsn)
 	defer conn.Close(ctx)
 	tag, err := conn.Exec(ctx, sql, args...)
 	if err != nil {
@@ -96,10 +103,7 @@ func pgExec(ctx context.Context, t testing.TB, dsn, sql string, args ...any) int
 // pgQuery runs a query on dsn and scans each row with scan.
 func pgQuery(ctx context.Context, t testing.TB, dsn, sql string, scan func(pgx.Rows) error, args ...any) {
 	t.Helper()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("postgres: %v", err)
-	}
+	conn := pgConnect(ctx, t, dsn)
 	defer conn.Close(ctx)
 	rows, err := conn.Query(ctx, sql, args...)
 	if err != nil {

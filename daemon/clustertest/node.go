@@ -3,7 +3,6 @@ package clustertest
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,14 +33,8 @@ var Child = daemontest.Child{Env: ChildEnv, Run: ServeChild}
 // ServeChild runs a daemon configured by the WEBTASKD_* environment, prints
 // "READY <addr>" on stdout once it serves, and closes it on SIGTERM.
 func ServeChild() int {
-	cfg := daemon.DefaultConfig()
-	fs := flag.NewFlagSet("member", flag.ContinueOnError)
-	cfg.RegisterFlags(fs)
-	if err := cfg.ParseFlags(fs, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 2
-	}
-	if err := cfg.Validate(); err != nil {
+	cfg, err := daemontest.EnvConfig()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}

@@ -1,12 +1,26 @@
 package daemontest
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"testing"
 
+	"github.com/webtaskd/webtaskd/daemon"
 	"github.com/webtaskd/webtaskd/sandbox"
 )
+
+// EnvConfig is the validated configuration of a child daemon: the defaults
+// and the WEBTASKD_* environment (as webtaskd serve reads it, no flags).
+func EnvConfig() (daemon.Config, error) {
+	cfg := daemon.DefaultConfig()
+	fs := flag.NewFlagSet("child", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := cfg.ParseFlags(fs, nil); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
 
 // Child is a role the test binary plays when re-executed by a test: when
 // the environment variable Env is "1", RunTests runs Run instead of the tests
