@@ -15,7 +15,6 @@ import (
 	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
-
 func slogToStderr() *slog.Logger { return slog.New(slog.NewTextHandler(os.Stderr, nil)) }
 
 // callJSON sends one request (as env.Call), requires 200 and decodes the
