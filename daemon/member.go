@@ -93,7 +93,10 @@ func (d *Daemon) feedHandlers() cluster.Handlers {
 		Connected: func(up bool) { ss.CheckRevocationsInDB(!up) },
 		Resync: func(ctx context.Context) error {
 			ss.InvalidateAll()
-			return errors.Join(ss.ReloadRevocations(ctx), ss.ReloadKeys(ctx), d.cron.Reload(ctx))
+			if err := errors.Join(ss.ReloadRevocations(ctx), ss.ReloadKeys(ctx)); err != nil {
+				return err
+			}
+			return errors.Join(d.ensureMasterToken(), d.cron.Reload(ctx))
 		},
 	}
 }

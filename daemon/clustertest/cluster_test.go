@@ -244,6 +244,14 @@ func testStorage(t *testing.T, c *Cluster) {
 func testLogs(t *testing.T, c *Cluster) {
 	a, b := c.Node("a"), c.Node("b")
 	const lines = 100
+	// The peer route: never through the load balancer; on a member, only
+	// with the peer credential.
+	if r, err := Get(c.LB+"/api/cluster/logs/logs", c.Master); err != nil || r.Status != 404 {
+		t.Fatalf("the peer route through HAProxy: %v %d, want 404", err, r.Status)
+	}
+	if r, err := Get(a.URL()+"/api/cluster/logs/logs?follow=0", c.Master); err != nil || r.Status != 401 {
+		t.Fatalf("the peer route with the master token: %v %d, want 401", err, r.Status)
+	}
 	Must(t, 200, "PUT", a.URL()+"/api/webtask/logs/talk", c.Master, map[string]any{
 		"code": `module.exports = function (ctx, cb) { for (let i = 0; i < 100; i++) console.log('line ' + i); cb(null, 'ok'); };`,
 	})
