@@ -28,22 +28,25 @@ func counter(version int) string {
 }
 
 // TestCluster runs the scenarios that share one cluster, one after the
-// other: affinity, revocation, storage, logs, invalidation (issue 12:
-// 1, 4, 5, 6, 7).
+// other: affinity, revocation, storage, logs, invalidation, PostgreSQL
+// lost, and cron on real minute boundaries, whose jobs are created first
+// so that its waiting overlaps the others (issue 12: 1, 3, 4, 5, 6, 7).
 func TestCluster(t *testing.T) {
 	t.Parallel()
 	c := Start(t, Options{})
+	cron := startCron(t, c)
 	t.Run("Affinity", func(t *testing.T) { testAffinity(t, c) })
 	t.Run("Revocation", func(t *testing.T) { testRevocation(t, c) })
 	t.Run("Storage", func(t *testing.T) { testStorage(t, c) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, c) })
 	t.Run("Invalidation", func(t *testing.T) { testInvalidation(t, c) })
+	t.Run("CronMinuteBoundaries", cron.finish) // it kills a member
 	t.Run("ReadyzWithoutPostgres", func(t *testing.T) { testReadyzWithoutPostgres(t, c) })
 }
 
 // testReadyzWithoutPostgres: members that lost PostgreSQL fail /readyz
 // (HAProxy takes them out of the rotation) and pass it again once it is
-// back.
+// back (the members still running).
 func testReadyzWithoutPostgres(t *testing.T, c *Cluster) {
 	db := c.DSN[strings.LastIndex(c.DSN, "/")+1:]
 	db = db[:strings.IndexByte(db, '?')]
@@ -54,6 +57,9 @@ func testReadyzWithoutPostgres(t *testing.T, c *Cluster) {
 	ready := func(want int) func() bool {
 		return func() bool {
 			for _, n := range c.Nodes {
+				if !n.Running() {
+					continue
+				}
 				if r, err := Get(n.URL()+"/readyz", ""); err != nil || r.Status != want {
 					return false
 				}

@@ -129,6 +129,13 @@ func (n *Node) start(t testing.TB) {
 	n.mu.Unlock()
 }
 
+// Running reports whether the member process runs (not killed).
+func (n *Node) Running() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd != nil
+}
+
 // Signal sends sig to the member process (SIGKILL, SIGSTOP, SIGCONT).
 func (n *Node) Signal(t testing.TB, sig syscall.Signal) {
 	t.Helper()
