@@ -55,6 +55,13 @@ func (s *cronScenario) finish(t *testing.T) {
 			time.Until(tick)+45*time.Second, func() bool { return len(results(tick)) == cronJobs })
 	}
 	waitTick(first)
+	// The claimers ran the jobs through HAProxy: all on the container's
+	// home member, wherever they were claimed.
+	servedBy := countBy(t, c.DSN, `SELECT (headers::jsonb)->>'x-wt-node', count(*) FROM cron_results
+		WHERE container = 'cronc' AND scheduled_at = $1 GROUP BY 1`, first.UnixNano())
+	if len(servedBy) != 1 {
+		t.Errorf("the runs of one container's jobs were served by %v, want one member (its home, through --cluster-url)", servedBy)
+	}
 	claims := countBy(t, c.DSN, `SELECT node, count(*) FROM cron_claims WHERE container = 'cronc' AND tick = $1 GROUP BY node`, first.UnixNano())
 	winner := ""
 	for node, n := range claims {
@@ -62,7 +69,7 @@ func (s *cronScenario) finish(t *testing.T) {
 			winner = node
 		}
 	}
-	t.Logf("claims of the tick at %s per member: %v; killing %s", first.Format(time.TimeOnly), claims, winner)
+	t.Logf("claims of the tick at %s per member: %v, runs served by %v; killing %s", first.Format(time.TimeOnly), claims, servedBy, winner)
 	if time.Until(second) < time.Second {
 		t.Fatalf("the first tick's results came too late to kill its winner before the second tick")
 	}
