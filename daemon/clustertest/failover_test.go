@@ -122,10 +122,17 @@ func TestFailover(t *testing.T) {
 		breakIt()
 		failedAt := time.Now()
 		bound := sandboxtest.Scale(failoverBound)
-		deadline := failedAt.Add(bound + 3*time.Second)
-		for time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond) // the load's window, not synchronisation
-		}
+		// The load runs until every container has two requests sent after
+		// the bound and answered (slow answers on a loaded machine are not
+		// failures; bounded).
+		daemontest.WaitFor(t, what+": two requests of every container sent after the bound and answered", 60*time.Second, func() bool {
+			for _, ct := range containers {
+				if len(l.since(ct, failedAt.Add(bound))) < 2 {
+					return false
+				}
+			}
+			return true
+		})
 		var worst time.Duration // until a victim's container was served again
 		for _, ct := range byNode[victim] {
 			for _, s := range l.since(ct, failedAt) {
@@ -137,11 +144,7 @@ func TestFailover(t *testing.T) {
 		}
 		t.Logf("%s of %s: its containers served again within %s", what, victim, worst.Round(time.Millisecond))
 		for _, ct := range containers {
-			after := l.since(ct, failedAt.Add(bound))
-			if len(after) == 0 {
-				t.Errorf("%s: container %s: no request sent from %s after the failure on (one before hung)", what, ct, bound)
-			}
-			for _, s := range after {
+			for _, s := range l.since(ct, failedAt.Add(bound)) {
 				if s.err != nil {
 					t.Errorf("%s: container %s: request sent %s after the failure failed: %v", what, ct, s.sent.Sub(failedAt).Round(time.Millisecond), s.err)
 				}
@@ -159,7 +162,7 @@ func TestFailover(t *testing.T) {
 		repair()
 		// Back home: each of the victim's containers served by it again.
 		back := time.Now()
-		daemontest.WaitFor(t, what+": the containers of "+victim+" back home", 15*time.Second, func() bool {
+		daemontest.WaitFor(t, what+": the containers of "+victim+" back home", 30*time.Second, func() bool {
 			for _, ct := range byNode[victim] {
 				s := l.since(ct, time.Now().Add(-200*time.Millisecond))
 				if len(s) == 0 || s[len(s)-1].node != victim {
