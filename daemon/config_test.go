@@ -232,3 +232,38 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterFlags: the cluster flags parse from the command line and the
+// environment, are checked once (a postgres store needs a key-encryption
+// key file), and the node id defaults to the host name.
+func TestClusterFlags(t *testing.T) {
+	kek := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(kek, make([]byte, 32), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("WEBTASKD_KEY_ENCRYPTION_KEY_FILE", kek)
+	cfg, err := parse(t, "--store", "postgres://u:pw@db:5432/w", "--node-id", "web1", "--cluster-url", "http://lb:8720")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	c := cfg.Cluster
+	if !c.Shared() || c.NodeID != "web1" || c.KEKFile != kek || len(c.KEK) != 32 || c.AdvertiseURL != "http://127.0.0.1:8721" || c.ClusterURL != "http://lb:8720" {
+		t.Fatalf("cluster config %+v", c)
+	}
+
+	t.Setenv("WEBTASKD_KEY_ENCRYPTION_KEY_FILE", "")
+	cfg, _ = parse(t, "--store", "postgres://u:pw@db:5432/w")
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "--key-encryption-key-file") || strings.Contains(err.Error(), "pw@") {
+		t.Fatalf("postgres without a key file: %v", err)
+	}
+	cfg, _ = parse(t)
+	if err := cfg.Validate(); err != nil || cfg.Cluster.Shared() {
+		t.Fatalf("the default is the single-host store: %v", err)
+	}
+	if host, _ := os.Hostname(); cfg.Cluster.NodeID != host {
+		t.Fatalf("node id %q, want the host name %q", cfg.Cluster.NodeID, host)
+	}
+}
