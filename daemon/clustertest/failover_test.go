@@ -1,8 +1,10 @@
 package clustertest
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,6 +19,8 @@ const (
 	// failoverBound: a failed member's containers are served again this
 	// long after it failed, and no request sent later fails.
 	failoverBound = 3 * time.Second
+	// failoverPool is each member's pool in the failover test.
+	failoverPool = 6
 )
 
 // sample is one request of the load.
@@ -91,9 +95,10 @@ func (l *load) since(ct string, t time.Time) []sample {
 // SIGCONT) its containers go home (issue 12, scenario 2).
 func TestFailover(t *testing.T) {
 	t.Parallel()
-	// A pool on every member, as in production (default 2): the containers
-	// that move start on pre-booted sandboxes rather than cold.
-	c := Start(t, Options{Env: []string{"WEBTASKD_POOL_SIZE=4"}})
+	// A pool on every member, as in production (default 2), large enough
+	// for the containers that move: they start on pre-booted sandboxes, not
+	// cold (a cold boot on a loaded 2-core machine takes seconds).
+	c := Start(t, Options{Env: []string{"WEBTASKD_POOL_SIZE=" + strconv.Itoa(failoverPool)}})
 	const n = 24
 	var containers []string
 	home := map[string]string{}
@@ -118,6 +123,7 @@ func TestFailover(t *testing.T) {
 
 	fail := func(what, victim string, breakIt, repair func()) {
 		t.Helper()
+		waitPools(t, c)
 		begin := time.Now()
 		breakIt()
 		failedAt := time.Now()
@@ -143,6 +149,9 @@ func TestFailover(t *testing.T) {
 			}
 		}
 		t.Logf("%s of %s: its containers served again within %s", what, victim, worst.Round(time.Millisecond))
+		if worst > bound {
+			t.Errorf("%s of %s: a container of it was served again only %s after the failure, want within %s", what, victim, worst.Round(time.Millisecond), bound)
+		}
 		for _, ct := range containers {
 			for _, s := range l.since(ct, failedAt.Add(bound)) {
 				if s.err != nil {
@@ -185,4 +194,27 @@ func TestFailover(t *testing.T) {
 	// SIGSTOP another (a hung member: connections accepted, never answered).
 	hung := c.Node(ids[1])
 	fail("SIGSTOP", hung.ID, func() { hung.Signal(t, syscall.SIGSTOP) }, func() { hung.Signal(t, syscall.SIGCONT) })
+}
+
+// waitPools waits (bounded) until every running member's pool is full.
+func waitPools(t *testing.T, c *Cluster) {
+	t.Helper()
+	daemontest.WaitFor(t, "every member's pool full", 60*time.Second, func() bool {
+		for _, n := range c.Nodes {
+			if !n.Running() {
+				continue
+			}
+			r, err := Get(n.URL()+"/api/admin/status", c.Master)
+			var st struct {
+				Fleet struct {
+					PoolReady  int `json:"pool_ready"`
+					PoolTarget int `json:"pool_target"`
+				} `json:"fleet"`
+			}
+			if err != nil || r.Status != 200 || json.Unmarshal(r.Body, &st) != nil || st.Fleet.PoolReady < st.Fleet.PoolTarget {
+				return false
+			}
+		}
+		return true
+	})
 }
