@@ -40,8 +40,24 @@ func TestCluster(t *testing.T) {
 	t.Run("Storage", func(t *testing.T) { testStorage(t, c) })
 	t.Run("Logs", func(t *testing.T) { testLogs(t, c) })
 	t.Run("Invalidation", func(t *testing.T) { testInvalidation(t, c) })
+	t.Run("BackupRefused", func(t *testing.T) { testBackupRefused(t, c) })
 	t.Run("CronMinuteBoundaries", cron.finish) // it kills a member
 	t.Run("ReadyzWithoutPostgres", func(t *testing.T) { testReadyzWithoutPostgres(t, c) })
+}
+
+// testBackupRefused: a cluster member refuses wtctl backup's request and
+// names what to do instead, rather than producing a partial archive
+// (issue 12, scenario 10).
+func testBackupRefused(t *testing.T, c *Cluster) {
+	for _, n := range c.Nodes {
+		r := Must(t, 400, "POST", n.URL()+"/api/admin/backup", c.Master, map[string]any{"passphrase": "a long enough passphrase"})
+		if !strings.Contains(string(r.Body), "pg_dump") || !strings.Contains(string(r.Body), "key-encryption key file") {
+			t.Fatalf("member %s: backup refusal %s: want pg_dump and the key-encryption key file named", n.ID, r.Body)
+		}
+		if r.Header.Get("Content-Type") == "application/octet-stream" {
+			t.Fatalf("member %s answered an archive", n.ID)
+		}
+	}
 }
 
 // testReadyzWithoutPostgres: members that lost PostgreSQL fail /readyz
