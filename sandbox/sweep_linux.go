@@ -124,6 +124,18 @@ func CgroupChildren(parent string) ([]string, error) {
 	return out, nil
 }
 
+// Purge is Sweep followed by the removal of the parent cgroup itself, in
+// every hierarchy, and of stateDir: for a fleet that is gone for good (a
+// test's daemon that was killed, an uninstall). Nothing of the parent may
+// be in use: a running daemon's sandboxes are killed.
+func Purge(stateDir, cgroupParent string, log *slog.Logger) error {
+	err := Sweep(stateDir, cgroupParent, log)
+	if err == nil {
+		err = removeCgroup(cgroupParent)
+	}
+	return errors.Join(err, os.RemoveAll(stateDir))
+}
+
 // sweepCgroups empties and removes every child cgroup of parent, in every
 // hierarchy (the cgroup2 mount of a hybrid host included): first every
 // process below parent is killed, then each child is emptied and removed.

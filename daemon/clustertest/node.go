@@ -186,10 +186,9 @@ func (n *Node) stop(t testing.TB) {
 			<-n.done
 		}
 	}
-	if err := sandbox.Sweep(n.StateDir, n.CgroupParent, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Errorf("sweeping member %s: %v", n.ID, err)
+	if err := sandbox.Purge(n.StateDir, n.CgroupParent, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Errorf("purging member %s: %v", n.ID, err)
 	}
-	os.RemoveAll(n.StateDir)
 }
 
 // LogTail is the end of the member's log (for failure messages).

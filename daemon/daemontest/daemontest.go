@@ -69,7 +69,13 @@ func Config(t testing.TB) daemon.Config {
 	// A test's steps between two calls take longer when scaled: an idle
 	// sandbox must not freeze sooner than they assume.
 	cfg.Sandbox.FreezeAfter = sandboxtest.Scale(cfg.Sandbox.FreezeAfter)
-	t.Cleanup(func() { os.RemoveAll(cfg.Sandbox.StateDir) })
+	// After the daemon's own Close (cleanups run last first): what a
+	// daemon killed by the test left, down to its parent cgroup.
+	t.Cleanup(func() {
+		if err := sandbox.Purge(cfg.Sandbox.StateDir, cfg.Sandbox.CgroupParent, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			t.Errorf("purging the daemon's sandboxes: %v", err)
+		}
+	})
 	return cfg
 }
 
