@@ -9,6 +9,10 @@ export PATH="$PATH:/usr/local/go/bin"
 NODE=$(command -v node || command -v nodejs)
 GO=${GO:-go}
 
+# The machine's load when the run began: these are same-run ratios, but a
+# busy machine still moves them.
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # Sizes (environment overrides): alternating rounds and calls per round.
 ROUNDS=${BENCH_ROUNDS:-5}
 CALLS=${BENCH_CALLS:-2000}
@@ -109,7 +113,7 @@ start_daemon mem 18723 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --ma
 bin/loadgen memory -url http://127.0.0.1:18723 -data "$WORK/mem" -k "$WARM_CONTAINERS" >"$WORK/memory.json"
 
 TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json" -burst "$WORK/burst.json")
-MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup)"
+MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup), load average at start $LOAD_START"
 echo
 echo "Machine: $MACHINE"
 echo

@@ -588,9 +588,9 @@ func report(args []string) error {
 	fmt.Printf("| first response, burst of %d never-seen containers one every %d ms, default flags (p50 / p99, max) | %.1f / %.1f ms (max %.1f) | - | - | p50 <= 3 ms, p99 <= 10 ms | %s |\n",
 		b.Containers, b.GapMS, b.All.P50, b.All.P99, b.MaxMS, ok(b.All.P50 <= 3 && b.All.P99 <= 10))
 	r = f.Nopool.P50 / f.NodeSpawn.P50
-	fmt.Printf("| first response, pool empty vs spawning bare node | %.1f ms (p90 %.1f) | %.1f ms (p90 %.1f) | %.2fx | <= 1.3x | %s |\n", f.Nopool.P50, f.Nopool.P90, f.NodeSpawn.P50, f.NodeSpawn.P90, r, ok(r <= 1.3))
-	fmt.Printf("| memory charged per idle warm sandbox (cgroup, p50 / max of %d) | %.1f / %.1f MiB | - | - | <= 16 MiB | %s |\n", m.Sandboxes, m.P50, m.Max, ok(m.P50 <= 16))
-	fmt.Printf("| warm containers in 4 GiB (parent cgroup %.0f MiB / %d = %.1f MiB each) | %d | - | - | >= 200 | %s |\n", m.Fleet, m.Sandboxes, m.PerFleet, m.Fit, ok(m.Fit >= 200))
+	fmt.Printf("| first response, pool empty vs spawning bare node | %.1f ms (p90 %.1f) | %.1f ms (p90 %.1f) | %.2fx | <= 0.5x | %s |\n", f.Nopool.P50, f.Nopool.P90, f.NodeSpawn.P50, f.NodeSpawn.P90, r, ok(r <= 0.5))
+	fmt.Printf("| memory charged per idle warm sandbox (cgroup, p50 / max of %d) | %.1f / %.1f MiB | - | - | <= 5 MiB | %s |\n", m.Sandboxes, m.P50, m.Max, ok(m.P50 <= 5))
+	fmt.Printf("| warm containers in 4 GiB (parent cgroup %.0f MiB / %d = %.1f MiB each) | %d | - | - | >= 800 | %s |\n", m.Fleet, m.Sandboxes, m.PerFleet, m.Fit, ok(m.Fit >= 800))
 	fmt.Printf("\nSamples: warm latency %d calls per system (alternating rounds); first response %d per kind (alternating). "+
 		"%d sandboxes started under a 4 GiB budget: %d answered warm afterwards, %d OOM kills; states after idling %v.\n",
 		wt.Latency.N, f.Pool.N, m.Sandboxes, m.StillWarm, m.OOMs, m.States)
