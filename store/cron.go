@@ -105,7 +105,7 @@ func (s *Store) PutCronJob(ctx context.Context, j *CronJob) (_ *CronJob, err err
 	if err != nil {
 		return nil, fmt.Errorf("store: put cron job %s/%s: quotas: %w", j.Container, j.Name, err)
 	}
-	if err := checkCountQuota(ctx, tx, "cron_jobs", "cron jobs", j.Container, j.Name, quotas.MaxCronJobs); err != nil {
+	if err := checkCountQuota(ctx, s.db.d, tx, "cron_jobs", "cron jobs", j.Container, j.Name, quotas.MaxCronJobs); err != nil {
 		return nil, err
 	}
 	now := s.now().UTC().UnixNano()

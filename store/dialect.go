@@ -36,6 +36,14 @@ type dialect interface {
 	// placeholders (channel, payload) run inside write transactions;
 	// "" when there is none.
 	notify() string
+	// quotaLock, when writers of other processes share the database, is
+	// a statement with two placeholders (a lock class, a container) run
+	// as its own statement in a quota-checked write's transaction before
+	// the check: it serialises the writes checking that class's quota of
+	// that container until their transactions end, and the check's read
+	// then sees what the previous holder committed. "" when writes are
+	// serialised already (SQLite: BEGIN IMMEDIATE).
+	quotaLock() string
 }
 
 type sqliteDialect struct{}
@@ -45,6 +53,7 @@ func (sqliteDialect) rebind(q string) string      { return q }
 func (sqliteDialect) textBytes(col string) string { return "length(CAST(" + col + " AS BLOB))" }
 func (sqliteDialect) noLimit() any                { return -1 }
 func (sqliteDialect) notify() string              { return "" }
+func (sqliteDialect) quotaLock() string           { return "" }
 func (sqliteDialect) metaHas(table string) string {
 	return "EXISTS (SELECT 1 FROM json_each(" + table + ".meta) AS m WHERE m.key = ? AND m.type = 'text' AND m.value = ?)"
 }
@@ -56,6 +65,13 @@ func (postgresDialect) name() string                { return "postgres" }
 func (postgresDialect) textBytes(col string) string { return "octet_length(" + col + ")" }
 func (postgresDialect) noLimit() any                { return nil } // LIMIT NULL: no limit
 func (postgresDialect) notify() string              { return "SELECT pg_notify(?, ?)" }
+
+// The two-int4 form: its key space never meets the one-bigint form's
+// (migrationLockKey); hashtext collisions only serialise more. Released
+// at commit or rollback (or when the connection dies).
+func (postgresDialect) quotaLock() string {
+	return "SELECT pg_advisory_xact_lock(?::int4, hashtext(?::text))"
+}
 func (postgresDialect) metaHas(table string) string {
 	// to_jsonb of a text is a JSON string: equal only to a string value.
 	return "(" + table + ".meta::jsonb -> ?::text) = to_jsonb(?::text)"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
 	"github.com/webtaskd/webtaskd/api/types"
@@ -12,9 +13,38 @@ import (
 // Quotas bound what one container may store (types.Quotas): the daemon's
 // defaults (Options.Quotas, zero: unlimited) and a container's overrides
 // (its limits, zero: the daemon's). They are checked inside the write's
-// transaction (or under the store's write lock), so concurrent writes
-// cannot overrun them, and a refused write stores nothing.
+// transaction, so a refused write stores nothing, and concurrent writes
+// cannot overrun them: on SQLite write transactions are exclusive; on
+// PostgreSQL, where READ COMMITTED lets two daemons' checks pass at once,
+// a write under a quota first takes the transaction-scoped advisory lock
+// of that quota and container (lockQuota; no lock when there is no quota).
 type Quotas = types.Quotas
+
+// Advisory lock classes (dialect.quotaLock), one per quota: a write holds
+// at most one, so quota-checked writes of different kinds cannot deadlock
+// (PutData takes its quota lock while holding the webtask's row lock,
+// which a PutWebtask holding the webtasks lock may wait for).
+const (
+	quotaLockWebtasks int32 = 0x77740001 + iota
+	quotaLockCronJobs
+	quotaLockStorage
+)
+
+// quotaLockClass is the lock class of the count quota of table.
+var quotaLockClass = map[string]int32{"webtasks": quotaLockWebtasks, "cron_jobs": quotaLockCronJobs}
+
+// lockQuota takes the dialect's quota lock of class for container, if
+// any, until q's transaction ends.
+func lockQuota(ctx context.Context, d dialect, q querier, class int32, container string) error {
+	stmt := d.quotaLock()
+	if stmt == "" {
+		return nil
+	}
+	if _, err := q.ExecContext(ctx, stmt, class, container); err != nil {
+		return fmt.Errorf("store: quota lock of %s: %w", container, err)
+	}
+	return nil
+}
 
 // ErrQuota is the kind of a write refused by a quota (HTTP 403, saying
 // which quota).
@@ -23,9 +53,12 @@ var ErrQuota = errdefs.ErrDenied
 // checkCountQuota refuses a new row name in container when table already
 // holds max rows of container (max 0: no quota; an existing row is
 // replaced, never refused).
-func checkCountQuota(ctx context.Context, q querier, table, what, container, name string, max int) error {
+func checkCountQuota(ctx context.Context, d dialect, q querier, table, what, container, name string, max int) error {
 	if max <= 0 {
 		return nil
+	}
+	if err := lockQuota(ctx, d, q, quotaLockClass[table], container); err != nil {
+		return err
 	}
 	var n int
 	var exists bool
@@ -44,6 +77,9 @@ func checkCountQuota(ctx context.Context, q querier, table, what, container, nam
 func checkStorageQuota(ctx context.Context, d dialect, q querier, container, name, doc string, max int64) error {
 	if max <= 0 || doc == "null" {
 		return nil
+	}
+	if err := lockQuota(ctx, d, q, quotaLockStorage, container); err != nil {
+		return err
 	}
 	var others int64
 	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(`+d.textBytes("data")+`), 0) FROM webtask_data

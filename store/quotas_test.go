@@ -3,6 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/webtaskd/webtaskd/api/errdefs"
@@ -97,5 +100,117 @@ func testQuotaOverrides(t *testing.T) {
 	}
 	if _, err := s.PutWebtask(ctx, sample("big", "d")); !errors.Is(err, ErrQuota) {
 		t.Fatalf("without overrides big is at the daemon's quota: %v", err)
+	}
+}
+
+// TestQuotasExactAcrossStores: goroutines of two stores on one database
+// (two daemons of a cluster) race to create distinct webtasks, cron jobs
+// and storage documents in containers whose quotas allow n of each:
+// exactly n of each are stored, and every other write is refused with the
+// quota error. Each race runs in several fresh containers (a lost race
+// needs two writes at the quota's edge at once).
+func TestQuotasExactAcrossStores(t *testing.T) { bothDialects(t, testQuotasExactAcrossStores) }
+
+func testQuotasExactAcrossStores(t *testing.T) {
+	const n, perStore, rounds = 2, 4, 8
+	const doc = `{"x":"0123456789"}` // 18 bytes
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.open(t)
+	defer a.Close()
+	b := e.open(t)
+	defer b.Close()
+	names := make([]string, 2*perStore)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%d", i)
+	}
+	writes := []struct {
+		what   string
+		quotas Quotas
+		// write stores name in container c through s.
+		write func(s *Store, c, name string) error
+		// stored counts what c holds.
+		stored func(c string) int
+	}{
+		{"webtasks", Quotas{MaxWebtasks: n}, func(s *Store, c, name string) error {
+			_, err := s.PutWebtask(ctx, sample(c, name))
+			return err
+		}, func(c string) int {
+			ws, err := a.ListWebtasks(ctx, ListOptions{Container: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(ws)
+		}},
+		{"cron jobs", Quotas{MaxCronJobs: n}, func(s *Store, c, name string) error {
+			_, err := s.PutCronJob(ctx, &CronJob{Container: c, Name: name, Schedule: "* * * * *", TZ: "UTC", State: CronActive})
+			return err
+		}, func(c string) int {
+			js, err := a.ListCronJobs(ctx, CronListOptions{Container: c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(js)
+		}},
+		{"documents", Quotas{MaxStorageBytes: n * int64(len(doc))}, func(s *Store, c, name string) error {
+			_, err := s.PutData(ctx, c, name, doc, PutDataOptions{Force: true})
+			return err
+		}, func(c string) int {
+			stored := 0
+			for _, name := range names {
+				d, err := a.GetData(ctx, c, name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Doc != "" {
+					stored++
+				}
+			}
+			return stored
+		}},
+	}
+	for wi, w := range writes {
+		for r := 0; r < rounds; r++ {
+			c := fmt.Sprintf("q%d-%d", wi, r)
+			if _, err := a.PutLimits(ctx, ContainerLimits{Container: c, Quotas: w.quotas}); err != nil {
+				t.Fatal(err)
+			}
+			if w.quotas.MaxWebtasks == 0 {
+				// The cron jobs and documents belong to webtasks.
+				for _, name := range names {
+					if _, err := a.PutWebtask(ctx, sample(c, name)); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			var wg sync.WaitGroup
+			var ok, refused atomic.Int32
+			start := make(chan struct{})
+			for i, name := range names {
+				s := []*Store{a, b}[i%2]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					err := w.write(s, c, name)
+					switch {
+					case err == nil:
+						ok.Add(1)
+					case errors.Is(err, ErrQuota):
+						refused.Add(1)
+					default:
+						t.Errorf("%s in %s: %v", w.what, c, err)
+					}
+				}()
+			}
+			close(start)
+			wg.Wait()
+			if ok.Load() != n || refused.Load() != int32(len(names)-n) {
+				t.Errorf("%s in %s: %d written and %d refused, want %d and %d", w.what, c, ok.Load(), refused.Load(), n, len(names)-n)
+			}
+			if got := w.stored(c); got != n {
+				t.Errorf("%s in %s: %d stored, want the quota's %d", w.what, c, got, n)
+			}
+		}
 	}
 }

@@ -116,13 +116,14 @@ func (s *Store) PutWebtask(ctx context.Context, w *Webtask) (_ *Webtask, err err
 	now := s.now().UTC()
 	var createdNS int64
 	// Quotas are checked in the write's transaction (under writeMu: no
-	// other write of this process runs until the insert).
+	// other write of this process runs until the insert; other daemons':
+	// checkCountQuota's lock).
 	err = s.inTx(ctx, func(tx *txn) error {
 		quotas, err := s.quotasOf(ctx, tx, out.Container)
 		if err != nil {
 			return fmt.Errorf("store: put %s/%s: quotas: %w", out.Container, out.Name, err)
 		}
-		if err := checkCountQuota(ctx, tx, "webtasks", "webtasks", out.Container, out.Name, quotas.MaxWebtasks); err != nil {
+		if err := checkCountQuota(ctx, s.db.d, tx, "webtasks", "webtasks", out.Container, out.Name, quotas.MaxWebtasks); err != nil {
 			return err
 		}
 		createdNS, err = queryOneInt64(ctx, tx, `INSERT INTO webtasks
