@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,39 +19,22 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/webtaskd/webtaskd/daemon/daemontest"
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 func TestMain(m *testing.M) { daemontest.RunTests(m, "editor browser") }
 
-// chromiumPath finds Debian's chromium (make deps installs it). Missing, it
-// fails the test in CI (CI=true) and skips it loudly elsewhere.
+// chromiumPath finds Debian's chromium (make deps installs it).
 func chromiumPath(t testing.TB) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (make deps installs it): the editor's browser tests cannot run")
-	}
-	t.Skip("SKIPPED: chromium is not installed (make deps installs it); in CI this fails")
-	return ""
+	return sandboxtest.NeedTool(t, "chromium", "chromium-browser")
 }
 
 // npmPath finds the host's npm (make deps installs it), which the daemon
-// runs to provision the dependency scenario's module. Missing, it fails
-// the test in CI (CI=true) and skips it loudly elsewhere.
+// runs to provision the dependency scenario's module.
 func npmPath(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("npm"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("npm is not installed (make deps installs it): the editor's dependency scenario cannot run")
-	}
-	t.Skip("SKIPPED: npm is not installed (make deps installs it); in CI this fails")
-	return ""
+	return sandboxtest.NeedTool(t, "npm")
 }
 
 // browser is one fresh headless chromium (own user data dir) and what it

@@ -11,7 +11,6 @@ package clustertest
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -52,37 +51,12 @@ type Cluster struct {
 // NodeIDs of the three members: HAProxy's servers a, b and c.
 var NodeIDs = []string{"a", "b", "c"}
 
-// Need fails (CI=true) or skips loudly the test when name is not on PATH.
-func Need(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin"} {
-		if c := filepath.Join(dir, name); isExec(c) {
-			return c
-		}
-	}
-	msg := fmt.Sprintf("%s not found: install it (scripts/install-deps.sh, make deps)", name)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + " (CI=true: failing, not skipping)")
-	}
-	t.Skip("SKIP (LOUD): " + msg)
-	return ""
-}
-
-func isExec(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
 // Start brings up PostgreSQL, three members and HAProxy; all of it is
 // stopped and removed when the test ends.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
 	daemontest.RequireRoot(t)
-	hp := Need(t, "haproxy")
+	hp := sandboxtest.NeedTool(t, "haproxy")
 	c := &Cluster{PG: pgtest.Start(t)}
 	c.DSN = c.PG.NewDatabase(t)
 	dir := t.TempDir()
