@@ -61,6 +61,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&s.PoolSize, "pool-size", s.PoolSize, "pre-booted generic sandboxes kept ready for never-seen containers at rest; the pool grows above it with their rate (0 disables)")
 	fs.IntVar(&s.MaxSandboxes, "max-sandboxes", s.MaxSandboxes, "sandboxes assigned to containers at most; more evicts the least recently used idle one (0: no cap)")
 	fs.Var(byteSize{&s.MemoryBudgetBytes}, "memory-budget", "memory limit of the parent cgroup of all sandboxes, a `size` with a unit, e.g. 4GiB (0: none)")
+	fs.BoolVar(&s.SharePages, "share-pages", s.SharePages, "let the kernel merge identical memory pages of sandboxes (KSM, Linux 6.4+): less memory per idle sandbox, less isolation (docs/SECURITY.md)")
 	fs.DurationVar(&s.FreezeAfter, "freeze-after", s.FreezeAfter, "freeze a sandbox idle this long, thaw it on the next call (0: never)")
 	fs.IntVar(&s.MaxConcurrency, "max-concurrency", s.MaxConcurrency, "default concurrent calls per container; more queue")
 	fs.DurationVar(&s.QueueTimeout, "queue-timeout", s.QueueTimeout, "how long a queued call waits for a slot before 429")

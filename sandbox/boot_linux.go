@@ -47,6 +47,13 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	if log == nil {
 		log = slog.Default()
 	}
+	if h.v8Seed != 0 {
+		release, err := h.awaitRoom(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
 	spec := SpecOptions{ID: id, CgroupParent: h.cgroupParent, Layout: h.layout, Limits: o.Limits, Rlimits: h.rlimits}
 	cfg, err := BuildConfig(spec)
 	if err != nil {
@@ -111,11 +118,10 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	heapMB := max(o.Limits.MemoryMB*3/4, 16)
 	layout := h.layout
 	proc := &libcontainer.Process{
-		Args: []string{
+		Args: append(append([]string{
 			layout.InitPath, "--", layout.NodePath,
 			"--max-old-space-size=" + strconv.Itoa(heapMB),
-			layout.AgentPath,
-		},
+		}, seedArgs(h.v8Seed)...), layout.AgentPath),
 		Env: []string{
 			"PATH=/usr/bin:/bin",
 			"NODE_PATH=" + rootfs.SandboxModulesPath,
@@ -188,6 +194,12 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	}
 	// The agent answered: node runs, and is tini's only child yet.
 	s.nodePid = firstChild(s.pid)
+	if h.ksm != nil {
+		h.ksm.booted()
+	}
+	if h.v8Seed != 0 && h.mergeChecked.CompareAndSwap(false, true) {
+		checkMerging(s.nodePid, s.log)
+	}
 	if o.Container == "" {
 		s.warmUp(ctx)
 	}

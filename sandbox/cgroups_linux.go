@@ -236,6 +236,32 @@ func (f *fleetCgroup) stats() (types.FleetStats, error) {
 	return st, nil
 }
 
+// workingSet is the fleet's memory the kernel could not reclaim by itself:
+// usage minus inactive page cache.
+func (f *fleetCgroup) workingSet() (uint64, error) {
+	var usage, inactive uint64
+	if f.v1 != nil {
+		s, err := f.v1.Stat(cgroup1.IgnoreNotExist)
+		if err != nil {
+			return 0, err
+		}
+		if s.Memory == nil || s.Memory.Usage == nil {
+			return 0, errors.New("no memory controller")
+		}
+		usage, inactive = s.Memory.Usage.Usage, s.Memory.TotalInactiveFile
+	} else {
+		s, err := f.v2.Stat()
+		if err != nil {
+			return 0, err
+		}
+		if s.Memory == nil {
+			return 0, errors.New("no memory controller")
+		}
+		usage, inactive = s.Memory.Usage, s.Memory.InactiveFile
+	}
+	return usage - min(usage, inactive), nil
+}
+
 // sandboxCgroup is one sandbox's own cgroup (libcontainer creates and
 // removes it).
 type sandboxCgroup struct {

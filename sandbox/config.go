@@ -146,6 +146,12 @@ type Config struct {
 	// MemoryBudgetBytes is the memory limit of CgroupParent, which bounds the
 	// whole fleet; 0 means no budget.
 	MemoryBudgetBytes int64
+	// SharePages lets the kernel merge the identical memory pages of
+	// sandboxes (KSM; Linux 6.4+): an idle sandbox is charged ~3 MiB
+	// instead of ~7.3 MiB. It turns KSM on if the host has it off, and
+	// costs some isolation between sandboxes (docs/SECURITY.md); off by
+	// default.
+	SharePages bool
 	// FreezeAfter: a sandbox idle this long is frozen (cgroup freezer) and
 	// thawed by its next call; 0 never freezes.
 	FreezeAfter time.Duration

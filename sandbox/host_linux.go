@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 
 	"github.com/webtaskd/webtaskd/rootfs"
 )
@@ -18,6 +20,17 @@ type lcHost struct {
 	layout       *rootfs.Layout
 	fleet        *fleetCgroup
 	rlimits      Rlimits
+	// v8Seed is the V8 random seed of every sandbox when pages are
+	// shared (Config.SharePages); 0 otherwise.
+	v8Seed uint32
+	// ksm paces ksmd when the daemon turned KSM on; nil otherwise.
+	ksm *ksmPace
+	// roomMu guards booting: boots under way that reserved room under the
+	// memory budget (awaitRoom).
+	roomMu  sync.Mutex
+	booting int
+	// mergeChecked: the first sandbox's node was checked for merging.
+	mergeChecked atomic.Bool
 	log          *slog.Logger
 }
 
@@ -48,7 +61,14 @@ func openHost(cfg *Config) (*lcHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger}, nil
+	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger}
+	if cfg.SharePages {
+		if h.v8Seed, h.ksm, err = enablePageSharing(cfg.Logger); err != nil {
+			_ = fleet.delete()
+			return nil, err
+		}
+	}
+	return h, nil
 }
 
 // newSandbox is the default Config.NewSandbox.
@@ -63,6 +83,9 @@ func (h *lcHost) newSandbox(ctx context.Context, o StartOptions) (Sandbox, error
 // close removes the parent cgroup (every sandbox is gone by then), after
 // sweeping any child cgroup left behind.
 func (h *lcHost) close() error {
+	if h.ksm != nil {
+		h.ksm.close()
+	}
 	if err := sweepCgroups(h.cgroupParent, h.log); err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ ROUNDS=${BENCH_ROUNDS:-5}
 CALLS=${BENCH_CALLS:-2000}
 FIRST=${BENCH_FIRST:-20}
 WARM_CONTAINERS=${BENCH_WARM_CONTAINERS:-200}
+SHARED_CONTAINERS=${BENCH_SHARED_CONTAINERS:-800}
 BURST=${BENCH_BURST:-30}
 
 CGO_ENABLED=1 $GO build -tags seccomp -o bin/webtaskd ./cmd/webtaskd
@@ -27,8 +28,12 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK" /run/webtaskd-bench-pool /run/webtaskd-bench-nopool /run/webtaskd-bench-mem /run/webtaskd-bench-burst
+  rm -rf "$WORK" /run/webtaskd-bench-pool /run/webtaskd-bench-nopool /run/webtaskd-bench-mem /run/webtaskd-bench-burst /run/webtaskd-bench-shared
+  # --share-pages turns the host's KSM on: put it back as it was.
+  [ -z "$KSM_RUN" ] || { echo "$KSM_SCAN" >/sys/kernel/mm/ksm/pages_to_scan; echo "$KSM_RUN" >/sys/kernel/mm/ksm/run; } 2>/dev/null || true
 }
+KSM_RUN=$(cat /sys/kernel/mm/ksm/run 2>/dev/null || true)
+KSM_SCAN=$(cat /sys/kernel/mm/ksm/pages_to_scan 2>/dev/null || true)
 trap cleanup EXIT
 
 # start_daemon NAME PORT [flags...]
@@ -111,8 +116,25 @@ PIDS=()
 echo "bench: (c) $WARM_CONTAINERS idle warm sandboxes under a 4 GiB budget" >&2
 start_daemon mem 18723 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --max-sandboxes 0
 bin/loadgen memory -url http://127.0.0.1:18723 -data "$WORK/mem" -k "$WARM_CONTAINERS" >"$WORK/memory.json"
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
 
-TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json" -burst "$WORK/burst.json")
+SHARED=()
+if [ -n "$KSM_RUN" ]; then
+  echo "bench: (c') $SHARED_CONTAINERS idle warm sandboxes under a 4 GiB budget, --share-pages" >&2
+  start_daemon shared 18725 --pool-size 0 --memory-budget 4GiB --freeze-after 1s --max-sandboxes 0 --share-pages
+  bin/loadgen memory -url http://127.0.0.1:18725 -data "$WORK/shared" -k "$SHARED_CONTAINERS" -stable 120s >"$WORK/shared.json"
+  # What the kernel's merging costs while they idle: ksmd's CPU over 10 s.
+  KSMD=$(pgrep -x ksmd)
+  T0=$(awk '{print $14+$15}' "/proc/$KSMD/stat"); sleep 10; T1=$(awk '{print $14+$15}' "/proc/$KSMD/stat")
+  KSMD_CPU=$(awk -v a="$T0" -v b="$T1" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.1f", (b-a)*100/hz/10}')
+  SHARED=(-memory-shared "$WORK/shared.json" -ksmd-cpu "$KSMD_CPU")
+else
+  echo "bench: (c') skipped: this kernel has no KSM (/sys/kernel/mm/ksm), --share-pages is refused here" >&2
+fi
+
+TABLE=$(bin/loadgen report -warm "$WORK/warm.json" -first "$WORK/first.json" -memory "$WORK/memory.json" -ttfb "$WORK/ttfb.json" -burst "$WORK/burst.json" "${SHARED[@]}")
 MACHINE="$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, Linux $(uname -r), node $("$NODE" --version), $($GO version | awk '{print $3}'), cgroup $(stat -fc %T /sys/fs/cgroup), load average at start $LOAD_START"
 echo
 echo "Machine: $MACHINE"
@@ -132,7 +154,7 @@ OUT=docs/PERFORMANCE.md
   echo "Raw results:"
   echo
   echo '```json'
-  cat "$WORK/warm.json" "$WORK/ttfb.json" "$WORK/first.json" "$WORK/burst.json" "$WORK/memory.json"
+  cat "$WORK/warm.json" "$WORK/ttfb.json" "$WORK/first.json" "$WORK/burst.json" "$WORK/memory.json" $([ -n "$KSM_RUN" ] && echo "$WORK/shared.json")
   echo '```'
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"

@@ -20,6 +20,16 @@
 // compile.js, resolve.js, extensions.js and builtins/ (code, require,
 // compilers, middleware), output.js (logs, async failures).
 
+// A daemon sharing pages between sandboxes (--share-pages) starts every
+// node with one V8 random seed, so that their heaps are laid out alike and
+// the kernel can merge them; V8 would then seed Math.random alike in every
+// sandbox too. A seed of this sandbox's own replaces it before any code
+// draws a number. (Contexts a webtask creates with `vm` draw from it too:
+// within one sandbox they start from the same sequence.)
+if (process.execArgv.some((a) => a.startsWith('--random-seed='))) {
+  require('v8').setFlagsFromString('--random-seed=' + ((require('crypto').randomBytes(4).readUInt32LE(0) >>> 1) | 1));
+}
+
 const { stringify, parse, origStdoutWrite, origStderrWrite, agentLog, sendRaw, listen } = require('./protocol');
 const { running } = require('./invocation');
 const { onCredit, onAbort } = require('./stream');

@@ -432,93 +432,6 @@ func first(args []string) error {
 	})
 }
 
-// memory starts k warm containers, waits until they are idle (frozen),
-// and reports the memory charged to each sandbox's cgroup and to the
-// parent cgroup.
-func memory(args []string) error {
-	fs := flag.NewFlagSet("memory", flag.ExitOnError)
-	open := daemonFlags(fs)
-	k := fs.Int("k", 200, "warm containers to start")
-	settle := fs.Duration("settle", 3*time.Second, "idle time before measuring")
-	_ = fs.Parse(args)
-	d, err := open()
-	if err != nil {
-		return err
-	}
-	var before status
-	if err := d.do("GET", "/api/admin/status", nil, &before); err != nil {
-		return err
-	}
-	sem := make(chan struct{}, 4)
-	errs := make(chan error, *k)
-	var wg sync.WaitGroup
-	for i := range *k {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c := fmt.Sprintf("mem-%d", i)
-			if err := d.do("PUT", "/api/webtask/"+c+"/hello", map[string]string{"code": helloCode}, nil); err != nil {
-				errs <- err
-				return
-			}
-			if err := get(d.base+"/api/run/"+c+"/hello", nil); err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return err
-	}
-	time.Sleep(*settle) // let them go idle and freeze: this is what is measured
-	var list []struct {
-		ID string `json:"id"`
-	}
-	if err := d.do("GET", "/api/admin/sandboxes", nil, &list); err != nil {
-		return err
-	}
-	var per []float64
-	for _, s := range list {
-		var info struct {
-			Cgroup struct {
-				MemoryBytes uint64 `json:"memory_bytes"`
-			} `json:"cgroup"`
-		}
-		if err := d.do("GET", "/api/admin/sandboxes/"+s.ID, nil, &info); err != nil {
-			return err
-		}
-		per = append(per, float64(info.Cgroup.MemoryBytes)/(1<<20))
-	}
-	sort.Float64s(per)
-	var st status
-	if err := d.do("GET", "/api/admin/status", nil, &st); err != nil {
-		return err
-	}
-	// Every sandbox must still answer, warm.
-	warmOK := 0
-	for i := range *k {
-		var served string
-		if err := get(fmt.Sprintf("%s/api/run/mem-%d/hello", d.base, i), &served); err == nil && served == "warm" {
-			warmOK++
-		}
-	}
-	var fleetMiB float64
-	var ooms uint64
-	if st.Fleet.Fleet != nil {
-		fleetMiB = float64(st.Fleet.Fleet.MemoryBytes) / (1 << 20)
-		ooms = st.Fleet.Fleet.OOMKills
-	}
-	mean := fleetMiB / float64(len(list))
-	return emit(map[string]any{
-		"sandboxes": len(list), "per_sandbox_mib_p50": per[len(per)/2], "per_sandbox_mib_max": per[len(per)-1],
-		"fleet_mib": fleetMiB, "fleet_mib_per_sandbox": mean, "fit_in_4gib": int(4096 / mean),
-		"states": st.Fleet.Sandboxes, "still_warm": warmOK, "oom_kills": ooms,
-	})
-}
-
 // report renders the three JSON results as the markdown table of
 // docs/PERFORMANCE.md, with the targets and the ratios.
 func report(args []string) error {
@@ -528,6 +441,8 @@ func report(args []string) error {
 	mf := fs.String("memory", "", "memory result")
 	tf := fs.String("ttfb", "", "ttfb result")
 	bf := fs.String("burst", "", "burst result")
+	msf := fs.String("memory-shared", "", "memory result with --share-pages (optional)")
+	ksmd := fs.Float64("ksmd-cpu", 0, "ksmd's CPU (% of one CPU) while the --share-pages sandboxes idle")
 	_ = fs.Parse(args)
 	var w map[string]struct {
 		Latency dist    `json:"latency"`
@@ -537,20 +452,14 @@ func report(args []string) error {
 		Pool, Nopool, NodeSpawn dist `json:"-"`
 	}
 	var fr map[string]json.RawMessage
-	var m struct {
-		Sandboxes int            `json:"sandboxes"`
-		P50       float64        `json:"per_sandbox_mib_p50"`
-		Max       float64        `json:"per_sandbox_mib_max"`
-		Fleet     float64        `json:"fleet_mib"`
-		PerFleet  float64        `json:"fleet_mib_per_sandbox"`
-		Fit       int            `json:"fit_in_4gib"`
-		StillWarm int            `json:"still_warm"`
-		OOMs      uint64         `json:"oom_kills"`
-		States    map[string]int `json:"states"`
-	}
+	var m, ms memResult
 	var tt map[string]dist
 	var b burstResult
-	for path, v := range map[string]any{*wf: &w, *ff: &fr, *mf: &m, *tf: &tt, *bf: &b} {
+	files := map[string]any{*wf: &w, *ff: &fr, *mf: &m, *tf: &tt, *bf: &b}
+	if *msf != "" {
+		files[*msf] = &ms
+	}
+	for path, v := range files {
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return err
@@ -589,10 +498,44 @@ func report(args []string) error {
 		b.Containers, b.GapMS, b.All.P50, b.All.P99, b.MaxMS, ok(b.All.P50 <= 3 && b.All.P99 <= 10))
 	r = f.Nopool.P50 / f.NodeSpawn.P50
 	fmt.Printf("| first response, pool empty vs spawning bare node | %.1f ms (p90 %.1f) | %.1f ms (p90 %.1f) | %.2fx | <= 0.5x | %s |\n", f.Nopool.P50, f.Nopool.P90, f.NodeSpawn.P50, f.NodeSpawn.P90, r, ok(r <= 0.5))
-	fmt.Printf("| memory charged per idle warm sandbox (cgroup, p50 / max of %d) | %.1f / %.1f MiB | - | - | <= 5 MiB | %s |\n", m.Sandboxes, m.P50, m.Max, ok(m.P50 <= 5))
-	fmt.Printf("| warm containers in 4 GiB (parent cgroup %.0f MiB / %d = %.1f MiB each) | %d | - | - | >= 800 | %s |\n", m.Fleet, m.Sandboxes, m.PerFleet, m.Fit, ok(m.Fit >= 800))
+	m.rows("default flags", ok)
+	if *msf != "" {
+		ms.rows("`--share-pages`", ok)
+		fmt.Printf("| the kernel's merging (ksmd) while those %d sandboxes idle | %.1f %% of a CPU | - | - | - | |\n", ms.Sandboxes, *ksmd)
+	}
 	fmt.Printf("\nSamples: warm latency %d calls per system (alternating rounds); first response %d per kind (alternating). "+
-		"%d sandboxes started under a 4 GiB budget: %d answered warm afterwards, %d OOM kills; states after idling %v.\n",
-		wt.Latency.N, f.Pool.N, m.Sandboxes, m.StillWarm, m.OOMs, m.States)
+		"Default flags: %s With `--share-pages`: %s\n", wt.Latency.N, f.Pool.N, m.sample(), ms.sample())
 	return nil
+}
+
+// memResult is the result of `loadgen memory`.
+type memResult struct {
+	Sandboxes int            `json:"sandboxes"`
+	P50       float64        `json:"per_sandbox_mib_p50"`
+	Max       float64        `json:"per_sandbox_mib_max"`
+	Fleet     float64        `json:"fleet_mib"`
+	PerFleet  float64        `json:"fleet_mib_per_sandbox"`
+	Fit       int            `json:"fit_in_4gib"`
+	StillWarm int            `json:"still_warm"`
+	OOMs      uint64         `json:"oom_kills"`
+	States    map[string]int `json:"states"`
+	Started   float64        `json:"started_s"`
+	Settle    float64        `json:"settle_s"`
+	Stable    float64        `json:"stable_after_s"`
+}
+
+// rows prints the memory rows of the table; the 4 GiB row is met only when
+// every sandbox answered warm afterwards, without an OOM kill.
+func (m memResult) rows(how string, ok func(bool) string) {
+	fmt.Printf("| memory charged per idle warm sandbox, %s (cgroup, p50 / max of %d) | %.1f / %.1f MiB | - | - | <= 5 MiB | %s |\n", how, m.Sandboxes, m.P50, m.Max, ok(m.P50 <= 5))
+	fmt.Printf("| warm containers in 4 GiB, %s (parent cgroup %.0f MiB / %d = %.1f MiB each; %d answered warm afterwards, %d OOM kills) | %d | - | - | >= 800 | %s |\n",
+		how, m.Fleet, m.Sandboxes, m.PerFleet, m.StillWarm, m.OOMs, m.Fit, ok(m.Fit >= 800 && m.StillWarm == m.Sandboxes && m.OOMs == 0))
+}
+
+func (m memResult) sample() string {
+	if m.Sandboxes == 0 {
+		return "not run."
+	}
+	return fmt.Sprintf("%d sandboxes started under a 4 GiB budget in %.0f s, measured %.0f s after they went idle: %d answered warm afterwards, %d OOM kills; states after idling %v.",
+		m.Sandboxes, m.Started, m.Settle+m.Stable, m.StillWarm, m.OOMs, m.States)
 }

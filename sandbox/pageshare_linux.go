@@ -1,0 +1,142 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Page sharing (Config.SharePages): every sandbox boots the same Node
+// into the same state, but an idle sandbox still holds ~6.5 MiB of private
+// anonymous memory (V8's heap deserialized from Node's snapshot, malloc
+// arenas): pages equal in content but not in address, because V8 places
+// its heap at random addresses and the heap is full of pointers. With one
+// V8 random seed for all the sandboxes of a daemon, their heaps are laid
+// out alike, most of those pages are byte-identical, and the kernel's
+// samepage merging (KSM) keeps one copy: the cgroup of each sandbox is
+// then charged ~3 MiB instead of ~7.3 MiB (docs/PERFORMANCE.md).
+//
+// The seed is random per daemon start (never a constant: V8 derives its
+// string hash seed from it, and an outsider who knew it could flood a
+// webtask's hash tables). The agent replaces it by a seed of its own
+// sandbox before any code draws a Math.random number (rootfs/agent), so
+// Math.random stays distinct across sandboxes. What it costs in isolation
+// (merged pages are a timing side channel between sandboxes) is in
+// docs/SECURITY.md; it is off by default.
+
+// prSetMemoryMerge is PR_SET_MEMORY_MERGE (Linux 6.4): every present and
+// future anonymous mapping of the process becomes mergeable, and its
+// children inherit the setting across fork and execve (kernels before 6.8
+// dropped it at execve: checkMerging warns then).
+const prSetMemoryMerge = 67
+
+// ksmDir holds the kernel's KSM controls.
+var ksmDir = "/sys/kernel/mm/ksm"
+
+// enablePageSharing turns KSM on (if the host has it off: it then paces
+// ksmd, returned; nil otherwise) and makes this process and every sandbox
+// it starts mergeable. It returns the V8 random seed of this daemon's
+// sandboxes.
+func enablePageSharing(log *slog.Logger) (seed uint32, pace *ksmPace, err error) {
+	run, err := os.ReadFile(filepath.Join(ksmDir, "run"))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: share pages: this kernel has no samepage merging (CONFIG_KSM): %w", ErrConfig, err)
+	}
+	owned := strings.TrimSpace(string(run)) != "1"
+	if owned {
+		if err := os.WriteFile(filepath.Join(ksmDir, "run"), []byte("1"), 0); err != nil {
+			return 0, nil, fmt.Errorf("share pages: turning KSM on: %w", err)
+		}
+		log.Info("sandbox: kernel samepage merging (KSM) turned on for --share-pages; the daemon paces it")
+	}
+	if err := unix.Prctl(prSetMemoryMerge, 1, 0, 0, 0); err != nil {
+		if errors.Is(err, unix.EINVAL) {
+			return 0, nil, fmt.Errorf("%w: share pages: this kernel cannot merge a whole process (PR_SET_MEMORY_MERGE needs Linux 6.4)", ErrConfig)
+		}
+		return 0, nil, fmt.Errorf("share pages: PR_SET_MEMORY_MERGE: %w", err)
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, nil, err
+	}
+	if owned {
+		pace = newKSMPace(ksmDir, log)
+	}
+	// V8 takes 0 as "no seed".
+	return binary.LittleEndian.Uint32(b[:])>>1 | 1, pace, nil
+}
+
+// bootRoomBytes is what a booting sandbox needs under the memory budget
+// before the kernel merged any of its pages (~7.3 MiB, docs/PERFORMANCE.md),
+// with a margin.
+const bootRoomBytes = 16 << 20
+
+// roomPollInterval is how often a boot waiting for room looks again.
+const roomPollInterval = 50 * time.Millisecond
+
+// awaitRoom waits, bounded by ctx, until one more sandbox fits under the
+// fleet's memory budget beside the boots under way, and reserves its room
+// until release is called (when the boot ended). With page sharing the
+// fleet's memory falls as the kernel merges what the last sandboxes
+// booted, later than they boot: a boot that would not fit yet waits for it
+// instead of failing at the limit (where namespaces cannot be created, or
+// the kernel kills a sandbox to make room). Without a budget, or when the
+// budget cannot be read, it returns at once.
+func (h *lcHost) awaitRoom(ctx context.Context) (release func(), err error) {
+	if h.fleet.budget <= 0 {
+		return func() {}, nil
+	}
+	release = func() {
+		h.roomMu.Lock()
+		h.booting--
+		h.roomMu.Unlock()
+	}
+	var t *time.Ticker
+	for {
+		h.roomMu.Lock()
+		used, err := h.fleet.workingSet()
+		if err != nil || int64(used)+int64(h.booting+1)*bootRoomBytes <= h.fleet.budget {
+			h.booting++
+			h.roomMu.Unlock()
+			return release, nil
+		}
+		h.roomMu.Unlock()
+		if t == nil {
+			t = time.NewTicker(roomPollInterval)
+			defer t.Stop()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: the memory budget is full (%d of %d MiB in use)", ErrCapacity, used>>20, h.fleet.budget>>20)
+		case <-t.C:
+		}
+	}
+}
+
+// seedArgs are node's flags for a sandbox of a daemon sharing pages.
+func seedArgs(seed uint32) []string {
+	if seed == 0 {
+		return nil
+	}
+	return []string{"--random-seed=" + strconv.FormatUint(uint64(seed), 10)}
+}
+
+// checkMerging warns when a sandbox's node (pid) did not inherit the
+// daemon's PR_SET_MEMORY_MERGE: the kernel then merges nothing of it.
+func checkMerging(pid int, log *slog.Logger) {
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/ksm_stat")
+	if err == nil && strings.Contains(string(st), "ksm_merge_any: yes") {
+		return
+	}
+	log.Warn("sandbox: --share-pages: this sandbox's runtime is not mergeable (the kernel dropped PR_SET_MEMORY_MERGE at execve; Linux 6.8+ keeps it)", "pid", pid)
+}
