@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/webtaskd/webtaskd/sandbox"
 )
 
@@ -25,6 +27,10 @@ func TestSharePages(t *testing.T) {
 			t.Skipf("SKIPPING: this kernel has no KSM (%v); --share-pages is refused there", err)
 		}
 		t.Cleanup(func() { _ = os.WriteFile(path, was, 0) })
+	}
+	// PR_GET_MEMORY_MERGE (68) exists where PR_SET_MEMORY_MERGE does.
+	if _, err := unix.PrctlRetInt(68, 0, 0, 0, 0); err != nil {
+		t.Skipf("SKIPPING: this kernel cannot merge a whole process (%v; Linux 6.4+); --share-pages is refused there", err)
 	}
 	m := newManager(t, env, func(c *sandbox.Config) { c.SharePages = true })
 
