@@ -54,7 +54,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		}
 		defer release()
 	}
-	spec := SpecOptions{ID: id, CgroupParent: h.cgroupParent, Layout: h.layout, Limits: o.Limits, Rlimits: h.rlimits}
+	spec := SpecOptions{ID: id, CgroupParent: h.cgroupParent, Layout: h.layout, Limits: o.Limits, Rlimits: h.rlimits, Background: o.Container == ""}
 	cfg, err := BuildConfig(spec)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
@@ -73,6 +73,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		onLog:      o.OnLog,
 		rt:         rt,
 		bootLimits: o.Limits,
+		background: o.Container == "",
 		done:       make(chan struct{}),
 	}
 	s.lastUsedAt = s.createdAt

@@ -48,6 +48,26 @@ func TestCgroupLimitsApplied(t *testing.T) {
 		}
 	})
 	eventually(t, 30*time.Second, "pool filled", func() bool { return m.Status().PoolReady == 1 })
+	// A pooled sandbox boots at the lowest CPU weight, and gets the
+	// default one when assigned.
+	weightFile, lowest, normal := "cpu.shares", "2", "1024"
+	if v2 {
+		weightFile, lowest, normal = "cpu.weight", "1", "100"
+	}
+	ids := map[string]bool{} // the pooled sandbox's cgroup, in every hierarchy
+	for _, p := range cgroupChildren(t, env.CgroupParent) {
+		ids[filepath.Base(p)] = true
+	}
+	if len(ids) != 1 {
+		t.Fatalf("sandbox cgroups before any call: %v, want the pooled one", ids)
+	}
+	var pooled string
+	for id := range ids {
+		pooled = id
+	}
+	if w := cgroupValue(t, "cpu", filepath.Join(env.CgroupParent, pooled), weightFile); w != lowest {
+		t.Errorf("pooled sandbox: %s %s, want %s", weightFile, w, lowest)
+	}
 	mustRun(t, m, "tuned", helloCode, nil) // served by the pooled sandbox, limits updated
 	mustRun(t, m, "plain", helloCode, nil)
 
@@ -72,6 +92,9 @@ func TestCgroupLimitsApplied(t *testing.T) {
 			}
 		} else if cpu := cgroupValue(t, "cpu", path, "cpu.cfs_quota_us"); cpu != quota {
 			t.Errorf("%s: cpu.cfs_quota_us %s, want %s", container, cpu, quota)
+		}
+		if w := cgroupValue(t, "cpu", path, weightFile); w != normal {
+			t.Errorf("%s: %s %s, want %s", container, weightFile, w, normal)
 		}
 		pids := cgroupValue(t, "pids", path, "pids.max")
 		if pids != strconv.Itoa(want.Pids) {

@@ -372,6 +372,17 @@ func (h *cgroupHandle) stats() (*types.CgroupStats, error) {
 	return st, nil
 }
 
+// foreground gives a pooled sandbox the kernel's default CPU weight
+// (cgroup v1 cpu.shares 1024, v2 cpu.weight 100) when it is assigned.
+func (c *sandboxCgroup) foreground() error {
+	if c.v1 != nil {
+		shares := uint64(defaultCPUShares)
+		return c.v1.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}})
+	}
+	w := uint64(defaultCPUWeight)
+	return c.v2.Update(&cgroup2.Resources{CPU: &cgroup2.CPU{Weight: &w}})
+}
+
 // update applies the CPU quota and pids limit of l to the sandbox cgroup
 // (memory is fixed at boot: V8's heap limit follows it and cannot change
 // in a running runtime).

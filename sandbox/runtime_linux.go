@@ -27,6 +27,7 @@ type lcSandbox struct {
 	log        *slog.Logger
 	onLog      func(container string, line agent.LogLine)
 	bootLimits types.Limits // the limits the sandbox booted with
+	background bool         // booted for the pool at the lowest CPU weight, until assigned
 
 	rt   *libcontainer.Container
 	proc *libcontainer.Process
@@ -93,6 +94,15 @@ func (s *lcSandbox) Assign(container string, l types.Limits) error {
 	}
 	if l.MemoryMB != s.bootLimits.MemoryMB {
 		return fmt.Errorf("sandbox %s booted with %d MiB, container %q needs %d MiB", s.id, s.bootLimits.MemoryMB, container, l.MemoryMB)
+	}
+	if s.background {
+		if s.cg == nil {
+			return fmt.Errorf("sandbox %s: applying limits: no cgroup", s.id)
+		}
+		if err := s.cg.foreground(); err != nil {
+			return fmt.Errorf("sandbox %s: CPU weight: %w", s.id, err)
+		}
+		s.background = false
 	}
 	if l.CPUs != s.limits.CPUs || l.Pids != s.limits.Pids {
 		if s.cg == nil {

@@ -38,7 +38,20 @@ type SpecOptions struct {
 	Limits types.Limits
 	// Rlimits are the process resource limits of the sandbox.
 	Rlimits Rlimits
+	// Background marks a boot ahead of demand (the pool): the sandbox gets
+	// the lowest CPU weight (backgroundCPUShares) until it is assigned, so
+	// that while it boots the CPUs go first to calls being served.
+	Background bool
 }
+
+// CPU weights: a pooled sandbox boots at the lowest (cgroup v1 cpu.shares
+// 2; libcontainer converts it to v2's cpu.weight), an assigned one runs at
+// the kernel's default (v1 shares 1024, v2 weight 100).
+const (
+	backgroundCPUShares = 2
+	defaultCPUShares    = 1024
+	defaultCPUWeight    = 100
+)
 
 // specconvMu serialises specconv.CreateLibcontainerConfig, which writes
 // package-level state (its user-namespace setup) without locking.
@@ -59,6 +72,10 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	quota := int64(o.Limits.CPUs * cpuPeriodUS)
 	period := uint64(cpuPeriodUS)
 	pids := int64(o.Limits.Pids)
+	var shares *uint64
+	if o.Background {
+		shares = ptrTo(uint64(backgroundCPUShares))
+	}
 
 	mounts := []specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", noExec, "nodev"}},
@@ -102,7 +119,7 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 			Resources: &specs.LinuxResources{
 				Devices: []specs.LinuxDeviceCgroup{{Allow: false, Access: "rwm"}},
 				Memory:  &specs.LinuxMemory{Limit: &memBytes, Swap: &swap},
-				CPU:     &specs.LinuxCPU{Quota: &quota, Period: &period},
+				CPU:     &specs.LinuxCPU{Quota: &quota, Period: &period, Shares: shares},
 				Pids:    &specs.LinuxPids{Limit: &pids},
 			},
 			Seccomp: seccompProfile(),
@@ -137,3 +154,5 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	cfg.Rlimits = o.Rlimits.configs(o.Limits.Pids)
 	return cfg, nil
 }
+
+func ptrTo[T any](v T) *T { return &v }

@@ -108,7 +108,7 @@ PIDS=()
 
 echo "bench: (b') a burst of $BURST never-seen containers, one every 50 ms, default flags" >&2
 start_daemon burst 18724
-bin/loadgen burst -url http://127.0.0.1:18724 -data "$WORK/burst" -k "$BURST" -gap 50ms -rest 2 >"$WORK/burst.json"
+bin/loadgen burst -url http://127.0.0.1:18724 -data "$WORK/burst" -k "$BURST" -gap 50ms -rest 4 >"$WORK/burst.json"
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 PIDS=()

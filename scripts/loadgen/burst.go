@@ -20,7 +20,7 @@ func burst(args []string) error {
 	k := fs.Int("k", 30, "never-seen containers per burst")
 	gap := fs.Duration("gap", 50*time.Millisecond, "time between two first calls")
 	rounds := fs.Int("rounds", 1, "bursts")
-	rest := fs.Int("rest", 2, "the pool's resting size (--pool-size)")
+	rest := fs.Int("rest", 4, "the pool's resting size (--pool-size)")
 	_ = fs.Parse(args)
 	d, err := open()
 	if err != nil {
