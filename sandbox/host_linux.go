@@ -23,7 +23,7 @@ type lcHost struct {
 	// v8Seed is the V8 random seed of every sandbox when pages are
 	// shared (Config.SharePages); 0 otherwise.
 	v8Seed uint32
-	// ksm paces ksmd when the daemon turned KSM on; nil otherwise.
+	// ksm paces ksmd when pages are shared; nil otherwise.
 	ksm *ksmPace
 	// roomMu guards booting: boots under way that reserved room under the
 	// memory budget (awaitRoom).

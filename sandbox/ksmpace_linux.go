@@ -14,11 +14,12 @@ import (
 // KSM pace: ksmd walks every mergeable page in passes, and a page merges
 // only once it was seen unchanged in two passes. Scanning fast costs CPU
 // for as long as ksmd runs, scanning slowly lets a burst of boots fill the
-// memory budget before their pages merge. When the daemon turned KSM on
-// itself (enablePageSharing) it owns the pace: fast from a sandbox's boot
-// until two full passes have seen it, then slow (the kernel's default)
-// while the fleet idles. Where the operator had KSM on already, the
-// operator's settings stand.
+// memory budget before their pages merge. A daemon sharing pages paces
+// ksmd (/sys/kernel/mm/ksm/pages_to_scan, a host-wide knob): fast from a
+// sandbox's boot until two full passes have seen it, then slow (the
+// kernel's default) while the fleet idles, and slow when it stops. (A
+// daemon that left KSM on finds it on at its next start: pacing cannot
+// depend on who turned it on.)
 const (
 	// ksmFastPages is pages_to_scan while new sandboxes wait to be merged:
 	// 2000 pages every 20 ms, ~400 MB/s.

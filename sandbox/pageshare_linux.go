@@ -43,21 +43,20 @@ const prSetMemoryMerge = 67
 // ksmDir holds the kernel's KSM controls.
 var ksmDir = "/sys/kernel/mm/ksm"
 
-// enablePageSharing turns KSM on (if the host has it off: it then paces
-// ksmd, returned; nil otherwise) and makes this process and every sandbox
-// it starts mergeable. It returns the V8 random seed of this daemon's
+// enablePageSharing turns KSM on (if the host has it off), starts pacing
+// ksmd (returned) and makes this process and every sandbox it starts
+// mergeable. It returns the V8 random seed of this daemon's
 // sandboxes.
 func enablePageSharing(log *slog.Logger) (seed uint32, pace *ksmPace, err error) {
 	run, err := os.ReadFile(filepath.Join(ksmDir, "run"))
 	if err != nil {
 		return 0, nil, fmt.Errorf("%w: share pages: this kernel has no samepage merging (CONFIG_KSM): %w", ErrConfig, err)
 	}
-	owned := strings.TrimSpace(string(run)) != "1"
-	if owned {
+	if strings.TrimSpace(string(run)) != "1" {
 		if err := os.WriteFile(filepath.Join(ksmDir, "run"), []byte("1"), 0); err != nil {
 			return 0, nil, fmt.Errorf("share pages: turning KSM on: %w", err)
 		}
-		log.Info("sandbox: kernel samepage merging (KSM) turned on for --share-pages; the daemon paces it")
+		log.Info("sandbox: kernel samepage merging (KSM) turned on for --share-pages")
 	}
 	if err := unix.Prctl(prSetMemoryMerge, 1, 0, 0, 0); err != nil {
 		if errors.Is(err, unix.EINVAL) {
@@ -69,9 +68,7 @@ func enablePageSharing(log *slog.Logger) (seed uint32, pace *ksmPace, err error)
 	if _, err := rand.Read(b[:]); err != nil {
 		return 0, nil, err
 	}
-	if owned {
-		pace = newKSMPace(ksmDir, log)
-	}
+	pace = newKSMPace(ksmDir, log)
 	// V8 takes 0 as "no seed".
 	return binary.LittleEndian.Uint32(b[:])>>1 | 1, pace, nil
 }
