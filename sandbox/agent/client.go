@@ -74,7 +74,7 @@ type Ready struct {
 	Node string
 }
 
-// reply is what the read loop hands to a waiting Do.
+// reply is what the reader (lead.go) hands to a waiting Do.
 type reply struct {
 	needCode bool
 	resp     *Response
@@ -127,6 +127,19 @@ type Client struct {
 
 	done chan struct{}
 
+	// The reader (lead.go). lines and delivered belong to the goroutine
+	// holding it; reading and streamWaits are guarded by mu.
+	lines       lineReader
+	delivered   bool          // the read loop handed a message to a waiter
+	reading     bool          // a goroutine holds the reader
+	streamWaits int           // Stream.Next calls waiting without reading
+	deadliner   readDeadliner // nil: the conn cannot interrupt a Read, no one leads
+	handoff     chan struct{} // cap 1: the reader is the read loop's
+	idle        *time.Timer   // the read loop takes a free reader back
+	wake        func()        // wakeReader
+	idleGrace   time.Duration // idleReadGrace but in tests
+	onLead      func()        // tests: a waiting goroutine starts leading
+
 	logs       chan LogLine
 	warnedDrop atomic.Bool // the first dropped log line was logged
 
@@ -165,6 +178,7 @@ func NewClient(conn io.ReadWriteCloser, onLog func(LogLine), opts ...Option) *Cl
 		o(c)
 	}
 	c.life, c.endLife = context.WithCancel(context.Background())
+	c.initReader()
 	if onLog != nil {
 		c.logs = make(chan LogLine, logBuffer)
 		go c.logLoop()
@@ -225,14 +239,9 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 	_, haveCode := c.known[req.CodeHash]
 	c.mu.Unlock()
 
-	var expired <-chan time.Time // nil (never ready) without a timeout
+	var deadline time.Time // zero: no timeout
 	if timeout > 0 {
-		if cl.timer == nil {
-			cl.timer = time.NewTimer(timeout)
-		} else {
-			cl.timer.Reset(timeout)
-		}
-		expired = cl.timer.C
+		deadline = time.Now().Add(timeout)
 	}
 	withCode := !haveCode || req.CodeHash == ""
 	var bodyFailed <-chan error // nil (never ready) without a streamed body
@@ -243,7 +252,21 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 		c.forget(id, cl)
 		return nil, err
 	}
+	var expired <-chan time.Time // nil (never ready) without a timeout
 	for {
+		if c.tryLead(nil) {
+			c.lead(ctx, id, deadline, func() bool { return len(cl.ch) > 0 || len(bodyFailed) > 0 })
+		}
+		if expired == nil && timeout > 0 && len(cl.ch) == 0 {
+			// Following, or back from leading without a reply: the rest
+			// of the timeout.
+			if cl.timer == nil {
+				cl.timer = time.NewTimer(time.Until(deadline))
+			} else {
+				cl.timer.Reset(time.Until(deadline))
+			}
+			expired = cl.timer.C
+		}
 		select {
 		case err := <-bodyFailed:
 			c.forget(id, cl)
@@ -263,7 +286,7 @@ func (c *Client) DoTimeout(ctx context.Context, req *Request, timeout time.Durat
 				}
 				continue
 			}
-			// The read loop removed id from pending before replying.
+			// The reader removed id from pending before replying.
 			recycle(cl)
 			if r.resp.Stream == nil && bodyFailed != nil {
 				c.stopPump(id)
@@ -303,7 +326,7 @@ func recycle(cl *call) {
 }
 
 // forget drops an abandoned call. The call is not returned to the pool: the
-// read loop may still hold it and reply into its channel.
+// reader may still hold it and reply into its channel.
 func (c *Client) forget(id uint64, cl *call) {
 	if cl.timer != nil {
 		cl.timer.Stop()
@@ -385,8 +408,8 @@ func (c *Client) write(msg []byte) error {
 }
 
 // Close closes the channel; pending and later Do calls fail with ErrClosed.
-// It returns once the read loop and every storage call ended (storage
-// calls see their context cancelled).
+// It returns once the reader stopped and every storage call ended
+// (storage calls see their context cancelled).
 func (c *Client) Close() error {
 	err := c.conn.Close()
 	c.shutdown(ErrClosed)
@@ -395,7 +418,8 @@ func (c *Client) Close() error {
 	return err
 }
 
-// Done is closed when the read loop ended (EOF: the agent exited).
+// Done is closed when the channel ended (EOF: the agent exited; noticed
+// within idleReadGrace when no call is waiting).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
 // Err tells why the channel closed (nil while it is open). It wraps
@@ -420,7 +444,8 @@ func (c *Client) closedErr() error {
 }
 
 // shutdown marks the client closed with reason (first reason wins) and
-// closes conn so the read loop ends.
+// closes conn so that the reader's holder ends the channel (the read loop,
+// given the reader when no one held it).
 func (c *Client) shutdown(reason error) {
 	c.mu.Lock()
 	if c.closed {
@@ -429,7 +454,12 @@ func (c *Client) shutdown(reason error) {
 	}
 	c.closed = true
 	c.err = reason
+	free := !c.reading
+	c.reading = true // never free again
 	c.mu.Unlock()
 	c.endLife()
 	_ = c.conn.Close()
+	if free {
+		c.handoff <- struct{}{}
+	}
 }

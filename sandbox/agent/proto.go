@@ -256,8 +256,9 @@ type StorageResult struct {
 }
 
 // StorageHandler serves storage calls. It runs on its own goroutine (never
-// on the channel's read loop) and must respect ctx; for a refused call
-// (op.Refused set) it runs on the read loop and must only map the error.
+// on the goroutine reading the channel) and must respect ctx; for a
+// refused call (op.Refused set) it runs on the reading goroutine (the read
+// loop, or a waiting Do or Stream.Next) and must only map the error.
 type StorageHandler func(ctx context.Context, op StorageOp) StorageResult
 
 // TokenOp is one ctx.create_token(_url) call of a running invocation.

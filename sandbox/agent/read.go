@@ -1,74 +1,15 @@
 package agent
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 )
 
-// The client's read side: one goroutine reads the agent's frames and hands
-// each to the pending invocation it names (result, head, chunk, end) or to
-// the callback runners (storage, token); log lines go to their own loop so
-// a slow log consumer never stalls replies.
-
-func (c *Client) readLoop() {
-	defer func() {
-		c.shutdown(fmt.Errorf("runtime agent exited: %w", ErrClosed))
-		c.mu.Lock()
-		clear(c.pending)
-		streams := c.streams
-		c.streams = map[uint64]*Stream{}
-		for _, p := range c.pumps {
-			p.halt()
-		}
-		clear(c.pumps)
-		c.mu.Unlock()
-		for _, st := range streams {
-			st.fail(c.closedErr())
-		}
-		if c.logs != nil {
-			close(c.logs)
-		}
-		close(c.done)
-	}()
-	br := bufio.NewReaderSize(c.conn, 64<<10)
-	var long []byte
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = br.ReadSlice('\n')
-				long = append(long, line...)
-				if len(long) > maxLineBytes {
-					c.shutdown(fmt.Errorf("agent message longer than %d bytes: %w", maxLineBytes, ErrProtocol))
-					return
-				}
-			}
-			line = long
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) || len(line) > 0 {
-				if errors.Is(err, io.EOF) {
-					c.shutdown(fmt.Errorf("agent sent a truncated message: %w", ErrProtocol))
-				} else {
-					c.shutdown(fmt.Errorf("reading from runtime: %v: %w", err, ErrClosed))
-				}
-			}
-			return
-		}
-		if err := c.dispatch(line); err != nil {
-			c.shutdown(err)
-			return
-		}
-		if cap(long) > 1<<20 {
-			long = nil // do not pin a huge buffer
-		}
-	}
-}
+// Dispatching the agent's messages, by whichever goroutine holds the
+// reader (lead.go): each goes to the pending invocation it names (result,
+// head, chunk, end) or to the callback runners (storage, token); log lines
+// go to their own loop so a slow log consumer never stalls replies.
 
 // dispatch handles one line from the agent.
 func (c *Client) dispatch(line []byte) error {
@@ -102,6 +43,7 @@ func (c *Client) dispatch(line []byte) error {
 			c.mu.Unlock()
 			c.stopPump(m.ID)
 			if st != nil {
+				c.delivered = true
 				st.end()
 			}
 			return nil
@@ -109,9 +51,9 @@ func (c *Client) dispatch(line []byte) error {
 		c.mu.Lock()
 		cl, ok := c.pending[m.ID]
 		c.mu.Unlock()
-		if ok {
-			cl.ch <- reply{needCode: true}
-		} // else abandoned by its caller (ctx expiry)
+		if ok { // else abandoned by its caller (ctx expiry)
+			return c.deliver(m.ID, cl, reply{needCode: true})
+		}
 	case "log":
 		if c.logs == nil {
 			return nil
@@ -169,8 +111,21 @@ func (c *Client) result(id uint64, status int, hdr map[string][]string, body []b
 	if !ok {
 		return nil // abandoned by its caller (ctx expiry), already aborted
 	}
-	cl.ch <- reply{resp: &Response{Status: status, Headers: hdr, Body: body, Stream: st}}
-	return nil
+	return c.deliver(id, cl, reply{resp: &Response{Status: status, Headers: hdr, Body: body, Stream: st}})
+}
+
+// deliver hands r to invocation id's waiting Do. The agent answers an
+// invoke once (need_code, then the resend's answer), so the buffer of one
+// is free; a second answer before Do took the first is a protocol
+// violation, never a wait (the reader may be that Do itself).
+func (c *Client) deliver(id uint64, cl *call, r reply) error {
+	select {
+	case cl.ch <- r:
+		c.delivered = true
+		return nil
+	default:
+		return fmt.Errorf("agent answered invocation %d twice: %w", id, ErrProtocol)
+	}
 }
 
 // chunk hands a piece of a streamed body to its Stream (dropped when the
@@ -182,6 +137,7 @@ func (c *Client) chunk(id uint64, body []byte) error {
 	if st == nil {
 		return nil
 	}
+	c.delivered = true
 	return st.push(body)
 }
 

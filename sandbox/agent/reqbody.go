@@ -99,6 +99,7 @@ func (p *bodyPump) fail(err error) {
 	case p.failed <- err:
 	default:
 	}
+	p.c.wakeReader() // a Do leading (lead.go)
 	p.c.mu.Lock()
 	st := p.c.streams[p.id]
 	p.c.mu.Unlock()

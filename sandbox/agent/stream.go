@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // StreamWindowBytes is the flow-control window of one streamed response:
@@ -123,8 +125,22 @@ func (s *Stream) Next() ([]byte, error) {
 			return nil, io.EOF
 		}
 		s.mu.Unlock()
-		<-s.wake
+		s.c.awaitStream(s)
 	}
+}
+
+// awaitStream waits for s's next signal (a chunk, its end, its failure),
+// reading the channel itself when no one else does (lead.go).
+func (c *Client) awaitStream(s *Stream) {
+	if c.tryLead(func() { c.streamWaits++ }) {
+		c.lead(context.Background(), 0, time.Time{}, func() bool { return len(s.wake) > 0 })
+		<-s.wake
+		return
+	}
+	<-s.wake
+	c.mu.Lock()
+	c.streamWaits--
+	c.mu.Unlock()
 }
 
 // Read reads the body.
@@ -156,6 +172,7 @@ func (s *Stream) Abort(err error) {
 	s.chunks = nil
 	s.mu.Unlock()
 	s.signal()
+	s.c.wakeReader() // a Next leading (lead.go)
 	s.c.stopPump(s.id)
 	s.c.control(s.id, "abort", 0)
 }
