@@ -37,10 +37,13 @@ import (
 // everything, as it did before leading existed.
 
 // idleReadGrace is how long the reader stays free before the read loop
-// takes it back: longer than the gap between two calls of one caller
-// calling in a loop (so that each call leads), short enough for a log line
-// or the agent's exit to be noticed at once.
-const idleReadGrace = 5 * time.Millisecond
+// takes it back. Calls of a channel less than this apart each lead; a
+// call after a longer gap finds the read loop reading and is handed its
+// answer (as every call was before leading existed), and the gap cost the
+// read loop one wake. It is also how late a message no one waits for may
+// be read: a log line of code still running after its response, the
+// agent's exit.
+const idleReadGrace = 20 * time.Millisecond
 
 // readDeadliner is the part of net.Conn that interrupts a blocked Read.
 type readDeadliner interface {
