@@ -364,3 +364,48 @@ func TestLineReader(t *testing.T) {
 		t.Fatalf("too long: %v", err)
 	}
 }
+
+// plainConn hides everything of a net.Conn but Read, Write and Close.
+type plainConn struct{ c net.Conn }
+
+func (p plainConn) Read(b []byte) (int, error)  { return p.c.Read(b) }
+func (p plainConn) Write(b []byte) (int, error) { return p.c.Write(b) }
+func (p plainConn) Close() error                { return p.c.Close() }
+
+// TestNoDeadlinesNoLeaders: on a conn that cannot interrupt a Read no
+// caller leads (it could not be woken for its context's end); the read
+// loop reads everything, never leaving it.
+func TestNoDeadlinesNoLeaders(t *testing.T) {
+	led := make(chan struct{}, 16)
+	a, b := net.Pipe()
+	c := NewClient(plainConn{a}, nil, withIdleGrace(time.Hour), withLeadHook(func() { led <- struct{}{} }))
+	t.Cleanup(func() { c.Close(); b.Close() })
+	f := &fakeAgent{t: t, conn: b, br: bufio.NewReader(b)}
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		ch := goDo(c, ctx, &Request{Method: "GET", URL: "/"})
+		m := f.recv()
+		if i == 2 {
+			// A follower's context still ends its wait.
+			aborted := f.goAborts(m.ID, 1)
+			cancel()
+			if r := wait(t, ch); !errors.Is(r.err, context.Canceled) {
+				t.Fatalf("cancelled call: %+v %v", r.resp, r.err)
+			}
+			if err := <-aborted; err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		f.send(`{"op":"result","id":` + itoa(m.ID) + `,"status":200}`)
+		if r := wait(t, ch); r.err != nil || r.resp.Status != 200 {
+			t.Fatalf("call %d: %+v %v", i, r.resp, r.err)
+		}
+		cancel()
+	}
+	select {
+	case <-led:
+		t.Fatal("a call led on a conn without read deadlines")
+	default:
+	}
+}
