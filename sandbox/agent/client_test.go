@@ -156,14 +156,7 @@ func TestClientMalformedLinesCloseTheChannel(t *testing.T) {
 			if !errors.Is(r.err, ErrClosed) {
 				t.Fatalf("pending Do err = %v, want ErrClosed", r.err)
 			}
-			select {
-			case <-c.Done():
-			case <-time.After(deadline):
-				t.Fatal("Done not closed")
-			}
-			if !errors.Is(c.Err(), ErrProtocol) {
-				t.Fatalf("Err() = %v, want ErrProtocol", c.Err())
-			}
+			wantProtocolClose(t, c)
 		})
 	}
 }
@@ -238,6 +231,19 @@ func TestClientLongLine(t *testing.T) {
 	r := wait(t, ch)
 	if r.err != nil || len(r.resp.Body) != 300000 {
 		t.Fatalf("got %v, body %d bytes", r.err, len(r.resp.Body))
+	}
+}
+
+// wantProtocolClose waits for c to close for a protocol violation.
+func wantProtocolClose(t *testing.T, c *Client) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(deadline):
+		t.Fatal("Done not closed")
+	}
+	if !errors.Is(c.Err(), ErrProtocol) {
+		t.Fatalf("Err() = %v, want ErrProtocol", c.Err())
 	}
 }
 

@@ -73,6 +73,18 @@ func warm(t *testing.T, c *Client, f *fakeAgent) {
 	}
 }
 
+// startLeading returns a client whose read loop left the reader and a
+// call to it that then leads, waiting for the answer to its invoke m.
+func startLeading(t *testing.T) (c *Client, f *fakeAgent, led <-chan struct{}, ch <-chan doResult, m invokeMsg) {
+	t.Helper()
+	c, f, led = newLeadFake(t)
+	warm(t, c, f)
+	ch = goDo(c, context.Background(), &Request{Method: "GET", URL: "/"})
+	m = f.recv()
+	waitLed(t, led)
+	return c, f, led, ch, m
+}
+
 // TestLeaderReadsItsOwnReply: once the read loop left the reader, each
 // call of a caller calling in turn reads its reply itself.
 func TestLeaderReadsItsOwnReply(t *testing.T) {
@@ -90,46 +102,30 @@ func TestLeaderReadsItsOwnReply(t *testing.T) {
 	}
 }
 
-// TestLeaderHandsOverToFollower: a call that finds a leader waits as a
-// follower; the leader's reply arriving first, the reader passes to the
-// read loop, which delivers the follower's (with the reader left free,
-// the follower's reply would never be read: the read loop's grace is an
-// hour here).
-func TestLeaderHandsOverToFollower(t *testing.T) {
-	c, f, led := newLeadFake(t)
-	warm(t, c, f)
-	first := goDo(c, context.Background(), &Request{Method: "GET", URL: "/1"})
-	m1 := f.recv()
-	waitLed(t, led)
-	second := goDo(c, context.Background(), &Request{Method: "GET", URL: "/2"})
-	m2 := f.recv()
-	f.send(`{"op":"result","id":` + itoa(m1.ID) + `,"status":201}`)
-	if r := wait(t, first); r.err != nil || r.resp.Status != 201 {
-		t.Fatalf("leader: %+v %v", r.resp, r.err)
-	}
-	f.send(`{"op":"result","id":` + itoa(m2.ID) + `,"status":202}`)
-	if r := wait(t, second); r.err != nil || r.resp.Status != 202 {
-		t.Fatalf("follower: %+v %v", r.resp, r.err)
-	}
-}
-
-// TestLeaderDeliversOthersReplies: the leader reads a follower's reply
-// before its own and hands it over.
-func TestLeaderDeliversOthersReplies(t *testing.T) {
-	c, f, led := newLeadFake(t)
-	warm(t, c, f)
-	first := goDo(c, context.Background(), &Request{Method: "GET", URL: "/1"})
-	m1 := f.recv()
-	waitLed(t, led)
-	second := goDo(c, context.Background(), &Request{Method: "GET", URL: "/2"})
-	m2 := f.recv()
-	f.send(`{"op":"result","id":` + itoa(m2.ID) + `,"status":202}`)
-	if r := wait(t, second); r.err != nil || r.resp.Status != 202 {
-		t.Fatalf("follower: %+v %v", r.resp, r.err)
-	}
-	f.send(`{"op":"result","id":` + itoa(m1.ID) + `,"status":201}`)
-	if r := wait(t, first); r.err != nil || r.resp.Status != 201 {
-		t.Fatalf("leader: %+v %v", r.resp, r.err)
+// TestLeaderWithFollower: a call that finds a leader waits as a follower.
+// The leader's reply first: the reader passes to the read loop, which
+// delivers the follower's (left free, the reader would never read it: the
+// read loop's grace is an hour here). The follower's reply first: the
+// leader reads it and hands it over.
+func TestLeaderWithFollower(t *testing.T) {
+	for _, leaderFirst := range []bool{true, false} {
+		c, f, _, leader, m1 := startLeading(t)
+		follower := goDo(c, context.Background(), &Request{Method: "GET", URL: "/2"})
+		m2 := f.recv()
+		order := []struct {
+			id     uint64
+			status int
+			ch     <-chan doResult
+		}{{m1.ID, 201, leader}, {m2.ID, 202, follower}}
+		if !leaderFirst {
+			order[0], order[1] = order[1], order[0]
+		}
+		for _, o := range order {
+			f.send(`{"op":"result","id":` + itoa(o.id) + `,"status":` + itoa(uint64(o.status)) + `}`)
+			if r := wait(t, o.ch); r.err != nil || r.resp.Status != o.status {
+				t.Fatalf("leader first %v, call %d: %+v %v", leaderFirst, o.id, r.resp, r.err)
+			}
+		}
 	}
 }
 
@@ -197,11 +193,7 @@ func TestLeaderInterrupted(t *testing.T) {
 
 // TestLeaderSeesClose: Close ends a leader's wait with ErrClosed.
 func TestLeaderSeesClose(t *testing.T) {
-	c, f, led := newLeadFake(t)
-	warm(t, c, f)
-	ch := goDo(c, context.Background(), &Request{Method: "GET", URL: "/"})
-	f.recv()
-	waitLed(t, led)
+	c, _, _, ch, _ := startLeading(t)
 	go c.Close()
 	if r := wait(t, ch); !errors.Is(r.err, ErrClosed) {
 		t.Fatalf("leader after Close: %+v %v", r.resp, r.err)
@@ -211,11 +203,7 @@ func TestLeaderSeesClose(t *testing.T) {
 // TestStreamNextLeads: a streamed body's reader reads the channel itself,
 // and Abort ends its wait.
 func TestStreamNextLeads(t *testing.T) {
-	c, f, led := newLeadFake(t)
-	warm(t, c, f)
-	ch := goDo(c, context.Background(), &Request{Method: "GET", URL: "/"})
-	m := f.recv()
-	waitLed(t, led)
+	_, f, led, ch, m := startLeading(t)
 	f.send(`{"op":"head","id":` + itoa(m.ID) + `,"status":200,"headers":{}}` + "\n" +
 		`{"op":"chunk","id":` + itoa(m.ID) + `,"body":"QQ=="}`)
 	r := wait(t, ch)
@@ -291,24 +279,13 @@ func TestIdleChannelStillRead(t *testing.T) {
 // Do took the first close the channel (the reader never waits on a Do,
 // which may be itself).
 func TestAnsweredTwiceIsProtocolError(t *testing.T) {
-	c, f, led := newLeadFake(t)
-	warm(t, c, f)
-	ch := goDo(c, context.Background(), &Request{Method: "GET", URL: "/"})
-	m := f.recv()
-	waitLed(t, led)
+	c, f, _, ch, m := startLeading(t)
 	f.send(`{"op":"need_code","id":` + itoa(m.ID) + `}` + "\n" + `{"op":"result","id":` + itoa(m.ID) + `,"status":200}`)
 	r := wait(t, ch)
 	if r.err == nil {
 		t.Fatalf("Do succeeded: %+v", r.resp)
 	}
-	select {
-	case <-c.Done():
-	case <-time.After(deadline):
-		t.Fatal("channel still open")
-	}
-	if !errors.Is(c.Err(), ErrProtocol) {
-		t.Fatalf("Err %v", c.Err())
-	}
+	wantProtocolClose(t, c)
 }
 
 // chopReader returns its text a few bytes per Read, with a deadline
