@@ -24,6 +24,13 @@ func (m *Manager) PoolLen() int {
 	return len(m.pool)
 }
 
+// PoolBooting is the number of pooled sandboxes booting.
+func (m *Manager) PoolBooting() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ps.booting
+}
+
 // PoolWaiters is the number of containers waiting for a pooled sandbox.
 func (m *Manager) PoolWaiters() int {
 	m.mu.Lock()

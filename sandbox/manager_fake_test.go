@@ -506,6 +506,11 @@ func TestFakePoolGrowsWithBurstAndShrinks(t *testing.T) {
 		t.Fatalf("pool target after a burst of %d: %d, want at least %d", burst, st.PoolTarget, burst)
 	}
 	eventually(t, waitBound, "pool grown", func() bool { return m.PoolLen() >= burst })
+	// Settled: no boot in flight that would add a sandbox after the shrink
+	// (the target only falls without new containers).
+	eventually(t, waitBound, "pool settled", func() bool {
+		return m.PoolBooting() == 0 && m.PoolLen() >= m.Status().PoolTarget
+	})
 	m.ReapAt(time.Now().Add(time.Minute)) // a minute without new containers
 	if n := m.PoolLen(); n != 1 {
 		t.Fatalf("pool after a quiet minute: %d ready, want 1", n)
