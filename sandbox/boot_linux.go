@@ -47,8 +47,8 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	if log == nil {
 		log = slog.Default()
 	}
-	if h.v8Seed != 0 {
-		release, err := h.awaitRoom(ctx)
+	if h.room != nil {
+		release, err := h.room.await(ctx)
 		if err != nil {
 			return nil, err
 		}

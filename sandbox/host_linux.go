@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 
 	"github.com/webtaskd/webtaskd/rootfs"
@@ -25,10 +24,9 @@ type lcHost struct {
 	v8Seed uint32
 	// ksm paces ksmd when pages are shared; nil otherwise.
 	ksm *ksmPace
-	// roomMu guards booting: boots under way that reserved room under the
-	// memory budget (awaitRoom).
-	roomMu  sync.Mutex
-	booting int
+	// room admits boots under the memory budget when pages are shared
+	// and there is a budget; nil otherwise.
+	room *bootRoom
 	// mergeChecked: the first sandbox's node was checked for merging.
 	mergeChecked atomic.Bool
 	log          *slog.Logger
@@ -66,6 +64,9 @@ func openHost(cfg *Config) (*lcHost, error) {
 		if h.v8Seed, h.ksm, err = enablePageSharing(cfg.Logger); err != nil {
 			_ = fleet.delete()
 			return nil, err
+		}
+		if cfg.MemoryBudgetBytes > 0 {
+			h.room = &bootRoom{budget: cfg.MemoryBudgetBytes, used: fleet.workingSet}
 		}
 	}
 	return h, nil

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -71,53 +69,6 @@ func enablePageSharing(log *slog.Logger) (seed uint32, pace *ksmPace, err error)
 	pace = newKSMPace(ksmDir, log)
 	// V8 takes 0 as "no seed".
 	return binary.LittleEndian.Uint32(b[:])>>1 | 1, pace, nil
-}
-
-// bootRoomBytes is what a booting sandbox needs under the memory budget
-// before the kernel merged any of its pages (~7.3 MiB, docs/PERFORMANCE.md),
-// with a margin.
-const bootRoomBytes = 16 << 20
-
-// roomPollInterval is how often a boot waiting for room looks again.
-const roomPollInterval = 50 * time.Millisecond
-
-// awaitRoom waits, bounded by ctx, until one more sandbox fits under the
-// fleet's memory budget beside the boots under way, and reserves its room
-// until release is called (when the boot ended). With page sharing the
-// fleet's memory falls as the kernel merges what the last sandboxes
-// booted, later than they boot: a boot that would not fit yet waits for it
-// instead of failing at the limit (where namespaces cannot be created, or
-// the kernel kills a sandbox to make room). Without a budget, or when the
-// budget cannot be read, it returns at once.
-func (h *lcHost) awaitRoom(ctx context.Context) (release func(), err error) {
-	if h.fleet.budget <= 0 {
-		return func() {}, nil
-	}
-	release = func() {
-		h.roomMu.Lock()
-		h.booting--
-		h.roomMu.Unlock()
-	}
-	var t *time.Ticker
-	for {
-		h.roomMu.Lock()
-		used, err := h.fleet.workingSet()
-		if err != nil || int64(used)+int64(h.booting+1)*bootRoomBytes <= h.fleet.budget {
-			h.booting++
-			h.roomMu.Unlock()
-			return release, nil
-		}
-		h.roomMu.Unlock()
-		if t == nil {
-			t = time.NewTicker(roomPollInterval)
-			defer t.Stop()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w: the memory budget is full (%d of %d MiB in use)", ErrCapacity, used>>20, h.fleet.budget>>20)
-		case <-t.C:
-		}
-	}
 }
 
 // seedArgs are node's flags for a sandbox of a daemon sharing pages.
