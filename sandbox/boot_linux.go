@@ -73,7 +73,6 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		onLog:      o.OnLog,
 		rt:         rt,
 		bootLimits: o.Limits,
-		background: o.Container == "",
 		done:       make(chan struct{}),
 	}
 	s.lastUsedAt = s.createdAt
@@ -195,11 +194,11 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	}
 	// The agent answered: node runs, and is tini's only child yet.
 	s.nodePid = firstChild(s.pid)
-	if h.ksm != nil {
+	if h.ksm != nil { // pages are shared
 		h.ksm.booted()
-	}
-	if h.v8Seed != 0 && h.mergeChecked.CompareAndSwap(false, true) {
-		checkMerging(s.nodePid, s.log)
+		if h.mergeChecked.CompareAndSwap(false, true) {
+			checkMerging(s.nodePid, s.log)
+		}
 	}
 	if o.Container == "" {
 		s.warmUp(ctx)

@@ -27,7 +27,6 @@ type lcSandbox struct {
 	log        *slog.Logger
 	onLog      func(container string, line agent.LogLine)
 	bootLimits types.Limits // the limits the sandbox booted with
-	background bool         // booted for the pool at the lowest CPU weight, until assigned
 
 	rt   *libcontainer.Container
 	proc *libcontainer.Process
@@ -81,7 +80,8 @@ func (s *lcSandbox) emit(l agent.LogLine) {
 	}
 }
 
-// Assign gives a pooled sandbox to a webtask container: it applies the
+// Assign gives a pooled sandbox to a webtask container: it gives it the
+// default CPU weight (it booted at the lowest) and applies the
 // container's CPU and pids limits to the sandbox's cgroup when they differ
 // from those it booted with (its memory limit, and V8's heap limit that
 // follows it, are fixed at boot: the Manager only assigns a pooled
@@ -95,19 +95,14 @@ func (s *lcSandbox) Assign(container string, l types.Limits) error {
 	if l.MemoryMB != s.bootLimits.MemoryMB {
 		return fmt.Errorf("sandbox %s booted with %d MiB, container %q needs %d MiB", s.id, s.bootLimits.MemoryMB, container, l.MemoryMB)
 	}
-	if s.background {
-		if s.cg == nil {
-			return fmt.Errorf("sandbox %s: applying limits: no cgroup", s.id)
-		}
-		if err := s.cg.foreground(); err != nil {
-			return fmt.Errorf("sandbox %s: CPU weight: %w", s.id, err)
-		}
-		s.background = false
+	if s.cg == nil {
+		return fmt.Errorf("sandbox %s: applying limits: no cgroup", s.id)
+	}
+	// Only a pooled sandbox gets here: it booted at the lowest CPU weight.
+	if err := s.cg.foreground(); err != nil {
+		return fmt.Errorf("sandbox %s: CPU weight: %w", s.id, err)
 	}
 	if l.CPUs != s.limits.CPUs || l.Pids != s.limits.Pids {
-		if s.cg == nil {
-			return fmt.Errorf("sandbox %s: applying limits: no cgroup", s.id)
-		}
 		if err := s.cg.update(l); err != nil {
 			return fmt.Errorf("sandbox %s: applying limits: %w", s.id, err)
 		}

@@ -74,7 +74,8 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	pids := int64(o.Limits.Pids)
 	var shares *uint64
 	if o.Background {
-		shares = ptrTo(uint64(backgroundCPUShares))
+		lowest := uint64(backgroundCPUShares)
+		shares = &lowest
 	}
 
 	mounts := []specs.Mount{
@@ -154,5 +155,3 @@ func BuildConfig(o SpecOptions) (*configs.Config, error) {
 	cfg.Rlimits = o.Rlimits.configs(o.Limits.Pids)
 	return cfg, nil
 }
-
-func ptrTo[T any](v T) *T { return &v }
