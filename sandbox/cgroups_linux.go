@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -269,6 +270,11 @@ type sandboxCgroup struct {
 	mem1 interface { // the v1 memory controller, to read memory alone
 		Stat(path string, m *v1stats.Metrics) error
 	}
+	// weightFile is the sandbox's CPU weight file (v1 cpu.shares, v2
+	// cpu.weight), written alone on a pooled sandbox's way to its first
+	// call: a controller-wide Update also rewrites every v1 controller
+	// (cpuset copies its parents' cpus and mems), a dozen file reads.
+	weightFile string
 }
 
 func loadSandboxCgroup(path string) (*sandboxCgroup, error) {
@@ -277,15 +283,25 @@ func loadSandboxCgroup(path string) (*sandboxCgroup, error) {
 		return nil, err
 	}
 	c := &sandboxCgroup{cgroupHandle: h}
-	if h.v1 != nil {
-		for _, s := range h.v1.Subsystems() {
-			if p, ok := s.(interface{ Path(string) string }); ok && s.Name() == cgroup1.Memory {
-				// Usage and OOM kills only: swap and kernel memory files
-				// may be missing (swap accounting off, newer kernels).
-				root := filepath.Dir(filepath.Clean(p.Path("/")))
-				c.mem1 = cgroup1.NewMemory(root, cgroup1.IgnoreModules("memsw", "kmem", "kmem.tcp"))
-			}
+	if h.v1 == nil {
+		c.weightFile = filepath.Join(unifiedMountpoint, path, "cpu.weight")
+		return c, nil
+	}
+	for _, s := range h.v1.Subsystems() {
+		p, ok := s.(interface{ Path(string) string })
+		switch {
+		case !ok:
+		case s.Name() == cgroup1.Memory:
+			// Usage and OOM kills only: swap and kernel memory files
+			// may be missing (swap accounting off, newer kernels).
+			root := filepath.Dir(filepath.Clean(p.Path("/")))
+			c.mem1 = cgroup1.NewMemory(root, cgroup1.IgnoreModules("memsw", "kmem", "kmem.tcp"))
+		case s.Name() == cgroup1.Cpu:
+			c.weightFile = filepath.Join(p.Path(path), "cpu.shares")
 		}
+	}
+	if c.weightFile == "" {
+		return nil, fmt.Errorf("cgroup %s: no cpu controller", path)
 	}
 	return c, nil
 }
@@ -375,12 +391,11 @@ func (h *cgroupHandle) stats() (*types.CgroupStats, error) {
 // foreground gives a pooled sandbox the kernel's default CPU weight
 // (cgroup v1 cpu.shares 1024, v2 cpu.weight 100) when it is assigned.
 func (c *sandboxCgroup) foreground() error {
+	w := defaultCPUWeight
 	if c.v1 != nil {
-		shares := uint64(defaultCPUShares)
-		return c.v1.Update(&specs.LinuxResources{CPU: &specs.LinuxCPU{Shares: &shares}})
+		w = defaultCPUShares
 	}
-	w := uint64(defaultCPUWeight)
-	return c.v2.Update(&cgroup2.Resources{CPU: &cgroup2.CPU{Weight: &w}})
+	return os.WriteFile(c.weightFile, []byte(strconv.Itoa(w)), 0)
 }
 
 // update applies the CPU quota and pids limit of l to the sandbox cgroup
