@@ -55,3 +55,14 @@ func SetPoolMaxBooting(t interface{ Cleanup(func()) }, n int) {
 	poolMaxBooting = n
 	t.Cleanup(func() { poolMaxBooting = old })
 }
+
+// DeferPoolRefills hands the test every refill the pool defers after a
+// take (see poolRefillDefer) instead of running it after the delay, until
+// the test ends.
+func DeferPoolRefills(t interface{ Cleanup(func()) }) <-chan func() {
+	ch := make(chan func(), 64)
+	old := deferRefill
+	deferRefill = func(wake func()) { ch <- wake }
+	t.Cleanup(func() { deferRefill = old })
+	return ch
+}

@@ -57,6 +57,36 @@ func TestFakePoolTakeAndRefill(t *testing.T) {
 	}
 }
 
+// TestFakePoolRefillDeferred: a take that leaves a ready sandbox in the
+// pool defers the refill (poolRefillDefer), so that its boot does not
+// share the CPUs with the container's first call; the refill follows the
+// deferral. A take that empties the pool refills at once.
+func TestFakePoolRefillDeferred(t *testing.T) {
+	refills := sandbox.DeferPoolRefills(t)
+	f := newFakeFactory(t)
+	m := newFakeManager(t, f, func(c *sandbox.Config) { c.PoolSize = 2 })
+	recv(t, f.started, "pool boot 1")
+	recv(t, f.started, "pool boot 2")
+	eventually(t, waitBound, "pool ready", func() bool { return m.PoolLen() == 2 && m.PoolBooting() == 0 })
+	if c := mustCall(t, m, "a"); c.Served != types.ServedPooled {
+		t.Fatalf("first call of a: served %s, want pooled", c.Served)
+	}
+	wake := recv(t, refills, "the refill deferred by the take")
+	f.noMoreStarts(t, "a refill began before the deferral ended")
+	// b takes the last ready sandbox: no deferral.
+	if c := mustCall(t, m, "b"); c.Served != types.ServedPooled {
+		t.Fatalf("first call of b: served %s, want pooled", c.Served)
+	}
+	recv(t, f.started, "pool refill after the pool emptied")
+	select {
+	case <-refills:
+		t.Fatal("a take that emptied the pool deferred its refill")
+	default:
+	}
+	wake()
+	eventually(t, waitBound, "pool refilled", func() bool { return m.PoolLen() >= 2 })
+}
+
 func TestFakeEvictsLeastRecentlyUsed(t *testing.T) {
 	f := newFakeFactory(t)
 	m := newFakeManager(t, f, func(c *sandbox.Config) { c.MaxSandboxes = 2 })

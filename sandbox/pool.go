@@ -38,7 +38,19 @@ const (
 	poolBootGuess = 100 * time.Millisecond
 	// poolLeadMin is the shortest lead time poolTarget plans for.
 	poolLeadMin = 100 * time.Millisecond
+	// poolRefillDefer: when a ready sandbox taken from the pool leaves
+	// another ready one, the refill begins this long after the take, so
+	// that its boot (fork, namespaces, the daemon's side of libcontainer:
+	// ~10 ms of CPU) does not share the CPUs with the container's first
+	// call (on 2 CPUs: p50 3.3 -> 2.4 ms, p90 4.4 -> 3.1 ms); the next
+	// never-seen container still finds a ready one. A take that
+	// empties the pool, and a container that waits for a boot, wake the
+	// pool at once.
+	poolRefillDefer = 10 * time.Millisecond
 )
+
+// deferRefill runs wake after poolRefillDefer (a seam for tests).
+var deferRefill = func(wake func()) { time.AfterFunc(poolRefillDefer, wake) }
 
 // poolMaxBooting bounds the pool's boots in flight: node's boot is CPU
 // bound, more would only slow each one.
@@ -105,7 +117,13 @@ func (m *Manager) fromPool(name string, l types.Limits) (Sandbox, types.Served, 
 		if len(m.pool) > 0 {
 			sb = m.pool[0]
 			m.pool = m.pool[1:]
+			spare := len(m.pool) > 0
 			m.mu.Unlock()
+			if spare {
+				deferRefill(m.wakeRefill)
+			} else {
+				m.wakeRefill()
+			}
 		} else {
 			w := make(chan poolResult, 1)
 			m.ps.waiters = append(m.ps.waiters, w)
@@ -116,8 +134,8 @@ func (m *Manager) fromPool(name string, l types.Limits) (Sandbox, types.Served, 
 				return nil, "", r.err
 			}
 			sb, served = r.sb, types.ServedCold
+			m.wakeRefill()
 		}
-		m.wakeRefill()
 		select {
 		case <-sb.Done():
 			continue // died in the pool; its watcher cleans up

@@ -127,7 +127,9 @@ func summarize(d []time.Duration) dist {
 }
 
 // warm alternates rounds between a (webtaskd) and b (bare node): latency
-// at concurrency 1, then throughput at concurrency c.
+// at concurrency 1, the same with a pause between calls (paced: CPUs that
+// idle between calls, as under a platform's real traffic, wake slower than
+// busy ones), then throughput at concurrency c.
 func warm(args []string) error {
 	fs := flag.NewFlagSet("warm", flag.ExitOnError)
 	a := fs.String("a", "", "webtaskd run URL")
@@ -137,6 +139,8 @@ func warm(args []string) error {
 	n := fs.Int("n", 2000, "sequential calls per round and system")
 	c := fs.Int("c", 32, "concurrency of the throughput test")
 	d := fs.Duration("d", 2*time.Second, "duration of one throughput round")
+	gap := fs.Duration("gap", 5*time.Millisecond, "pause between the paced calls")
+	paced := fs.Int("paced", 200, "paced calls per round and system (0: none)")
 	_ = fs.Parse(args)
 	urls := map[string]string{"webtaskd": *a, "node": *b}
 	names := []string{"webtaskd", "node"}
@@ -144,7 +148,7 @@ func warm(args []string) error {
 		urls["webtaskd_deps"] = *deps
 		names = append(names, "webtaskd_deps")
 	}
-	lat := map[string][]time.Duration{}
+	lat, lgap := map[string][]time.Duration{}, map[string][]time.Duration{}
 	thr := map[string][]float64{}
 	for _, u := range urls { // warm up connections and JIT
 		for range 500 {
@@ -163,6 +167,14 @@ func warm(args []string) error {
 				}
 				lat[name] = append(lat[name], time.Since(t))
 			}
+			for range *paced {
+				time.Sleep(*gap)
+				t := time.Now()
+				if err := get(u, nil); err != nil {
+					return err
+				}
+				lgap[name] = append(lgap[name], time.Since(t))
+			}
 			rps, err := throughput(u, *c, *d)
 			if err != nil {
 				return err
@@ -173,7 +185,11 @@ func warm(args []string) error {
 	out := map[string]any{}
 	for name := range urls {
 		sort.Float64s(thr[name])
-		out[name] = map[string]any{"latency": summarize(lat[name]), "rps_median": thr[name][len(thr[name])/2], "rps_rounds": thr[name]}
+		r := map[string]any{"latency": summarize(lat[name]), "rps_median": thr[name][len(thr[name])/2], "rps_rounds": thr[name]}
+		if *paced > 0 {
+			r["paced_latency"], r["paced_gap_ms"] = summarize(lgap[name]), gap.Milliseconds()
+		}
+		out[name] = r
 	}
 	return emit(out)
 }
@@ -446,6 +462,8 @@ func report(args []string) error {
 	_ = fs.Parse(args)
 	var w map[string]struct {
 		Latency dist    `json:"latency"`
+		Paced   *dist   `json:"paced_latency"`
+		GapMS   int64   `json:"paced_gap_ms"`
 		RPS     float64 `json:"rps_median"`
 	}
 	var f struct {
@@ -484,6 +502,10 @@ func report(args []string) error {
 	diff := wt.Latency.P50 - nd.Latency.P50
 	fmt.Printf("| warm latency p50, c=1 | %.3f ms | %.3f ms | +%.3f ms | <= node + 0.1 ms | %s |\n", wt.Latency.P50, nd.Latency.P50, diff, ok(diff <= 0.1))
 	fmt.Printf("| warm latency p99, c=1 | %.3f ms | %.3f ms | +%.3f ms | - | |\n", wt.Latency.P99, nd.Latency.P99, wt.Latency.P99-nd.Latency.P99)
+	if wt.Paced != nil && nd.Paced != nil {
+		fmt.Printf("| warm latency p50 / p99, c=1, one call every %d ms (idle CPUs between calls) | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f ms | - | |\n",
+			wt.GapMS, wt.Paced.P50, wt.Paced.P99, nd.Paced.P50, nd.Paced.P99, wt.Paced.P50-nd.Paced.P50)
+	}
 	r := wt.RPS / nd.RPS
 	fmt.Printf("| warm throughput, c=32 | %.0f req/s | %.0f req/s | %.2fx | >= 0.7x | %s |\n", wt.RPS, nd.RPS, r, ok(r >= 0.7))
 	tw, tn := tt["webtaskd"], tt["node"]
