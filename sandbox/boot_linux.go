@@ -59,9 +59,20 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
+	undoCgroup := func() {}
+	if spec.Background {
+		undo, err := h.fleet.presetBackground(id)
+		if err != nil {
+			// The boot goes on at the default weight until init is ready.
+			log.Debug("sandbox cgroup not preset to the lowest CPU weight", "sandbox", id, "err", err)
+		} else {
+			undoCgroup = undo
+		}
+	}
 	rt, err := libcontainer.Create(h.root, id, cfg)
 	created := time.Now()
 	if err != nil {
+		undoCgroup()
 		return nil, fmt.Errorf("%w: create: %w", ErrStart, err)
 	}
 	s := &lcSandbox{
