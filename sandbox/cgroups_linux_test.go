@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/containerd/cgroups/v3/cgroup1"
+
+	"github.com/webtaskd/webtaskd/sandbox/sandboxtest"
 )
 
 // TestPresetBackgroundWeight: a pooled sandbox's CPU cgroup exists at the
@@ -17,7 +19,7 @@ func TestPresetBackgroundWeight(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("SKIPPING: creating cgroups needs root")
 	}
-	parent := "/webtaskd-test-preset-" + strconv.Itoa(os.Getpid())
+	parent := sandboxtest.CgroupParent("webtaskd-test-preset-" + strconv.Itoa(os.Getpid()))
 	f, err := openFleetCgroup(parent, 0)
 	if err != nil {
 		t.Fatal(err)

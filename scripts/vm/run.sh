@@ -33,7 +33,7 @@ TIMEOUT=${WEBTASKD_VM_TIMEOUT:-600}
 CPUS=${WEBTASKD_VM_CPUS:-2}
 MEM=${WEBTASKD_VM_MEMORY_MB:-2048}
 # The subset that covers every cgroup code path (docs/SANDBOXES.md, "cgroup v2").
-SANDBOX_RUN=${WEBTASKD_VM_SANDBOX_RUN:-'^(TestCgroupLimitsApplied|TestDestroyAndPause|TestExternalFreezeThawed|TestSweepAfterDaemonCrash)$'}
+SANDBOX_RUN=${WEBTASKD_VM_SANDBOX_RUN:-'^(TestCgroupLimitsApplied|TestPresetBackgroundWeight|TestDestroyAndPause|TestExternalFreezeThawed|TestSweepAfterDaemonCrash)$'}
 DAEMON_RUN=${WEBTASKD_VM_DAEMON_RUN:-'^(TestFleetFreezeThawKeepsGlobal|TestFleetFailuresContained|TestKillNineRecovery|TestFleetNothingLeftAfterStop|TestMetricsScrapeCleanly)$'}
 WTCTL_RUN=${WEBTASKD_VM_WTCTL_RUN:-'^TestSandboxesInspectStatusLimitsKillTop$'}
 
