@@ -233,26 +233,26 @@ func openFleetCgroup(path string, budgetBytes int64) (*fleetCgroup, error) {
 // and removes it with the sandbox; undo removes it when no sandbox was
 // created.
 func (f *fleetCgroup) presetBackground(id string) (undo func(), err error) {
-	var dir, file, weight string
-	if f.v1 != nil {
-		dir, file, weight = v1Dir(f.v1, cgroup1.Cpu, sandboxCgroupPath(f.path, id)), "cpu.shares", strconv.Itoa(backgroundCPUShares)
-		if dir == "" {
-			return nil, errors.New("no cpu controller")
-		}
-	} else {
-		// The first sandbox of a new parent comes before libcontainer
-		// enabled the controller for the parent's children.
-		parent := filepath.Join(unifiedMountpoint, f.path, "cgroup.subtree_control")
-		if err := os.WriteFile(parent, []byte("+cpu"), 0); err != nil {
+	path := sandboxCgroupPath(f.path, id)
+	if f.v1 == nil {
+		// The manager enables the cpu controller down to the parent, as
+		// libcontainer does (the first sandbox of a parent comes before it).
+		w := uint64(1)
+		m, err := cgroup2.NewManager(unifiedMountpoint, path, &cgroup2.Resources{CPU: &cgroup2.CPU{Weight: &w}})
+		if err != nil {
 			return nil, err
 		}
-		dir, file, weight = filepath.Join(unifiedMountpoint, sandboxCgroupPath(f.path, id)), "cpu.weight", "1"
+		return func() { _ = m.Delete() }, nil
+	}
+	dir := v1Dir(f.v1, cgroup1.Cpu, path)
+	if dir == "" {
+		return nil, errors.New("no cpu controller")
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
 	undo = func() { _ = os.Remove(dir) }
-	if err := os.WriteFile(filepath.Join(dir, file), []byte(weight), 0); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "cpu.shares"), []byte(strconv.Itoa(backgroundCPUShares)), 0); err != nil {
 		undo()
 		return nil, err
 	}
