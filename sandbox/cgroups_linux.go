@@ -237,7 +237,7 @@ func (f *fleetCgroup) presetBackground(id string) (undo func(), err error) {
 	if f.v1 == nil {
 		// The manager enables the cpu controller down to the parent, as
 		// libcontainer does (the first sandbox of a parent comes before it).
-		w := uint64(1)
+		w := uint64(backgroundCPUWeight)
 		m, err := cgroup2.NewManager(unifiedMountpoint, path, &cgroup2.Resources{CPU: &cgroup2.CPU{Weight: &w}})
 		if err != nil {
 			return nil, err

@@ -33,7 +33,7 @@ func TestPresetBackgroundWeight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, file, want := filepath.Join(unifiedMountpoint, parent, "wt-preset"), "cpu.weight", "1"
+	dir, file, want := filepath.Join(unifiedMountpoint, parent, "wt-preset"), "cpu.weight", strconv.Itoa(backgroundCPUWeight)
 	if f.v1 != nil {
 		dir, file, want = v1Dir(f.v1, cgroup1.Cpu, sandboxCgroupPath(parent, "wt-preset")), "cpu.shares", strconv.Itoa(backgroundCPUShares)
 	}

@@ -49,6 +49,7 @@ type SpecOptions struct {
 // the kernel's default (v1 shares 1024, v2 weight 100).
 const (
 	backgroundCPUShares = 2
+	backgroundCPUWeight = 1 // what libcontainer makes of backgroundCPUShares on v2
 	defaultCPUShares    = 1024
 	defaultCPUWeight    = 100
 )
