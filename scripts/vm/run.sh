@@ -9,6 +9,7 @@
 #      of them (found with ldd), into an ext4 image (mkfs.ext4 -d);
 #   3. boots it (root on NVMe, built into the kernel: no initramfs, no 9p);
 #      vminit runs the plan and prints everything on the serial console;
+#      a VM that never reaches vminit is killed and booted once more;
 #   4. fails unless the console's last verdict says every test passed and
 #      none was skipped.
 #
@@ -19,6 +20,9 @@
 #   WEBTASKD_VM_OUT         build dir, image, console log (var/vm in the tree)
 #   WEBTASKD_VM_TIME_SCALE  the tests' time-scale factor (default 10: TCG)
 #   WEBTASKD_VM_TIMEOUT     wall-clock bound of the VM in seconds (600)
+#   WEBTASKD_VM_BOOT_TIMEOUT  seconds for the VM to reach vminit's first line
+#                           before it is killed as hung (60; ~3 s normally)
+#   WEBTASKD_VM_BOOT_ATTEMPTS  boots tried when one hangs so (2)
 #   WEBTASKD_VM_{SANDBOX,DAEMON,WTCTL}_RUN  -test.run patterns
 #   WEBTASKD_VM_CPUS / WEBTASKD_VM_MEMORY_MB          (2 / 2048)
 set -euo pipefail
@@ -30,6 +34,8 @@ CACHE=${WEBTASKD_VM_CACHE:-/var/cache/webtaskd-vm}
 OUT=${WEBTASKD_VM_OUT:-$ROOT/var/vm}
 SCALE=${WEBTASKD_VM_TIME_SCALE:-10}
 TIMEOUT=${WEBTASKD_VM_TIMEOUT:-600}
+BOOT_TIMEOUT=${WEBTASKD_VM_BOOT_TIMEOUT:-60}
+BOOT_ATTEMPTS=${WEBTASKD_VM_BOOT_ATTEMPTS:-2}
 CPUS=${WEBTASKD_VM_CPUS:-2}
 MEM=${WEBTASKD_VM_MEMORY_MB:-2048}
 # The subset that covers every cgroup code path (docs/SANDBOXES.md, "cgroup v2").
@@ -97,23 +103,57 @@ mkfs.ext4 -q -F -L vmroot -d "$S" "$OUT/root.img" "${size_mb}M"
 rm -rf "$S"
 t2=$(date +%s)
 
-echo "vm: booting $(cat "$CACHE/kernel/version") under QEMU TCG ($CPUS cpus, $MEM MiB, bound ${TIMEOUT}s)" >&2
 LOG=$OUT/console.log
-set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-	-machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
-	-nographic -monitor none -no-reboot -nic none \
-	-kernel "$CACHE/kernel/vmlinuz" \
-	-append "console=ttyS0 root=/dev/nvme0n1 rw rootfstype=ext4 init=/usr/sbin/vminit panic=-1 quiet loglevel=3" \
-	-drive "file=$OUT/root.img,if=none,id=root,format=raw" -device nvme,drive=root,serial=vmroot \
-	</dev/null 2>&1 | sed -u 's/\r$//' | tee "$LOG"
-qemu_rc=${PIPESTATUS[0]}
-set -e
+# boot_vm ATTEMPT: runs the VM, console to the terminal and $LOG. A watchdog
+# kills a VM that has not reached vminit's first line after $BOOT_TIMEOUT
+# seconds (QEMU TCG has been seen to hang after SeaBIOS's "Booting from ROM",
+# before the kernel printed anything) and says so in $OUT/qemu.hung.
+boot_vm() {
+	echo "vm: booting $(cat "$CACHE/kernel/version") under QEMU TCG ($CPUS cpus, $MEM MiB, bound ${TIMEOUT}s, attempt $1 of $BOOT_ATTEMPTS)" >&2
+	rm -f "$OUT/qemu.pid" "$OUT/qemu.rc" "$OUT/qemu.hung"
+	: >"$LOG"
+	( timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
+		-machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
+		-nographic -monitor none -no-reboot -nic none -pidfile "$OUT/qemu.pid" \
+		-kernel "$CACHE/kernel/vmlinuz" \
+		-append "console=ttyS0 root=/dev/nvme0n1 rw rootfstype=ext4 init=/usr/sbin/vminit panic=-1 quiet loglevel=3" \
+		-drive "file=$OUT/root.img,if=none,id=root,format=raw" -device nvme,drive=root,serial=vmroot \
+		</dev/null 2>&1
+	  echo $? >"$OUT/qemu.rc" ) | sed -u 's/\r$//' | tee "$LOG" &
+	local vm=$! waited=0
+	# Polled once a second until vminit's first line; then only waited for.
+	while kill -0 "$vm" 2>/dev/null; do
+		if grep -q '^VMTEST kernel' "$LOG"; then
+			echo "vm: vminit up after about ${waited}s" >&2
+			break
+		fi
+		if [ "$waited" -ge "$BOOT_TIMEOUT" ]; then
+			echo "vm: no output from vminit after ${BOOT_TIMEOUT}s: killing the VM" >&2
+			touch "$OUT/qemu.hung"
+			kill -9 "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null || true
+			break
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	wait "$vm" || true
+}
+attempt=1
+while :; do
+	boot_vm "$attempt"
+	[ -e "$OUT/qemu.hung" ] && [ "$attempt" -lt "$BOOT_ATTEMPTS" ] || break
+	attempt=$((attempt + 1))
+done
+qemu_rc=$(cat "$OUT/qemu.rc" 2>/dev/null || echo none)
 t3=$(date +%s)
 
 echo "vm: build $((t1 - t0))s, image $((t2 - t1))s, VM $((t3 - t2))s (qemu exit $qemu_rc)" >&2
 grep -E '^VMTEST (kernel|node|/sys/fs/cgroup/cgroup.controllers)' "$LOG" >&2 || true
-result=$(grep -E '^VMTEST RESULT ' "$LOG" | tail -1)
+result=$(grep -E '^VMTEST RESULT ' "$LOG" | tail -1 || true)
+if [ -z "$result" ] && [ -e "$OUT/qemu.hung" ]; then
+	echo "vm: FAIL: the VM never reached vminit in $BOOT_ATTEMPTS boots of ${BOOT_TIMEOUT}s each; see $LOG" >&2
+	exit 1
+fi
 if [ -z "$result" ]; then
 	echo "vm: FAIL: no verdict on the console (timeout after ${TIMEOUT}s or a crash); see $LOG" >&2
 	exit 1
