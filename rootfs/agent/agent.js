@@ -20,6 +20,18 @@
 // compile.js, resolve.js, extensions.js and builtins/ (code, require,
 // compilers, middleware), output.js (logs, async failures).
 
+// V8 accepts the code cache that node ships for its built-in modules (http,
+// net, vm...) only when the V8 flags that differ from their defaults hash
+// as they did when it was made. --max-old-space-size is one of them: with it,
+// every built-in the agent loads would be compiled from source, about 10 ms
+// of CPU per boot (docs/PERFORMANCE.md). V8 sized this isolate's heap from
+// the flag when it created it and keeps that limit, so the flag is at its
+// default while the agent loads and set back before the first webtask runs
+// (a Worker it starts is sized by the flag, as without this).
+const v8 = v8Binding();
+const heapFlag = process.execArgv.find((a) => a.startsWith('--max-old-space-size='));
+if (heapFlag !== undefined) v8.setFlagsFromString('--max-old-space-size=0');
+
 // A daemon sharing pages between sandboxes (--share-pages) starts every
 // node with one V8 random seed, so that their heaps are laid out alike and
 // the kernel can merge them; V8 would then seed Math.random alike in every
@@ -27,7 +39,7 @@
 // draws a number. (Contexts a webtask creates with `vm` draw from it too:
 // within one sandbox they start from the same sequence.)
 if (process.execArgv.some((a) => a.startsWith('--random-seed='))) {
-  require('v8').setFlagsFromString('--random-seed=' + ((require('crypto').randomBytes(4).readUInt32LE(0) >>> 1) | 1));
+  v8.setFlagsFromString('--random-seed=' + ((require('crypto').randomBytes(4).readUInt32LE(0) >>> 1) | 1));
 }
 
 const { stringify, parse, origStdoutWrite, origStderrWrite, agentLog, sendRaw, listen } = require('./protocol');
@@ -83,4 +95,25 @@ patchStream(process.stderr, 'stderr', origStderrWrite);
 process.on('uncaughtException', (err) => onAsyncFailure('Uncaught exception', err));
 process.on('unhandledRejection', (err) => onAsyncFailure('Unhandled rejection', err));
 
+if (heapFlag !== undefined) v8.setFlagsFromString(heapFlag);
 sendRaw(stringify({ op: 'ready', pid: process.pid, node: process.version }) + '\n');
+
+// v8Binding is node's own binding behind require('v8'), whose
+// setFlagsFromString it calls: require('v8') would first load a dozen
+// internal modules (compiled from source while --max-old-space-size is
+// set: 6-9 ms). process.binding is deprecated (DEP0111); its warning is
+// silenced for this one call, and require('v8') stands in on a node that
+// no longer has it.
+function v8Binding() {
+  const quiet = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    const b = process.binding('v8');
+    if (typeof b.setFlagsFromString === 'function') return b;
+  } catch (_) {
+    // gone from this node
+  } finally {
+    process.noDeprecation = quiet;
+  }
+  return require('v8');
+}

@@ -404,3 +404,37 @@ func TestDoContextExpiry(t *testing.T) {
 }
 
 var _ = io.EOF
+
+// TestHeapLimitFollowsFlag: the agent puts --max-old-space-size back to
+// V8's default while it loads (so that node's code cache for its built-in
+// modules is used) and restores it before it is ready. The runtime's heap
+// limit, and that of a Worker a webtask starts, still follow the flag
+// (64 MiB here; V8 sizes a heap without it from the host's memory, at
+// least 256 MiB).
+func TestHeapLimitFollowsFlag(t *testing.T) {
+	h := startAgent(t)
+	code := `module.exports = (cb) => {
+  const { Worker } = require('worker_threads');
+  const main = require('v8').getHeapStatistics().heap_size_limit;
+  const w = new Worker("require('worker_threads').parentPort.postMessage(require('v8').getHeapStatistics().heap_size_limit)", { eval: true });
+  w.once('message', (worker) => { w.terminate(); cb(null, { main, worker, argv: process.execArgv }); });
+  w.once('error', (e) => cb(e));
+};`
+	resp := h.do(t, newReq(code))
+	if resp.Status != 200 {
+		t.Fatalf("status %d: %s", resp.Status, resp.Body)
+	}
+	var got struct {
+		Main, Worker float64
+		Argv         []string
+	}
+	if err := json.Unmarshal(resp.Body, &got); err != nil {
+		t.Fatalf("body %s: %v", resp.Body, err)
+	}
+	const mib = 1 << 20
+	for name, limit := range map[string]float64{"runtime": got.Main, "worker": got.Worker} {
+		if limit <= 64*mib || limit > 160*mib {
+			t.Errorf("%s heap limit %.0f MiB, want above 64 and at most 160 (node %v)", name, limit/mib, got.Argv)
+		}
+	}
+}
