@@ -63,7 +63,9 @@ done
 echo "bench: starting daemons and a bare node server" >&2
 start_daemon pool 18721 --pool-size 2 --modules-tarball-dir "$WORK/tarballs"
 start_daemon nopool 18722 --pool-size 0
-"$NODE" "$WORK/bare.js" 18731 & PIDS+=($!)
+# Bare node runs with a sandbox's environment, not ours (see spawnNode in
+# scripts/loadgen/main.go).
+env -i PATH=/usr/bin:/bin HOME=/tmp "$NODE" "$WORK/bare.js" 18731 & PIDS+=($!)
 for _ in $(seq 1 100); do curl -fs http://127.0.0.1:18731/ >/dev/null 2>&1 && break; sleep 0.05; done
 
 TOKEN=$(cat "$WORK/pool/master.token")
