@@ -9,7 +9,8 @@
 #      of them (found with ldd), into an ext4 image (mkfs.ext4 -d);
 #   3. boots it (root on NVMe, built into the kernel: no initramfs, no 9p);
 #      vminit runs the plan and prints everything on the serial console;
-#      a VM that never reaches vminit is killed and booted once more;
+#      a VM that never reaches vminit, or whose console then stays silent
+#      for 5 minutes, is killed and booted once more from a fresh image;
 #   4. fails unless the console's last verdict says every test passed and
 #      none was skipped.
 #
@@ -22,6 +23,9 @@
 #   WEBTASKD_VM_TIMEOUT     wall-clock bound of the VM in seconds (600)
 #   WEBTASKD_VM_BOOT_TIMEOUT  seconds for the VM to reach vminit's first line
 #                           before it is killed as hung (60; ~3 s normally)
+#   WEBTASKD_VM_SILENCE_TIMEOUT  seconds without console output, once
+#                           vminit is up, before the VM is killed as hung
+#                           (300; the longest silent test takes ~1 min)
 #   WEBTASKD_VM_BOOT_ATTEMPTS  boots tried when one hangs so (2)
 #   WEBTASKD_VM_{SANDBOX,DAEMON,WTCTL}_RUN  -test.run patterns
 #   WEBTASKD_VM_CPUS / WEBTASKD_VM_MEMORY_MB          (2 / 2048)
@@ -36,6 +40,7 @@ SCALE=${WEBTASKD_VM_TIME_SCALE:-10}
 TIMEOUT=${WEBTASKD_VM_TIMEOUT:-600}
 BOOT_TIMEOUT=${WEBTASKD_VM_BOOT_TIMEOUT:-60}
 BOOT_ATTEMPTS=${WEBTASKD_VM_BOOT_ATTEMPTS:-2}
+SILENCE_TIMEOUT=${WEBTASKD_VM_SILENCE_TIMEOUT:-300}
 CPUS=${WEBTASKD_VM_CPUS:-2}
 MEM=${WEBTASKD_VM_MEMORY_MB:-2048}
 # The subset that covers every cgroup code path (docs/SANDBOXES.md, "cgroup v2").
@@ -104,10 +109,15 @@ rm -rf "$S"
 t2=$(date +%s)
 
 LOG=$OUT/console.log
+# A retry boots the image as mkfs left it, not as the hung run left it.
+cp --sparse=always "$OUT/root.img" "$OUT/root.img.pristine"
 # boot_vm ATTEMPT: runs the VM, console to the terminal and $LOG. A watchdog
 # kills a VM that has not reached vminit's first line after $BOOT_TIMEOUT
 # seconds (QEMU TCG has been seen to hang after SeaBIOS's "Booting from ROM",
-# before the kernel printed anything) and says so in $OUT/qemu.hung.
+# before the kernel printed anything), or whose console then stays silent
+# for $SILENCE_TIMEOUT seconds (a guest seen spinning both vCPUs mid-test
+# for ten minutes without a line, not even the test binary's own timeout
+# panic), and says so in $OUT/qemu.hung.
 boot_vm() {
 	echo "vm: booting $(cat "$CACHE/kernel/version") under QEMU TCG ($CPUS cpus, $MEM MiB, bound ${TIMEOUT}s, attempt $1 of $BOOT_ATTEMPTS)" >&2
 	rm -f "$OUT/qemu.pid" "$OUT/qemu.rc" "$OUT/qemu.hung"
@@ -116,20 +126,27 @@ boot_vm() {
 		-machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
 		-nographic -monitor none -no-reboot -nic none -pidfile "$OUT/qemu.pid" \
 		-kernel "$CACHE/kernel/vmlinuz" \
-		-append "console=ttyS0 root=/dev/nvme0n1 rw rootfstype=ext4 init=/usr/sbin/vminit panic=-1 quiet loglevel=3" \
+		-append "console=ttyS0 root=/dev/nvme0n1 rw rootfstype=ext4 init=/usr/sbin/vminit panic=-1 quiet loglevel=4" \
 		-drive "file=$OUT/root.img,if=none,id=root,format=raw" -device nvme,drive=root,serial=vmroot \
-		</dev/null 2>&1
-	  echo $? >"$OUT/qemu.rc" ) | sed -u 's/\r$//' | tee "$LOG" &
-	local vm=$! waited=0
-	# Polled once a second until vminit's first line; then only waited for.
+		</dev/null 2>&1 && rc=0 || rc=$?
+	  echo "$rc" >"$OUT/qemu.rc" ) | sed -u 's/\r$//' | tee "$LOG" &
+	local vm=$! waited=0 up=0 size=0 quiet=0 now
+	# Polled once a second while the VM runs.
 	while kill -0 "$vm" 2>/dev/null; do
-		if grep -q '^VMTEST kernel' "$LOG"; then
+		if [ "$up" = 0 ] && grep -q '^VMTEST kernel' "$LOG"; then
 			echo "vm: vminit up after about ${waited}s" >&2
-			break
+			up=1
 		fi
-		if [ "$waited" -ge "$BOOT_TIMEOUT" ]; then
+		now=$(stat -c %s "$LOG")
+		if [ "$now" != "$size" ]; then size=$now quiet=0; else quiet=$((quiet + 1)); fi
+		if [ "$up" = 0 ] && [ "$waited" -ge "$BOOT_TIMEOUT" ]; then
 			echo "vm: no output from vminit after ${BOOT_TIMEOUT}s: killing the VM" >&2
 			touch "$OUT/qemu.hung"
+		elif [ "$up" = 1 ] && [ "$quiet" -ge "$SILENCE_TIMEOUT" ] && ! grep -q '^VMTEST RESULT' "$LOG"; then
+			echo "vm: no console output for ${SILENCE_TIMEOUT}s: killing the VM" >&2
+			touch "$OUT/qemu.hung"
+		fi
+		if [ -e "$OUT/qemu.hung" ]; then
 			kill -9 "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null || true
 			break
 		fi
@@ -142,8 +159,12 @@ attempt=1
 while :; do
 	boot_vm "$attempt"
 	[ -e "$OUT/qemu.hung" ] && [ "$attempt" -lt "$BOOT_ATTEMPTS" ] || break
+	cp "$LOG" "$OUT/console.attempt$attempt.log"
+	echo "vm: attempt $attempt hung (its console: $OUT/console.attempt$attempt.log); booting the pristine image again" >&2
+	cp --sparse=always "$OUT/root.img.pristine" "$OUT/root.img"
 	attempt=$((attempt + 1))
 done
+rm -f "$OUT/root.img.pristine"
 qemu_rc=$(cat "$OUT/qemu.rc" 2>/dev/null || echo none)
 t3=$(date +%s)
 
@@ -151,7 +172,7 @@ echo "vm: build $((t1 - t0))s, image $((t2 - t1))s, VM $((t3 - t2))s (qemu exit 
 grep -E '^VMTEST (kernel|node|/sys/fs/cgroup/cgroup.controllers)' "$LOG" >&2 || true
 result=$(grep -E '^VMTEST RESULT ' "$LOG" | tail -1 || true)
 if [ -z "$result" ] && [ -e "$OUT/qemu.hung" ]; then
-	echo "vm: FAIL: the VM never reached vminit in $BOOT_ATTEMPTS boots of ${BOOT_TIMEOUT}s each; see $LOG" >&2
+	echo "vm: FAIL: the VM hung in each of $BOOT_ATTEMPTS boots (no vminit after ${BOOT_TIMEOUT}s or no output for ${SILENCE_TIMEOUT}s); see $OUT/console*.log" >&2
 	exit 1
 fi
 if [ -z "$result" ]; then
