@@ -25,7 +25,7 @@
 #                           before it is killed as hung (60; ~3 s normally)
 #   WEBTASKD_VM_SILENCE_TIMEOUT  seconds without console output, once
 #                           vminit is up, before the VM is killed as hung
-#                           (300; the longest silent test takes ~1 min)
+#                           (300; vminit prints a heartbeat every 30 s)
 #   WEBTASKD_VM_BOOT_ATTEMPTS  boots tried when one hangs so (2)
 #   WEBTASKD_VM_{SANDBOX,DAEMON,WTCTL}_RUN  -test.run patterns
 #   WEBTASKD_VM_CPUS / WEBTASKD_VM_MEMORY_MB          (2 / 2048)
@@ -115,9 +115,10 @@ cp --sparse=always "$OUT/root.img" "$OUT/root.img.pristine"
 # kills a VM that has not reached vminit's first line after $BOOT_TIMEOUT
 # seconds (QEMU TCG has been seen to hang after SeaBIOS's "Booting from ROM",
 # before the kernel printed anything), or whose console then stays silent
-# for $SILENCE_TIMEOUT seconds (a guest seen spinning both vCPUs mid-test
-# for ten minutes without a line, not even the test binary's own timeout
-# panic), and says so in $OUT/qemu.hung.
+# for $SILENCE_TIMEOUT seconds although vminit prints a heartbeat every
+# 30 s (a guest seen spinning both vCPUs mid-test for ten minutes without a
+# line, not even the test binary's own timeout panic), and says so in
+# $OUT/qemu.hung. A deadlocked test does not silence the heartbeat.
 boot_vm() {
 	echo "vm: booting $(cat "$CACHE/kernel/version") under QEMU TCG ($CPUS cpus, $MEM MiB, bound ${TIMEOUT}s, attempt $1 of $BOOT_ATTEMPTS)" >&2
 	rm -f "$OUT/qemu.pid" "$OUT/qemu.rc" "$OUT/qemu.hung"

@@ -46,10 +46,18 @@ const searchPath = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 // controllers are those systemd enables down to a delegated service.
 var controllers = []string{"cpuset", "cpu", "io", "memory", "pids"}
 
+// heartbeatEvery is how often vminit says it is alive while the plan runs
+// (run.sh's watchdog takes 300 s of console silence for a hung guest).
+const heartbeatEvery = 30 * time.Second
+
 func main() {
 	fmt.Println() // past the firmware's escape sequences on the console
 	code := 1
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go heartbeat(time.Now(), stop, stopped)
 	defer func() {
+		close(stop)
+		<-stopped // the verdict is the last line
 		fmt.Printf("VMTEST RESULT %s exit=%d\n", counts, code)
 		unix.Sync()
 		_ = unix.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
@@ -60,6 +68,23 @@ func main() {
 		return
 	}
 	code = runPlan()
+}
+
+// heartbeat prints a line every heartbeatEvery until stop is closed, then
+// closes stopped: a test that is slow or deadlocked keeps the console
+// talking (its binary's timeout then reports it), a hung guest does not.
+func heartbeat(start time.Time, stop <-chan struct{}, stopped chan<- struct{}) {
+	defer close(stopped)
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			fmt.Printf("VMTEST alive %s\n", time.Since(start).Round(time.Second))
+		}
+	}
 }
 
 func setup() error {
