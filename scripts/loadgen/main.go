@@ -375,7 +375,7 @@ func spawnNode(node, script string, port int) (time.Duration, error) {
 	// The environment a sandbox's node gets (sandbox/boot_linux.go), not the
 	// caller's: NODE_OPTIONS or NODE_EXTRA_CA_CERTS there change what node
 	// does at startup (a CA bundle in NODE_EXTRA_CA_CERTS is parsed before
-	// any script runs: it tripled this spawn on the bench machine).
+	// any script runs: it more than doubled this spawn on the bench machine).
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/tmp"}
 	if err := cmd.Start(); err != nil {
 		return 0, err
