@@ -102,8 +102,16 @@ func startAgentWith(t testing.TB, wrap func(net.Conn) net.Conn, opts ...agent.Op
 
 // spawnAgent starts the runtime agent (written into dir) with the host's
 // node and env, its fd 3 one end of a socketpair; it returns the other
-// end, pollable so that Close interrupts a blocked Read.
+// end, pollable so that Close interrupts a blocked Read. The agent's own
+// stdout and stderr go to the test's stderr.
 func spawnAgent(t testing.TB, dir string, env ...string) (net.Conn, *exec.Cmd) {
+	t.Helper()
+	return spawnAgentOut(t, dir, os.Stderr, env...)
+}
+
+// spawnAgentOut is spawnAgent with the agent's own stdout and stderr
+// written to out.
+func spawnAgentOut(t testing.TB, dir string, out io.Writer, env ...string) (net.Conn, *exec.Cmd) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -133,8 +141,8 @@ func spawnAgent(t testing.TB, dir string, env ...string) (net.Conn, *exec.Cmd) {
 	cmd := exec.Command(node, append(args, script)...)
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.Env = env
-	cmd.Stdout = os.Stderr
-	cmd.Stderr = os.Stderr
+	cmd.Stdout = out
+	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

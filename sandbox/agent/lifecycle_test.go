@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -436,5 +437,31 @@ func TestHeapLimitFollowsFlag(t *testing.T) {
 		if limit <= 64*mib || limit > 160*mib {
 			t.Errorf("%s heap limit %.0f MiB, want above 64 and at most 160 (node %v)", name, limit/mib, got.Argv)
 		}
+	}
+}
+
+// TestBootSaysNothing: the agent boots and exits without a word on its own
+// stdout or stderr (which a sandbox's daemon logs). It reaches node's
+// v8 binding through process.binding, deprecated: node's DEP0111 warning
+// is silenced for that one call.
+func TestBootSaysNothing(t *testing.T) {
+	var out bytes.Buffer
+	conn, cmd := spawnAgentOut(t, t.TempDir(), &out)
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	_ = conn.SetReadDeadline(time.Now().Add(testDeadline))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.Contains(line, `"op":"ready"`) {
+		t.Fatalf("first line %q, %v; want ready", line, err)
+	}
+	conn.Close() // the agent exits when its channel closes
+	select {
+	case <-exited:
+	case <-time.After(testDeadline):
+		_ = cmd.Process.Kill()
+		t.Fatal("agent did not exit after its channel closed")
+	}
+	if out.Len() != 0 {
+		t.Errorf("agent printed at boot:\n%s", out.String())
 	}
 }

@@ -117,11 +117,12 @@ cp --sparse=always "$OUT/root.img" "$OUT/root.img.pristine"
 # before the kernel printed anything), or whose console then stays silent
 # for $SILENCE_TIMEOUT seconds although vminit prints a heartbeat every
 # 30 s (a guest seen spinning both vCPUs mid-test for ten minutes without a
-# line, not even the test binary's own timeout panic), and says so in
-# $OUT/qemu.hung. A deadlocked test does not silence the heartbeat.
+# line, not even the test binary's own timeout panic), and sets hung. A
+# deadlocked test does not silence the heartbeat.
 boot_vm() {
 	echo "vm: booting $(cat "$CACHE/kernel/version") under QEMU TCG ($CPUS cpus, $MEM MiB, bound ${TIMEOUT}s, attempt $1 of $BOOT_ATTEMPTS)" >&2
-	rm -f "$OUT/qemu.pid" "$OUT/qemu.rc" "$OUT/qemu.hung"
+	rm -f "$OUT/qemu.pid" "$OUT/qemu.rc"
+	hung=0
 	: >"$LOG"
 	( timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
 		-machine q35,accel=tcg -cpu max -smp "$CPUS" -m "$MEM" \
@@ -142,12 +143,12 @@ boot_vm() {
 		if [ "$now" != "$size" ]; then size=$now quiet=0; else quiet=$((quiet + 1)); fi
 		if [ "$up" = 0 ] && [ "$waited" -ge "$BOOT_TIMEOUT" ]; then
 			echo "vm: no output from vminit after ${BOOT_TIMEOUT}s: killing the VM" >&2
-			touch "$OUT/qemu.hung"
+			hung=1
 		elif [ "$up" = 1 ] && [ "$quiet" -ge "$SILENCE_TIMEOUT" ] && ! grep -q '^VMTEST RESULT' "$LOG"; then
 			echo "vm: no console output for ${SILENCE_TIMEOUT}s: killing the VM" >&2
-			touch "$OUT/qemu.hung"
+			hung=1
 		fi
-		if [ -e "$OUT/qemu.hung" ]; then
+		if [ "$hung" = 1 ]; then
 			kill -9 "$(cat "$OUT/qemu.pid" 2>/dev/null)" 2>/dev/null || true
 			break
 		fi
@@ -159,7 +160,7 @@ boot_vm() {
 attempt=1
 while :; do
 	boot_vm "$attempt"
-	[ -e "$OUT/qemu.hung" ] && [ "$attempt" -lt "$BOOT_ATTEMPTS" ] || break
+	[ "$hung" = 1 ] && [ "$attempt" -lt "$BOOT_ATTEMPTS" ] || break
 	cp "$LOG" "$OUT/console.attempt$attempt.log"
 	echo "vm: attempt $attempt hung (its console: $OUT/console.attempt$attempt.log); booting the pristine image again" >&2
 	cp --sparse=always "$OUT/root.img.pristine" "$OUT/root.img"
@@ -172,7 +173,7 @@ t3=$(date +%s)
 echo "vm: build $((t1 - t0))s, image $((t2 - t1))s, VM $((t3 - t2))s (qemu exit $qemu_rc)" >&2
 grep -E '^VMTEST (kernel|node|/sys/fs/cgroup/cgroup.controllers)' "$LOG" >&2 || true
 result=$(grep -E '^VMTEST RESULT ' "$LOG" | tail -1 || true)
-if [ -z "$result" ] && [ -e "$OUT/qemu.hung" ]; then
+if [ -z "$result" ] && [ "$hung" = 1 ]; then
 	echo "vm: FAIL: the VM hung in each of $BOOT_ATTEMPTS boots (no vminit after ${BOOT_TIMEOUT}s or no output for ${SILENCE_TIMEOUT}s); see $OUT/console*.log" >&2
 	exit 1
 fi

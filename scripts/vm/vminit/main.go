@@ -72,7 +72,8 @@ func main() {
 
 // heartbeat prints a line every heartbeatEvery until stop is closed, then
 // closes stopped: a test that is slow or deadlocked keeps the console
-// talking (its binary's timeout then reports it), a hung guest does not.
+// talking (its binary's timeout, or the VM's bound, then fails it), a hung
+// guest does not.
 func heartbeat(start time.Time, stop <-chan struct{}, stopped chan<- struct{}) {
 	defer close(stopped)
 	t := time.NewTicker(heartbeatEvery)
