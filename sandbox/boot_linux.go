@@ -69,6 +69,10 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 			undoCgroup = undo
 		}
 	}
+	// libcontainer's part of the boot blocks in system calls: see
+	// syscallProcs. Node's part (waiting for ready) uses the netpoller.
+	leaveProcs := h.procs.enter()
+	defer leaveProcs()
 	rt, err := libcontainer.Create(h.root, id, cfg)
 	created := time.Now()
 	if err != nil {
@@ -83,6 +87,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		log:        log.With("sandbox", id), // the container is added per line: a pooled sandbox gets one later
 		onLog:      o.OnLog,
 		rt:         rt,
+		procs:      h.procs,
 		bootLimits: o.Limits,
 		done:       make(chan struct{}),
 	}
@@ -148,6 +153,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	}
 	runErr := rt.Run(proc)
 	ran := time.Now()
+	leaveProcs()
 	// The runtime holds its own copies now.
 	_ = childEnd.Close()
 	_ = outW.Close()

@@ -59,6 +59,7 @@ func (s *lcSandbox) oomKilled() bool {
 // it has exited.
 func (s *lcSandbox) cleanup() error {
 	s.cleanupOnce.Do(func() {
+		defer s.procs.enter()()
 		var err error
 		for range 3 {
 			if err = s.rt.Destroy(); err == nil {

@@ -27,6 +27,9 @@ type lcHost struct {
 	// room admits boots under the memory budget when pages are shared
 	// and there is a budget; nil otherwise.
 	room *bootRoom
+	// procs adds Ps while libcontainer blocks in system calls (boots and
+	// teardowns); nil when GOMAXPROCS is set in the environment.
+	procs *syscallProcs
 	// mergeChecked: the first sandbox's node was checked for merging.
 	mergeChecked atomic.Bool
 	log          *slog.Logger
@@ -59,7 +62,8 @@ func openHost(cfg *Config) (*lcHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger}
+	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger,
+		procs: newSyscallProcs(poolMaxBooting)}
 	if cfg.SharePages {
 		if h.v8Seed, h.ksm, err = enablePageSharing(cfg.Logger); err != nil {
 			_ = fleet.delete()
@@ -84,6 +88,7 @@ func (h *lcHost) newSandbox(ctx context.Context, o StartOptions) (Sandbox, error
 // close removes the parent cgroup (every sandbox is gone by then), after
 // sweeping any child cgroup left behind.
 func (h *lcHost) close() error {
+	h.procs.close()
 	if h.ksm != nil {
 		h.ksm.close()
 	}
