@@ -338,8 +338,12 @@ const streamBufBytes = 32 << 10
 
 var streamBufPool = sync.Pool{New: func() any { b := make([]byte, streamBufBytes); return &b }}
 
+// pendingBody is a streamed body that tells whether its next Read returns
+// at once (sandbox.Call.Body).
+type pendingBody interface{ Pending() bool }
+
 // stream copies a streamed body to the caller, flushing every piece as it
-// comes: the caller's pace is the webtask's (flow control back to
+// comes (pieces that came together are flushed together): the caller's pace is the webtask's (flow control back to
 // res.write). A body cut off (budget, timeouts, runtime failure) drops
 // the connection without the final chunk, so that nothing looks complete
 // that is not; a caller gone aborts the webtask's response (Body.Close).
@@ -356,7 +360,11 @@ func (s *Server) stream(c echo.Context, reqID string, body io.Reader) error {
 				s.log.Debug("caller went away during a streamed response", "req_id", reqID, "err", werr)
 				return nil // the deferred Body.Close aborts the webtask's response
 			}
-			_ = rc.Flush() // ErrNotSupported: an in-process caller (cron)
+			// More of the body already there (or its end): written with
+			// it, in one write to the caller.
+			if pb, ok := body.(pendingBody); !ok || !pb.Pending() {
+				_ = rc.Flush() // ErrNotSupported: an in-process caller (cron)
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			return nil

@@ -6,8 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/webtaskd/webtaskd/sandbox"
 )
@@ -139,5 +142,53 @@ func TestRunCallerGoneClosesTheBody(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the streamed body was not closed after the caller went away")
 		}
+	}
+}
+
+// pendingPieces is a streamed body whose pieces are all there: Pending
+// is true until it has been read to its end.
+type pendingPieces struct{ pieces []string }
+
+func (b *pendingPieces) Read(p []byte) (int, error) {
+	if len(b.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.pieces[0])
+	b.pieces = b.pieces[1:]
+	return n, nil
+}
+
+func (b *pendingPieces) Pending() bool { return true }
+
+// flushCounter is a ResponseWriter that counts flushes.
+type flushCounter struct {
+	*httptest.ResponseRecorder
+	flushes int
+}
+
+func (f *flushCounter) Flush() { f.flushes++; f.ResponseRecorder.Flush() }
+
+// Pieces that are there together go to the caller together: no flush
+// between them (net/http writes them, and the end, when the handler
+// returns); a piece the next Read would wait after is flushed at once.
+func TestRunStreamFlushesOnlyBeforeAWait(t *testing.T) {
+	e := newEnv(t, Config{})
+	streamOnce := func(body io.Reader) *flushCounter {
+		w := &flushCounter{ResponseRecorder: httptest.NewRecorder()}
+		c := echo.New().NewContext(httptest.NewRequest("GET", "/", nil), w)
+		if err := e.srv.stream(c, "req", body); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	w := streamOnce(&pendingPieces{pieces: []string{"one;", "two;", "three"}})
+	if got := w.Body.String(); got != "one;two;three" || w.flushes != 0 {
+		t.Fatalf("body %q with %d flushes; want every piece, no flush (all were there)", got, w.flushes)
+	}
+	// A body without Pending (or whose next Read would wait): every piece
+	// is flushed.
+	w = streamOnce(io.MultiReader(strings.NewReader("one;"), strings.NewReader("two;")))
+	if got := w.Body.String(); got != "one;two;" || w.flushes != 2 {
+		t.Fatalf("body %q with %d flushes; want a flush per piece", got, w.flushes)
 	}
 }

@@ -37,7 +37,10 @@ type Call struct {
 	// holds its concurrency slot until Close.
 	Body io.ReadCloser
 	// Streamed tells that Body is a stream (write each piece as it comes,
-	// flushing); false: Body is already complete.
+	// flushing); false: Body is already complete. A streamed Body also
+	// has Pending() bool: whether its next Read returns at once (more of
+	// the body is there, or its clean end), so that a writer flushes only
+	// when the next Read would wait.
 	Streamed bool
 
 	body bufferedBody // backs Body for a buffered response (no allocation)

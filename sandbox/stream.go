@@ -76,6 +76,11 @@ func (b *streamBody) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Pending tells whether Read would return at once with more of the body
+// or its clean end (agent.Stream.Pending): the caller flushes what it
+// wrote only when not.
+func (b *streamBody) Pending() bool { return len(b.cur) > 0 || b.st.Pending() }
+
 // Close aborts a stream not read to its end, stops the timers and gives
 // the call's slot back (once).
 func (b *streamBody) Close() error {

@@ -129,6 +129,16 @@ func (s *Stream) Next() ([]byte, error) {
 	}
 }
 
+// Pending tells whether Next would return a piece or the clean end at
+// once, without waiting: a writer of the body flushes only when it would
+// not (a stream that failed is not pending: what was written before the
+// failure is flushed first).
+func (s *Stream) Pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && (len(s.chunks) > 0 || s.ended)
+}
+
 // awaitStream waits for s's next signal (a chunk, its end, its failure),
 // reading the channel itself when no one else does (lead.go).
 func (c *Client) awaitStream(s *Stream) {

@@ -344,3 +344,42 @@ func TestStreamAfterClose(t *testing.T) {
 		t.Fatal("AfterClose on a closed stream did not run at once")
 	}
 }
+
+// Pending: false while the next piece is not there, true while pieces or
+// the clean end are, false once the stream failed.
+func TestStreamPending(t *testing.T) {
+	h := startAgent(t)
+	resp := doStream(t, h, newReq(`module.exports = function (ctx, req, res) {
+		res.write('one;');
+		global.releasePending = function () { res.write('two;'); res.end('three'); };
+	};`))
+	if first, err := resp.Stream.Next(); err != nil || string(first) != "one;" {
+		t.Fatalf("first chunk %q %v", first, err)
+	}
+	if resp.Stream.Pending() {
+		t.Fatal("Pending with nothing sent after the first chunk")
+	}
+	// The release call's result comes after the chunks and the end it
+	// sent, in the same write: they are in the stream when it returns.
+	h.do(t, newReq(`module.exports = function (cb) { global.releasePending(); cb(); };`))
+	for _, want := range []string{"two;", "three"} {
+		if !resp.Stream.Pending() {
+			t.Fatalf("not Pending before %q, which the agent sent", want)
+		}
+		if got, err := resp.Stream.Next(); err != nil || string(got) != want {
+			t.Fatalf("chunk %q %v, want %q", got, err, want)
+		}
+	}
+	if !resp.Stream.Pending() {
+		t.Fatal("not Pending at the end the agent sent")
+	}
+	if _, err := resp.Stream.Next(); err != io.EOF {
+		t.Fatalf("after the last chunk: %v, want io.EOF", err)
+	}
+
+	failed := doStream(t, h, newReq(`module.exports = function (ctx, req, res) { res.write('x'); };`))
+	failed.Stream.Abort(errors.New("cut off"))
+	if failed.Stream.Pending() {
+		t.Fatal("Pending after the stream failed: what was written before must be flushed")
+	}
+}
