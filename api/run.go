@@ -343,10 +343,11 @@ var streamBufPool = sync.Pool{New: func() any { b := make([]byte, streamBufBytes
 type pendingBody interface{ Pending() bool }
 
 // stream copies a streamed body to the caller, flushing every piece as it
-// comes (pieces that came together are flushed together): the caller's pace is the webtask's (flow control back to
-// res.write). A body cut off (budget, timeouts, runtime failure) drops
-// the connection without the final chunk, so that nothing looks complete
-// that is not; a caller gone aborts the webtask's response (Body.Close).
+// comes (pieces that came together, together): the caller's pace is the
+// webtask's (flow control back to res.write). A body cut off (budget,
+// timeouts, runtime failure) drops the connection without the final
+// chunk, so that nothing looks complete that is not; a caller gone aborts
+// the webtask's response (Body.Close).
 func (s *Server) stream(c echo.Context, reqID string, body io.Reader) error {
 	w := c.Response()
 	rc := http.NewResponseController(w.Writer)

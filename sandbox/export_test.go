@@ -66,3 +66,15 @@ func DeferPoolRefills(t interface{ Cleanup(func()) }) <-chan func() {
 	t.Cleanup(func() { deferRefill = old })
 	return ch
 }
+
+// ProcsRaised tells whether the process's extra Ps are in place
+// (syscallProcs): libcontainer works, or did less than a linger ago.
+func ProcsRaised() bool {
+	p := processProcs()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.raised
+}

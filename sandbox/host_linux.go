@@ -28,7 +28,8 @@ type lcHost struct {
 	// and there is a budget; nil otherwise.
 	room *bootRoom
 	// procs adds Ps while libcontainer blocks in system calls (boots and
-	// teardowns); nil when GOMAXPROCS is set in the environment.
+	// teardowns): the process's, shared by its hosts; nil when GOMAXPROCS
+	// is set in the environment.
 	procs *syscallProcs
 	// mergeChecked: the first sandbox's node was checked for merging.
 	mergeChecked atomic.Bool
@@ -63,7 +64,7 @@ func openHost(cfg *Config) (*lcHost, error) {
 		return nil, err
 	}
 	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger,
-		procs: newSyscallProcs(poolMaxBooting)}
+		procs: processProcs()}
 	if cfg.SharePages {
 		if h.v8Seed, h.ksm, err = enablePageSharing(cfg.Logger); err != nil {
 			_ = fleet.delete()
@@ -88,7 +89,6 @@ func (h *lcHost) newSandbox(ctx context.Context, o StartOptions) (Sandbox, error
 // close removes the parent cgroup (every sandbox is gone by then), after
 // sweeping any child cgroup left behind.
 func (h *lcHost) close() error {
-	h.procs.close()
 	if h.ksm != nil {
 		h.ksm.close()
 	}

@@ -32,7 +32,9 @@ import (
 // restored. Each change stops the world once: a burst of boots changes it
 // twice, and warm calls, which start no boot, never pay for it. When the
 // GOMAXPROCS environment variable is set, the operator's setting stands
-// and nothing changes. A nil *syscallProcs does nothing.
+// and nothing changes. GOMAXPROCS is the process's: every host of the
+// process shares one syscallProcs (processProcs). A nil *syscallProcs
+// does nothing.
 type syscallProcs struct {
 	extra  int           // Ps added while work runs
 	linger time.Duration // how long the Ps stay after the last work ended
@@ -47,13 +49,15 @@ type syscallProcs struct {
 	raised bool // GOMAXPROCS is the default plus extra
 	gen    int  // counts lingers: a lower for an older one does nothing
 	timer  interface{ Stop() bool }
-	closed bool
 }
 
 // syscallProcsLinger is how long the extra Ps stay after the last
 // libcontainer work ended: sysmon takes a P back from a system call
 // within about 10 ms.
 const syscallProcsLinger = time.Second
+
+// processProcs is the process's syscallProcs, made on first use.
+var processProcs = sync.OnceValue(func() *syscallProcs { return newSyscallProcs(poolMaxBooting) })
 
 // newSyscallProcs returns the Ps of libcontainer's work for this process:
 // extra more while it runs, or nil when GOMAXPROCS is set in the
@@ -83,7 +87,7 @@ func (p *syscallProcs) enter() (leave func()) {
 	p.mu.Lock()
 	p.active++
 	p.stopLingerLocked()
-	if !p.raised && !p.closed {
+	if !p.raised {
 		p.set(p.get() + p.extra)
 		p.raised = true
 	}
@@ -116,25 +120,11 @@ func (p *syscallProcs) lower(gen int) {
 	p.raised = false
 }
 
+// stopLingerLocked stops the linger under way, if any: work began again.
 func (p *syscallProcs) stopLingerLocked() {
 	if p.timer != nil {
 		p.timer.Stop()
 		p.timer = nil
 	}
 	p.gen++
-}
-
-// close restores the default at once and raises nothing afterwards.
-func (p *syscallProcs) close() {
-	if p == nil {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.stopLingerLocked()
-	p.closed = true
-	if p.raised {
-		p.reset()
-		p.raised = false
-	}
 }
