@@ -354,6 +354,7 @@ func (s *Server) stream(c echo.Context, reqID string, body io.Reader) error {
 	bp := streamBufPool.Get().(*[]byte)
 	defer streamBufPool.Put(bp)
 	buf := *bp
+	pending, _ := body.(pendingBody)
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
@@ -363,7 +364,7 @@ func (s *Server) stream(c echo.Context, reqID string, body io.Reader) error {
 			}
 			// More of the body already there (or its end): written with
 			// it, in one write to the caller.
-			if pb, ok := body.(pendingBody); !ok || !pb.Pending() {
+			if pending == nil || !pending.Pending() {
 				_ = rc.Flush() // ErrNotSupported: an in-process caller (cron)
 			}
 		}

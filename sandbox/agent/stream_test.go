@@ -377,8 +377,12 @@ func TestStreamPending(t *testing.T) {
 		t.Fatalf("after the last chunk: %v, want io.EOF", err)
 	}
 
+	// A stream that failed is not pending, even once the agent has
+	// acknowledged the abort with its end (the acknowledgment comes before
+	// the result of a call sent after the abort).
 	failed := doStream(t, h, newReq(`module.exports = function (ctx, req, res) { res.write('x'); };`))
 	failed.Stream.Abort(errors.New("cut off"))
+	h.do(t, newReq(`module.exports = function (cb) { cb(); };`))
 	if failed.Stream.Pending() {
 		t.Fatal("Pending after the stream failed: what was written before must be flushed")
 	}
