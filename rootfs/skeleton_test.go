@@ -124,35 +124,41 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-// checkAgent fails t unless dir holds every file of the embedded agent,
-// byte for byte and read-only, the entry point agent.js among them.
+// checkAgent fails t unless dir holds the agent as one read-only script,
+// the entry point agent.js, with every module of the embedded agent in it.
 func checkAgent(t *testing.T, dir string) {
 	t.Helper()
-	var files int
-	err := fs.WalkDir(agentFiles, "agent", func(p string, d fs.DirEntry, err error) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != agentEntry {
+		t.Fatalf("%s holds %v, want only %s", dir, entries, agentEntry)
+	}
+	entry := filepath.Join(dir, agentEntry)
+	if st, _ := os.Stat(entry); st == nil || st.Mode().Perm() != 0o444 {
+		t.Errorf("%s mode %v, want 0444", entry, st)
+	}
+	got, err := os.ReadFile(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var modules int
+	err = fs.WalkDir(agentFiles, "agent", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		files++
-		want, err := agentFiles.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		dest := filepath.Join(dir, strings.TrimPrefix(p, "agent/"))
-		got, err := os.ReadFile(dest)
-		if err != nil || string(got) != string(want) {
-			t.Errorf("%s not written from the embedded agent: %v", dest, err)
-		}
-		if st, _ := os.Stat(dest); st == nil || st.Mode().Perm() != 0o444 {
-			t.Errorf("%s mode %v, want 0444", dest, st)
+		modules++
+		if name := agentNamespace + ":" + strings.TrimPrefix(p, "agent/"); !strings.Contains(string(got), "// "+name+"\n") {
+			t.Errorf("module %s is not in the bundled agent", name)
 		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, agentEntry)); err != nil || files < 2 {
-		t.Errorf("agent entry point: %v (%d files)", err, files)
+	if modules < 2 {
+		t.Errorf("%d modules embedded", modules)
 	}
 }
 

@@ -72,6 +72,9 @@ function requireFor(mods) {
   const req = function require(id) {
     return pick(id)(id);
   };
+  // Bundled (rootfs/agent.go), this function is renamed to keep it apart
+  // from node's own require: webtask code sees node's name.
+  Object.defineProperty(req, 'name', { value: 'require' });
   req.resolve = function resolve(id, options) {
     return pick(id).resolve(id, options);
   };

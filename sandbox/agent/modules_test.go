@@ -71,3 +71,13 @@ func TestRequireResolvesPerWebtask(t *testing.T) {
 		t.Fatalf("not available: %d %s", resp.Status, resp.Body)
 	}
 }
+
+// TestRequireIsNamedRequire: the require webtask code gets has node's name,
+// though the agent runs bundled, which renames that function
+// (rootfs/agent.go).
+func TestRequireIsNamedRequire(t *testing.T) {
+	h := startAgent(t)
+	if resp := h.do(t, newReq(`module.exports = (cb) => cb(null, require.name);`)); resp.Status != 200 || string(resp.Body) != `"require"` {
+		t.Fatalf("require.name: %d %s", resp.Status, resp.Body)
+	}
+}
