@@ -13,7 +13,8 @@ import (
 // FuzzParseResult feeds arbitrary lines to the fast "result" decoder: it
 // never panics, and a line it accepts is one encoding/json decodes to the
 // same id, status, headers (values: base64 bytes) and body (the fast path
-// may decline anything, never read a line differently).
+// may decline anything, never read a line differently). The same for the
+// fast "end" decoder: what it accepts decodes to an end of the same id.
 func FuzzParseResult(f *testing.F) {
 	for _, s := range []string{
 		`{"op":"result","id":7,"status":200,"headers":{"content-type":["YXBwbGljYXRpb24vanNvbg=="]},"body":"eyJoZWxsbyI6IndvcmxkIn0="}` + "\n",
@@ -33,9 +34,14 @@ func FuzzParseResult(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	f.Add([]byte(`{"op":"end","id":7}` + "\n"))
+	f.Add([]byte(`{"op":"end","id":0}` + "\n"))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		id, status, hdr, body, err := parseResult(line)
 		m, stdErr := decodeStd(line)
+		if endID, err := parseEnd(line); err == nil && (stdErr != nil || m.Op != "end" || m.ID != endID) {
+			t.Fatalf("fast end path read %q as %d; encoding/json: %+v %v", line, endID, m, stdErr)
+		}
 		if err != nil {
 			return // left to encoding/json, whatever it says
 		}

@@ -22,6 +22,10 @@ func (c *Client) dispatch(line []byte) error {
 	if id, status, hdr, err := parseHead(line); err == nil {
 		return c.result(id, status, hdr, nil, true)
 	}
+	if id, err := parseEnd(line); err == nil {
+		c.end(id)
+		return nil
+	}
 	var m message
 	if err := json.Unmarshal(line, &m); err != nil {
 		return fmt.Errorf("malformed agent message: %v: %w", err, ErrProtocol)
@@ -37,15 +41,7 @@ func (c *Client) dispatch(line []byte) error {
 		case "chunk":
 			return c.chunk(m.ID, m.Body)
 		case "end":
-			c.mu.Lock()
-			st := c.streams[m.ID]
-			delete(c.streams, m.ID)
-			c.mu.Unlock()
-			c.stopPump(m.ID)
-			if st != nil {
-				c.delivered = true
-				st.end()
-			}
+			c.end(m.ID)
 			return nil
 		}
 		c.mu.Lock()
@@ -139,6 +135,20 @@ func (c *Client) chunk(id uint64, body []byte) error {
 	}
 	c.delivered = true
 	return st.push(body)
+}
+
+// end completes a streamed body (after an Abort: acknowledges it); an
+// unknown stream's end is dropped, as its chunks are.
+func (c *Client) end(id uint64) {
+	c.mu.Lock()
+	st := c.streams[id]
+	delete(c.streams, id)
+	c.mu.Unlock()
+	c.stopPump(id)
+	if st != nil {
+		c.delivered = true
+		st.end()
+	}
 }
 
 // stringHeaders turns decoded header values (bytes) into strings.

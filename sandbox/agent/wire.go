@@ -301,6 +301,7 @@ const (
 	resultPrefix = `{"op":"result","id":`
 	headPrefix   = `{"op":"head","id":`
 	chunkPrefix  = `{"op":"chunk","id":`
+	endPrefix    = `{"op":"end","id":`
 )
 
 var errNotFast = errors.New("not a fast-path line")
@@ -360,6 +361,23 @@ func parseChunk(line []byte) (id uint64, body []byte, err error) {
 		return 0, nil, errNotFast
 	}
 	return id, body, nil
+}
+
+// parseEnd parses an "end" line in the exact shape the agent writes (rootfs/agent/stream.js):
+//
+//	{"op":"end","id":N}\n
+//
+// with N > 0 (an "end" without an id is the slow path's protocol error).
+func parseEnd(line []byte) (id uint64, err error) {
+	p := wireParser{b: line}
+	if !p.lit(endPrefix) {
+		return 0, errNotFast
+	}
+	id, ok := p.uint()
+	if !ok || id == 0 || !p.lit("}\n") || p.i != len(p.b) {
+		return 0, errNotFast
+	}
+	return id, nil
 }
 
 // idStatusHeaders reads `N,"status":S,"headers":{...}` of result and head.

@@ -207,6 +207,41 @@ func TestParseResultMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func TestParseEndMatchesEncodingJSON(t *testing.T) {
+	for _, l := range []string{`{"op":"end","id":7}`, `{"op":"end","id":18446744073709551}`} {
+		line := []byte(l + "\n")
+		id, err := parseEnd(line)
+		if err != nil {
+			t.Errorf("%s: not parsed by the fast path: %v", l, err)
+			continue
+		}
+		if m, err := decodeStd(line); err != nil || m.Op != "end" || m.ID != id {
+			t.Errorf("%s: fast %d, std %+v %v", l, id, m, err)
+		}
+	}
+	// Lines the fast path must leave to encoding/json.
+	for _, l := range []string{
+		`{"op":"end","id":0}`, // no id: the slow path's protocol error
+		`{"op":"end","id":07}`,
+		`{"op":"end","id":7.5}`,
+		`{"op":"end","id":-7}`,
+		`{"op":"end","id":123456789012345678901}`,
+		`{"op":"end","id":7,"x":1}`,
+		`{"op":"end","id":7} `,
+		`{"op":"end", "id":7}`,
+		`{"op":"end","id":"7"}`,
+		`{"op":"end"}`,
+		`{"op":"chunk","id":7,"body":""}`,
+	} {
+		if _, err := parseEnd([]byte(l + "\n")); err == nil {
+			t.Errorf("fast path accepted %s", l)
+		}
+	}
+	if _, err := parseEnd([]byte(`{"op":"end","id":7}`)); err == nil {
+		t.Error("fast path accepted a line without its newline")
+	}
+}
+
 func BenchmarkAppendInvoke(b *testing.B) {
 	r := wireRequests()[2]
 	r.Secrets = nil
