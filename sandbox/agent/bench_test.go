@@ -105,6 +105,50 @@ func BenchmarkStreamFirstByte(b *testing.B) {
 	b.ReportMetric(float64(ttfb.Nanoseconds())/float64(b.N), "ttfb-ns/op")
 }
 
+// BenchmarkFirstByteShapes times the first body byte of one warm call
+// (ttfb-ns/op) by the shape of the webtask's answer: a callback's value, a
+// 3-arity response ended at once (one "result"), written and ended in one
+// tick, and streamed (head and first chunk, the rest a turn of the event
+// loop later: make bench's streamed webtask). What a 3-arity response costs
+// over a callback, and a streamed one over a complete one
+// (docs/PERFORMANCE.md).
+func BenchmarkFirstByteShapes(b *testing.B) {
+	for _, c := range []struct{ name, code string }{
+		{"callback", `module.exports = function (ctx, cb) { cb(null, 'first'); }`},
+		{"end", `module.exports = function (ctx, req, res) { res.end('first'); }`},
+		{"write-end", `module.exports = function (ctx, req, res) { res.write('first'); res.end('last'); }`},
+		{"streamed", `module.exports = function (ctx, req, res) { res.write('first'); setImmediate(() => res.end('last')); }`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			h := startAgent(b)
+			req := newReq(c.code)
+			h.do(b, req) // compile once
+			ctx := context.Background()
+			var ttfb time.Duration
+			for b.Loop() {
+				began := time.Now()
+				resp, err := h.client.Do(ctx, req)
+				if err != nil || resp.Status != 200 {
+					b.Fatalf("Do: %v %+v", err, resp)
+				}
+				if resp.Stream == nil {
+					ttfb += time.Since(began)
+					continue
+				}
+				if _, err := resp.Stream.Next(); err != nil {
+					b.Fatalf("first chunk: %v", err)
+				}
+				ttfb += time.Since(began)
+				if _, err := io.Copy(io.Discard, resp.Stream); err != nil {
+					b.Fatalf("rest: %v", err)
+				}
+				resp.Stream.Close()
+			}
+			b.ReportMetric(float64(ttfb.Nanoseconds())/float64(b.N), "ttfb-ns/op")
+		})
+	}
+}
+
 // cpuMeter reports the CPU time per operation of both ends of the channel:
 // this process (the client, as the daemon) and the agent process.
 type cpuMeter struct {
