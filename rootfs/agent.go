@@ -16,7 +16,8 @@ import (
 // agentFiles is the Node runtime agent (the directory agent/), the
 // long-lived process of every sandbox: node --max-old-space-size=N
 // /agent/agent.js, with the runtime channel on fd 3. agent.js is its entry
-// point; the other files are the CommonJS modules it requires at startup.
+// point; the other files are the CommonJS modules it requires at startup,
+// all bundled into the one script the sandbox runs (WriteAgent).
 // Its protocol is documented in package
 // github.com/webtaskd/webtaskd/sandbox/agent. Webtask code's require()
 // resolves Node built-ins, then modules under /node_modules (override with
