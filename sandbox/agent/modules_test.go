@@ -73,11 +73,16 @@ func TestRequireResolvesPerWebtask(t *testing.T) {
 }
 
 // TestRequireIsNamedRequire: the require webtask code gets has node's name,
-// though the agent runs bundled, which renames that function
-// (rootfs/agent.go).
+// with declared modules too, whose require is the agent's own function,
+// which the bundler renames (rootfs/agent.go).
 func TestRequireIsNamedRequire(t *testing.T) {
 	h := startAgent(t)
-	if resp := h.do(t, newReq(`module.exports = (cb) => cb(null, require.name);`)); resp.Status != 200 || string(resp.Body) != `"require"` {
-		t.Fatalf("require.name: %d %s", resp.Status, resp.Body)
+	code := `module.exports = (cb) => cb(null, require.name);`
+	plain, declared := newReq(code), newReq(code)
+	declared.Modules, declared.CodeHash = map[string]string{"@s/lib": "k1"}, hashOf(code+"k1")
+	for name, r := range map[string]*agent.Request{"no modules": plain, "declared modules": declared} {
+		if resp := h.do(t, r); resp.Status != 200 || string(resp.Body) != `"require"` {
+			t.Errorf("%s: require.name: %d %s", name, resp.Status, resp.Body)
+		}
 	}
 }
