@@ -71,7 +71,7 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 	}
 	// libcontainer's part of the boot blocks in system calls: see
 	// syscallProcs. Node's part (waiting for ready) uses the netpoller.
-	leaveProcs := h.procs.enter()
+	leaveProcs := processProcs().enter()
 	defer leaveProcs()
 	rt, err := libcontainer.Create(h.root, id, cfg)
 	created := time.Now()
@@ -87,7 +87,6 @@ func (h *lcHost) startSandbox(ctx context.Context, o StartOptions) (_ *lcSandbox
 		log:        log.With("sandbox", id), // the container is added per line: a pooled sandbox gets one later
 		onLog:      o.OnLog,
 		rt:         rt,
-		procs:      h.procs,
 		bootLimits: o.Limits,
 		done:       make(chan struct{}),
 	}

@@ -59,7 +59,7 @@ func (s *lcSandbox) oomKilled() bool {
 // it has exited.
 func (s *lcSandbox) cleanup() error {
 	s.cleanupOnce.Do(func() {
-		defer s.procs.enter()()
+		defer processProcs().enter()() // libcontainer's destroy blocks in system calls
 		var err error
 		for range 3 {
 			if err = s.rt.Destroy(); err == nil {

@@ -27,10 +27,6 @@ type lcHost struct {
 	// room admits boots under the memory budget when pages are shared
 	// and there is a budget; nil otherwise.
 	room *bootRoom
-	// procs adds Ps while libcontainer blocks in system calls (boots and
-	// teardowns): the process's, shared by its hosts; nil when GOMAXPROCS
-	// is set in the environment.
-	procs *syscallProcs
 	// mergeChecked: the first sandbox's node was checked for merging.
 	mergeChecked atomic.Bool
 	log          *slog.Logger
@@ -63,8 +59,7 @@ func openHost(cfg *Config) (*lcHost, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger,
-		procs: processProcs()}
+	h := &lcHost{root: root, cgroupParent: cfg.CgroupParent, layout: layout, fleet: fleet, rlimits: cfg.Rlimits, log: cfg.Logger}
 	if cfg.SharePages {
 		if h.v8Seed, h.ksm, err = enablePageSharing(cfg.Logger); err != nil {
 			_ = fleet.delete()

@@ -28,10 +28,9 @@ type lcSandbox struct {
 	onLog      func(container string, line agent.LogLine)
 	bootLimits types.Limits // the limits the sandbox booted with
 
-	rt    *libcontainer.Container
-	procs *syscallProcs // the host's: Ps while libcontainer destroys it
-	proc  *libcontainer.Process
-	pid   int // tini, the sandbox's init (host pid)
+	rt   *libcontainer.Container
+	proc *libcontainer.Process
+	pid  int // tini, the sandbox's init (host pid)
 	// nodePid is node, tini's child (host pid; 0 when unknown).
 	nodePid int
 	client  *agent.Client

@@ -100,7 +100,7 @@ func (p *syscallProcs) leave() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.active--
-	if p.active > 0 || !p.raised {
+	if p.active > 0 {
 		return
 	}
 	p.gen++
